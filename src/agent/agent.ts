@@ -1,0 +1,115 @@
+// Assembles the agent: configuration, TLS, domain modules, server. Used by
+// main.ts and by tests (which start real agents on ephemeral ports).
+import { existsSync, readFileSync, mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { randomUUID } from "node:crypto";
+import { createLogger, type Logger } from "../log.js";
+import { defaultConfig, loadConfigFile, type AgentConfig } from "./config.js";
+import { ConfigStore } from "./config-store.js";
+import { ensureDevPki, type PkiPaths } from "./dev-pki.js";
+import { createTlsControl, loadTlsMaterial } from "./tls.js";
+import { createAgentServer, type AgentServer } from "./server.js";
+import { loggingInterceptor } from "./interceptors.js";
+import { agentRoutes } from "./routes.js";
+import type { AgentContext } from "./context.js";
+import { writeFileAtomic } from "../system/fs-atomic.js";
+
+export const AGENT_VERSION = "0.1.0";
+
+export interface AgentOptions {
+  dev?: boolean;
+  stateDir?: string;
+  configFile?: string;
+  /** "HOST:PORT"; port 0 picks a free one. */
+  listen?: string;
+  logLevel?: string;
+  logger?: Logger;
+  amphoraId?: string;
+  /** Overrides applied after the config file. */
+  overrides?: Partial<AgentConfig>;
+}
+
+export interface RunningAgent {
+  ctx: AgentContext;
+  config: AgentConfig;
+  host: string;
+  port: number;
+  url: string;
+  pki?: PkiPaths;
+  server: AgentServer;
+  stop(graceMs?: number): Promise<void>;
+}
+
+export function parseListen(s: string): { host: string; port: number } {
+  const m = /^\[?([^\]]*)\]?:(\d+)$/.exec(s);
+  if (!m || Number(m[2]) > 65535) throw new Error(`--listen: expected HOST:PORT, got ${JSON.stringify(s)}`);
+  return { host: m[1] || "0.0.0.0", port: Number(m[2]) };
+}
+
+async function devAmphoraId(stateDir: string): Promise<string> {
+  const f = join(stateDir, "amphora-id");
+  if (existsSync(f)) return readFileSync(f, "utf8").trim();
+  const id = randomUUID();
+  await writeFileAtomic(f, id + "\n");
+  return id;
+}
+
+export async function buildConfig(o: AgentOptions): Promise<{ config: AgentConfig; ignored: string[]; pki?: PkiPaths; configFile: string }> {
+  let config = defaultConfig(o.stateDir ? resolve(o.stateDir) : o.dev ? resolve("state") : undefined);
+  let ignored: string[] = [];
+  if (o.configFile) ({ config, ignored } = loadConfigFile(config, o.configFile));
+  // Flags override the file.
+  if (o.stateDir) config.stateDir = resolve(o.stateDir);
+  if (o.listen) {
+    const l = parseListen(o.listen);
+    config.bindHost = l.host;
+    config.bindPort = l.port;
+  }
+  if (o.amphoraId) config.amphoraId = o.amphoraId;
+  Object.assign(config, o.overrides ?? {});
+  if (!config.certDir) config.certDir = join(config.stateDir, "certs");
+  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  let pki: PkiPaths | undefined;
+  if (o.dev) {
+    if (!config.amphoraId) config.amphoraId = await devAmphoraId(config.stateDir);
+    pki = (await ensureDevPki(join(config.stateDir, "pki"), config.amphoraId)).paths;
+    if (!config.serverCaFile) config.serverCaFile = pki.ca;
+    if (!config.serverCertFile) config.serverCertFile = pki.serverBundle;
+  }
+  if (!config.serverCaFile || !config.serverCertFile) {
+    throw new Error("no TLS material: set [amphora_agent] agent_server_ca and agent_server_cert in --config, or use --dev");
+  }
+  if (!config.amphoraId) throw new Error("no amphora id: set [amphora_agent] amphora_id in --config, --amphora-id, or use --dev");
+  return { config, ignored, pki, configFile: o.configFile ?? join(config.stateDir, "amphora-agent.conf") };
+}
+
+export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
+  const logger = o.logger ?? createLogger(o.logLevel);
+  const { config, ignored, pki, configFile } = await buildConfig(o);
+  if (ignored.length) logger.info({ options: ignored }, "config options not used by this agent are ignored");
+  const tlsMaterial = loadTlsMaterial(config.serverCaFile, config.serverCertFile);
+  const store = new ConfigStore(config, configFile, logger);
+  let server: AgentServer | undefined;
+  const tls = createTlsControl(config.serverCertFile, tlsMaterial, (opts) => server!.server.setSecureContext(opts));
+  const ctx: AgentContext = { logger, config: store, tls, agentVersion: AGENT_VERSION };
+  server = createAgentServer({
+    tls: tlsMaterial,
+    logger,
+    routes: agentRoutes(ctx),
+    interceptors: [loggingInterceptor(logger)],
+    fallbacks: [],
+    requestTimeoutMs: config.requestReadTimeoutS * 1000,
+  });
+  const addr = await server.listen(config.bindHost, config.bindPort);
+  const urlHost = addr.host === "0.0.0.0" || addr.host === "::" ? "127.0.0.1" : addr.host.includes(":") ? `[${addr.host}]` : addr.host;
+  const url = `https://${urlHost}:${addr.port}`;
+  logger.info({ url, amphoraId: config.amphoraId, stateDir: config.stateDir }, "agent listening");
+  const s = server;
+  return {
+    ctx, config, host: addr.host, port: addr.port, url, pki, server: s,
+    async stop(graceMs?: number) {
+      await s.close(graceMs);
+      logger.info("agent stopped");
+    },
+  };
+}

@@ -1,0 +1,168 @@
+// The agent's configuration: Octavia's amphora-agent.conf (INI) plus
+// command-line flags. Parsing is strict for the options we use and
+// tolerant (logged once) for Octavia options we do not need.
+import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
+import { DomainError } from "../errors.js";
+
+export interface HeartbeatTarget {
+  host: string;
+  port: number;
+}
+
+export interface AgentConfig {
+  /** Folder for all agent state: load balancers, certificates, PKI. */
+  stateDir: string;
+  /** Certificates of load balancers (Octavia's base_cert_dir). */
+  certDir: string;
+  bindHost: string;
+  bindPort: number;
+  haproxyCmd: string;
+  /** CA that client certificates must chain to. */
+  serverCaFile: string;
+  /** One PEM with the agent's key and certificate. */
+  serverCertFile: string;
+  amphoraId: string;
+  requestReadTimeoutS: number;
+  heartbeatTargets: HeartbeatTarget[];
+  heartbeatIntervalS: number;
+  heartbeatKey: string;
+  topology: "SINGLE" | "ACTIVE_STANDBY";
+  /** Network namespace haproxy and keepalived run in ("" = the agent's own). */
+  netns: string;
+}
+
+/** Options whose change takes effect without a restart (UpdateAgentConfig). */
+export const MUTABLE_OPTIONS = ["heartbeatTargets", "heartbeatIntervalS", "heartbeatKey", "topology"] as const;
+
+export class ConfigError extends DomainError {
+  constructor(file: string, line: number, option: string, what: string) {
+    super("invalid", `${file}${line ? `:${line}` : ""}: ${option ? `option ${option}: ` : ""}${what}`, "", "CONFIG_FILE_INVALID");
+  }
+}
+
+interface IniValue {
+  value: string;
+  line: number;
+}
+export type Ini = Map<string, Map<string, IniValue>>;
+
+/** Parses INI text; `#`/`;` comments, `key = value` or `key: value`. */
+export function parseIni(text: string, file: string): Ini {
+  const out: Ini = new Map();
+  let section = "DEFAULT";
+  out.set(section, new Map());
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    if (!line || line.startsWith("#") || line.startsWith(";")) return;
+    const sec = /^\[([^\]]+)\]$/.exec(line);
+    if (sec) {
+      section = sec[1]!.trim();
+      if (!out.has(section)) out.set(section, new Map());
+      return;
+    }
+    const kv = /^([A-Za-z0-9_.-]+)\s*[=:]\s*(.*)$/.exec(line);
+    if (!kv) throw new ConfigError(file, i + 1, "", `cannot parse line: ${JSON.stringify(raw.slice(0, 80))}`);
+    out.get(section)!.set(kv[1]!, { value: kv[2]!.trim(), line: i + 1 });
+  });
+  return out;
+}
+
+type Setter = (cfg: AgentConfig, v: string, fail: (what: string) => never) => void;
+
+const int = (min: number, max: number) => (v: string, fail: (w: string) => never) => {
+  if (!/^-?\d+$/.test(v)) fail(`expected an integer, got ${JSON.stringify(v)}`);
+  const n = Number(v);
+  if (n < min || n > max) fail(`must be between ${min} and ${max}, got ${n}`);
+  return n;
+};
+
+function parseTargets(v: string, fail: (w: string) => never): HeartbeatTarget[] {
+  if (!v) return [];
+  return v.split(",").map((s) => s.trim()).filter(Boolean).map((entry) => {
+    // "host:port", "[v6]:port" or bare v6 with the port after the last colon.
+    const m = /^\[([^\]]+)\]:(\d+)$/.exec(entry) ?? /^(.+):(\d+)$/.exec(entry);
+    if (!m || !isIP(m[1]!)) fail(`expected IP:PORT entries, got ${JSON.stringify(entry)}`);
+    const port = Number(m[2]);
+    if (port < 1 || port > 65535) fail(`port out of range in ${JSON.stringify(entry)}`);
+    return { host: m[1]!, port };
+  });
+}
+
+const KNOWN: Record<string, Record<string, Setter>> = {
+  haproxy_amphora: {
+    base_path: (c, v) => { c.stateDir = v; },
+    base_cert_dir: (c, v) => { c.certDir = v; },
+    bind_host: (c, v, f) => { if (!isIP(v) && v !== "localhost") f(`expected an IP address, got ${JSON.stringify(v)}`); c.bindHost = v; },
+    bind_port: (c, v, f) => { c.bindPort = int(1, 65535)(v, f); },
+    haproxy_cmd: (c, v, f) => { if (!v.startsWith("/")) f("must be an absolute path"); c.haproxyCmd = v; },
+  },
+  amphora_agent: {
+    agent_server_ca: (c, v) => { c.serverCaFile = v; },
+    agent_server_cert: (c, v) => { c.serverCertFile = v; },
+    amphora_id: (c, v, f) => { if (!/^[0-9a-fA-F-]{8,64}$/.test(v)) f(`expected a UUID, got ${JSON.stringify(v)}`); c.amphoraId = v; },
+    agent_request_read_timeout: (c, v, f) => { c.requestReadTimeoutS = int(1, 86400)(v, f); },
+    amphora_network_namespace: (c, v) => { c.netns = v; },
+  },
+  health_manager: {
+    controller_ip_port_list: (c, v, f) => { c.heartbeatTargets = parseTargets(v, f); },
+    heartbeat_interval: (c, v, f) => { c.heartbeatIntervalS = int(1, 3600)(v, f); },
+    heartbeat_key: (c, v) => { c.heartbeatKey = v; },
+  },
+  controller_worker: {
+    loadbalancer_topology: (c, v, f) => {
+      if (v !== "SINGLE" && v !== "ACTIVE_STANDBY") f(`expected SINGLE or ACTIVE_STANDBY, got ${JSON.stringify(v)}`);
+      c.topology = v as AgentConfig["topology"];
+    },
+  },
+};
+
+export function defaultConfig(stateDir = "/var/lib/amphora-agent"): AgentConfig {
+  return {
+    stateDir,
+    certDir: "",
+    bindHost: "0.0.0.0",
+    bindPort: 9443,
+    haproxyCmd: "/usr/sbin/haproxy",
+    serverCaFile: "",
+    serverCertFile: "",
+    amphoraId: "",
+    requestReadTimeoutS: 180,
+    heartbeatTargets: [],
+    heartbeatIntervalS: 10,
+    heartbeatKey: "",
+    topology: "SINGLE",
+    netns: "",
+  };
+}
+
+/**
+ * Applies INI text on top of `base`. Returns the new config and the names of
+ * options that were present but are not used by this agent.
+ */
+export function applyIni(base: AgentConfig, text: string, file: string): { config: AgentConfig; ignored: string[] } {
+  const ini = parseIni(text, file);
+  const cfg: AgentConfig = { ...base, heartbeatTargets: [...base.heartbeatTargets] };
+  const ignored: string[] = [];
+  for (const [section, entries] of ini) {
+    for (const [key, { value, line }] of entries) {
+      const setter = KNOWN[section]?.[key];
+      if (!setter) {
+        ignored.push(`${section}.${key}`);
+        continue;
+      }
+      setter(cfg, value, (what) => { throw new ConfigError(file, line, `[${section}] ${key}`, what); });
+    }
+  }
+  return { config: cfg, ignored };
+}
+
+export function loadConfigFile(base: AgentConfig, file: string): { config: AgentConfig; ignored: string[] } {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new ConfigError(file, 0, "", `cannot read: ${(e as Error).message}`);
+  }
+  return applyIni(base, text, file);
+}

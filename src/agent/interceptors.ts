@@ -1,0 +1,68 @@
+// Interceptors applied to every RPC, whichever protocol (or the REST layer)
+// carried it: one log line per call, domain errors mapped to Connect codes.
+import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
+import type { Logger } from "../log.js";
+import { toConnectError } from "./error-mapping.js";
+
+/** Subject of the verified client certificate of the connection. */
+export const peerSubjectKey = createContextKey<string>("", { description: "peer certificate subject" });
+/** "rest" when the REST layer made the call; else read from the content type. */
+export const protocolKey = createContextKey<string>("", { description: "protocol that carried the call" });
+
+export function protocolOf(contentType: string | null): string {
+  const ct = contentType ?? "";
+  if (ct.startsWith("application/grpc-web")) return "grpc-web";
+  if (ct.startsWith("application/grpc")) return "grpc";
+  if (ct.includes("proto")) return "connect+proto";
+  return "connect+json";
+}
+
+export type CallObserver = (method: string, code: string, seconds: number) => void;
+
+/** Maps errors and writes one log line per RPC (for streams, when they end). */
+export function loggingInterceptor(logger: Logger, observe?: CallObserver): Interceptor {
+  return (next) => async (req) => {
+    const started = performance.now();
+    const method = `${req.service.typeName}/${req.method.name}`;
+    const fields = () => ({
+      method,
+      protocol: req.contextValues.get(protocolKey) || protocolOf(req.header.get("content-type")),
+      peer: req.contextValues.get(peerSubjectKey),
+      ms: Math.round((performance.now() - started) * 10) / 10,
+    });
+    const done = (err?: ConnectError) => {
+      const f = fields();
+      const code = err ? Code[err.code] : "OK";
+      observe?.(method, code, f.ms / 1000);
+      if (!err) logger.info({ ...f, outcome: "ok" }, "rpc");
+      else if (err.code === Code.Canceled) logger.info({ ...f, outcome: "canceled" }, "rpc");
+      else logger[err.code === Code.Internal ? "error" : "warn"]({ ...f, outcome: code, err: err.rawMessage }, "rpc");
+    };
+    let res;
+    try {
+      res = await next(req);
+    } catch (e) {
+      const err = toConnectError(e);
+      done(err);
+      throw err;
+    }
+    if (!res.stream) {
+      done();
+      return res;
+    }
+    const inner = res.message;
+    return {
+      ...res,
+      message: (async function* () {
+        try {
+          yield* inner;
+          done();
+        } catch (e) {
+          const err = toConnectError(e);
+          done(err);
+          throw err;
+        }
+      })(),
+    };
+  };
+}

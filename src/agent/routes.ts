@@ -1,0 +1,23 @@
+// Which implementation serves which service. Every service is registered,
+// so a method whose implementation has not landed answers `unimplemented`.
+import type { ConnectRouter } from "@connectrpc/connect";
+import { SystemService } from "../gen/amphora/v1/system_pb.js";
+import { LoadBalancerService } from "../gen/amphora/v1/load_balancer_pb.js";
+import { CertificateService } from "../gen/amphora/v1/certificate_pb.js";
+import { NetworkService } from "../gen/amphora/v1/network_pb.js";
+import { KeepalivedService } from "../gen/amphora/v1/keepalived_pb.js";
+import { StatsService } from "../gen/amphora/v1/stats_pb.js";
+import type { AgentContext } from "./context.js";
+import { systemService } from "./services/system-service.js";
+import { networkService } from "./services/network-service.js";
+
+export function agentRoutes(ctx: AgentContext) {
+  return (router: ConnectRouter) => {
+    router.service(SystemService, systemService(ctx));
+    router.service(LoadBalancerService, {});
+    router.service(CertificateService, {});
+    router.service(NetworkService, networkService(ctx));
+    router.service(KeepalivedService, {});
+    router.service(StatsService, {});
+  };
+}

@@ -1,0 +1,138 @@
+// One TLS port for everything: Connect (JSON and binary), gRPC and gRPC-Web
+// via connect-node, and whatever the fallback serves (REST /1.0, /metrics).
+// HTTP/2 with ALPN, HTTP/1.1 allowed; a verified client certificate is
+// required on every connection.
+import http2 from "node:http2";
+import type { Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
+import type { ServerResponse } from "node:http";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { createValidateInterceptor } from "@connectrpc/validate";
+import type { Logger } from "../log.js";
+import { peerSubjectKey } from "./interceptors.js";
+import { serverTlsOptions, type TlsMaterial } from "./tls.js";
+
+type NodeHandler = Parameters<typeof connectNodeAdapter>[0]["fallback"] & {};
+export type NodeRequest = Parameters<NodeHandler>[0];
+export type NodeResponse = Parameters<NodeHandler>[1];
+/** Serves a request the RPC router did not match; returns false if it did not either. */
+export type FallbackHandler = (req: NodeRequest, res: NodeResponse) => boolean | Promise<boolean>;
+
+export interface AgentServerOptions {
+  tls: TlsMaterial;
+  logger: Logger;
+  routes: (router: ConnectRouter) => void;
+  /** Run before validation (logging, error mapping). */
+  interceptors: Interceptor[];
+  fallbacks?: FallbackHandler[];
+  requestTimeoutMs?: number;
+}
+
+export interface AgentServer {
+  server: http2.Http2SecureServer;
+  listen(host: string, port: number): Promise<{ host: string; port: number }>;
+  /** Stops accepting, lets in-flight calls finish, then closes sessions. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export function peerSubject(socket: Socket | TLSSocket | undefined): string {
+  const s = socket as TLSSocket | undefined;
+  const cert = s?.getPeerCertificate?.();
+  if (!cert || !cert.subject) return "";
+  return Object.entries(cert.subject).map(([k, v]) => `${k}=${v}`).join(",");
+}
+
+function notFoundJson(res: NodeResponse): void {
+  const body = JSON.stringify({ message: "Not Found", details: "no such route" });
+  (res as ServerResponse).writeHead(404, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+  res.end(body);
+}
+
+export function createAgentServer(o: AgentServerOptions): AgentServer {
+  const fallbacks = o.fallbacks ?? [];
+  const handler = connectNodeAdapter({
+    routes: o.routes,
+    interceptors: [...o.interceptors, createValidateInterceptor()],
+    contextValues: (req) => createContextValues().set(peerSubjectKey, peerSubject(req.socket)),
+    fallback: (req, res) => {
+      void (async () => {
+        for (const f of fallbacks) if (await f(req, res)) return;
+        notFoundJson(res);
+      })().catch((e) => {
+        o.logger.error({ err: (e as Error).message, path: req.url }, "fallback handler failed");
+        if (!res.headersSent) (res as ServerResponse).writeHead(500, { "content-type": "application/json" });
+        res.end(JSON.stringify({ message: "Internal Server Error" }));
+      });
+    },
+  });
+  // In-flight requests per HTTP/1.1 socket, so shutdown can end idle
+  // keep-alive sockets at once and busy ones when their response is done.
+  const busy = new Map<Socket, number>();
+  let closing = false;
+  const tracked = (req: NodeRequest, res: NodeResponse) => {
+    if (req.httpVersionMajor === 1) {
+      const sock = req.socket as Socket;
+      busy.set(sock, (busy.get(sock) ?? 0) + 1);
+      res.once("close", () => {
+        const n = (busy.get(sock) ?? 1) - 1;
+        busy.set(sock, n);
+        if (closing && n === 0) sock.end();
+      });
+      if (closing) (res as ServerResponse).setHeader("connection", "close");
+    }
+    handler(req, res);
+  };
+  const server = http2.createSecureServer(
+    {
+      ...serverTlsOptions(o.tls),
+      allowHTTP1: true,
+      ALPNProtocols: ["h2", "http/1.1"],
+    },
+    tracked,
+  );
+  // Track everything open so shutdown can close it: http2.Server.close()
+  // otherwise waits for idle client sessions forever.
+  const sessions = new Set<http2.ServerHttp2Session>();
+  const sockets = new Set<import("node:tls").TLSSocket>();
+  server.on("session", (s) => {
+    sessions.add(s);
+    s.on("close", () => sessions.delete(s));
+  });
+  server.on("secureConnection", (sock) => {
+    sockets.add(sock);
+    sock.on("close", () => sockets.delete(sock));
+  });
+  server.on("tlsClientError", (err, sock) => {
+    o.logger.warn({ err: err.message, peer: sock.remoteAddress }, "TLS handshake refused");
+  });
+  if (o.requestTimeoutMs) server.setTimeout(o.requestTimeoutMs);
+
+  return {
+    server,
+    listen(host, port) {
+      return new Promise((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, host, () => {
+          server.off("error", reject);
+          const a = server.address();
+          resolve(typeof a === "object" && a ? { host: a.address, port: a.port } : { host, port });
+        });
+      });
+    },
+    async close(graceMs = 5000) {
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      // GOAWAY lets in-flight streams finish; HTTP/1.1 sockets close when idle.
+      for (const s of sessions) s.close();
+      closing = true;
+      for (const sock of sockets) if (sock.alpnProtocol !== "h2" && !busy.get(sock)) sock.end();
+      const timer = setTimeout(() => {
+        for (const s of sessions) s.destroy();
+        for (const sock of sockets) sock.destroy();
+      }, graceMs);
+      timer.unref();
+      await closed;
+      clearTimeout(timer);
+    },
+  };
+}

@@ -1,0 +1,47 @@
+// Atomic file writes and state-directory path safety.
+import { open, rename, unlink, mkdir } from "node:fs/promises";
+import { dirname, resolve, sep, basename } from "node:path";
+import { randomBytes } from "node:crypto";
+import { invalid } from "../errors.js";
+
+/**
+ * Writes a file so that a crash at any point leaves either the old or the
+ * new complete content: temp file in the same folder, fsync, rename, fsync
+ * of the folder.
+ */
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true });
+  const tmp = `${dir}${sep}.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`;
+  const fh = await open(tmp, "wx", mode);
+  try {
+    await fh.writeFile(data);
+    await fh.chmod(mode);
+    await fh.sync();
+  } catch (e) {
+    await fh.close().catch(() => {});
+    await unlink(tmp).catch(() => {});
+    throw e;
+  }
+  await fh.close();
+  try {
+    await rename(tmp, path);
+  } catch (e) {
+    await unlink(tmp).catch(() => {});
+    throw e;
+  }
+  const d = await open(dir, "r");
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}
+
+/** Joins `parts` below `root` and refuses any result outside it. */
+export function safeJoin(root: string, ...parts: string[]): string {
+  const base = resolve(root);
+  const p = resolve(base, ...parts);
+  if (p !== base && !p.startsWith(base + sep)) throw invalid(`path escapes the state directory: ${parts.join("/")}`);
+  return p;
+}

@@ -1,0 +1,87 @@
+// Facts about the amphora host: versions, hostname, resource usage.
+import { hostname, cpus } from "node:os";
+import { readFile, statfs } from "node:fs/promises";
+import { run } from "./exec.js";
+
+export const API_VERSION = "1.0";
+
+/** First line of `haproxy -v`, reduced to the version ("2.6.12-1+deb12u4"). */
+export async function haproxyVersion(cmd = "haproxy"): Promise<string> {
+  const r = await run(cmd, ["-v"], { timeoutMs: 5000 });
+  return /version\s+(\S+)/i.exec(r.stdout)?.[1] ?? "";
+}
+
+export async function keepalivedVersion(): Promise<string> {
+  const r = await run("keepalived", ["-v"], { timeoutMs: 5000 });
+  return /Keepalived v(\S+)/.exec(`${r.stdout}\n${r.stderr}`)?.[1] ?? "";
+}
+
+export function hostName(): string {
+  return hostname();
+}
+
+export interface MemInfo {
+  total: bigint; free: bigint; buffers: bigint; cached: bigint; swapUsed: bigint; shared: bigint; slab: bigint; available: bigint;
+}
+
+/** /proc/meminfo values in kB. */
+export function parseMeminfo(text: string): MemInfo {
+  const kv = new Map<string, bigint>();
+  for (const line of text.split("\n")) {
+    const m = /^([\w()]+):\s+(\d+)/.exec(line);
+    if (m) kv.set(m[1]!, BigInt(m[2]!));
+  }
+  const g = (k: string) => kv.get(k) ?? 0n;
+  return {
+    total: g("MemTotal"), free: g("MemFree"), buffers: g("Buffers"), cached: g("Cached"),
+    swapUsed: g("SwapTotal") - g("SwapFree"), shared: g("Shmem"), slab: g("Slab"), available: g("MemAvailable"),
+  };
+}
+
+/** Aggregate CPU jiffies from the first line of /proc/stat. */
+export function parseProcStat(text: string): { total: bigint; user: bigint; system: bigint; softIrq: bigint } {
+  const f = (text.split("\n")[0] ?? "").trim().split(/\s+/).slice(1).map((x) => BigInt(x));
+  // user nice system idle iowait irq softirq steal guest guest_nice; guest time is already in user.
+  const [user = 0n, nice = 0n, system = 0n, idle = 0n, iowait = 0n, irq = 0n, softIrq = 0n, steal = 0n] = f;
+  return { total: user + nice + system + idle + iowait + irq + softIrq + steal, user, system, softIrq };
+}
+
+/** Per-interface byte counters from /proc/net/dev. */
+export function parseNetDev(text: string): Map<string, { rx: bigint; tx: bigint }> {
+  const out = new Map<string, { rx: bigint; tx: bigint }>();
+  for (const line of text.split("\n").slice(2)) {
+    const m = /^\s*([^:]+):\s*(.*)$/.exec(line);
+    if (!m) continue;
+    const cols = m[2]!.trim().split(/\s+/);
+    out.set(m[1]!.trim(), { rx: BigInt(cols[0] ?? 0), tx: BigInt(cols[8] ?? 0) });
+  }
+  return out;
+}
+
+export async function readNetDev(netns = ""): Promise<Map<string, { rx: bigint; tx: bigint }>> {
+  // /proc/net/dev shows the namespace of the reading process; for another
+  // namespace read it through `ip netns exec`.
+  if (!netns) return parseNetDev(await readFile("/proc/net/dev", "utf8"));
+  const r = await run("cat", ["/proc/net/dev"], { netns, timeoutMs: 5000 });
+  return parseNetDev(r.stdout);
+}
+
+export async function loadAverage(): Promise<number[]> {
+  const t = await readFile("/proc/loadavg", "utf8");
+  return t.trim().split(/\s+/).slice(0, 3).map(Number);
+}
+
+export async function rootDisk(): Promise<{ used: bigint; available: bigint }> {
+  const s = await statfs("/", { bigint: true });
+  return { used: (s.blocks - s.bfree) * s.bsize, available: s.bavail * s.bsize };
+}
+
+export async function memInfo(): Promise<MemInfo> {
+  return parseMeminfo(await readFile("/proc/meminfo", "utf8"));
+}
+
+export async function cpuUsage() {
+  return parseProcStat(await readFile("/proc/stat", "utf8"));
+}
+
+export const cpuCount = () => cpus().length;
