@@ -1,0 +1,30 @@
+// Client of haproxy's master CLI (the -S socket). One command per
+// connection; the master answers and closes only after we half-close.
+import { connect } from "node:net";
+import { DomainError } from "../errors.js";
+
+/**
+ * Sends one command ("show proc", "reload", "@1 show stat") and returns the
+ * whole answer. Rejects with an `unavailable` DomainError when the socket
+ * refuses (the master is re-executing during a reload) or on timeout.
+ */
+export function masterCommand(socketPath: string, command: string, timeoutMs = 5000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const sock = connect(socketPath);
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new DomainError("unavailable", `haproxy master CLI did not answer "${command}" within ${timeoutMs} ms`, socketPath));
+    }, timeoutMs);
+    sock.on("connect", () => sock.end(`${command}\n`));
+    sock.on("data", (c) => chunks.push(c));
+    sock.on("error", (e) => {
+      clearTimeout(timer);
+      reject(new DomainError("unavailable", `haproxy master CLI unreachable: ${e.message}`, socketPath));
+    });
+    sock.on("close", () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks).toString("utf8"));
+    });
+  });
+}
