@@ -10,6 +10,15 @@ import { StatsService } from "../gen/amphora/v1/stats_pb.js";
 import type { AgentContext } from "./context.js";
 import { systemService } from "./services/system-service.js";
 import { networkService } from "./services/network-service.js";
+import { reflectionService } from "./services/reflection-service.js";
+import { healthService } from "./services/health-service.js";
+import { ServerReflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
+import { Health } from "../gen/grpc/health/v1/health_pb.js";
+
+/** The amphora services; reflection and health describe these. */
+export const AMPHORA_SERVICES = [
+  SystemService, LoadBalancerService, CertificateService, NetworkService, KeepalivedService, StatsService,
+];
 
 export function agentRoutes(ctx: AgentContext) {
   return (router: ConnectRouter) => {
@@ -19,5 +28,7 @@ export function agentRoutes(ctx: AgentContext) {
     router.service(NetworkService, networkService(ctx));
     router.service(KeepalivedService, {});
     router.service(StatsService, {});
+    router.service(ServerReflection, reflectionService([...AMPHORA_SERVICES, Health]));
+    router.service(Health, healthService(AMPHORA_SERVICES));
   };
 }
