@@ -1,0 +1,177 @@
+// The typed client of one amphora agent: one HTTP/2 connection with mutual
+// TLS, shared by the clients of every service, reopened on demand after it
+// drops, closed by close().
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { isIP } from "node:net";
+import tls from "node:tls";
+import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
+import {
+  createConnectTransport,
+  createGrpcTransport,
+  createGrpcWebTransport,
+  Http2SessionManager,
+} from "@connectrpc/connect-node";
+import { SystemService } from "../gen/amphora/v1/system_pb.js";
+import { LoadBalancerService } from "../gen/amphora/v1/load_balancer_pb.js";
+import { CertificateService } from "../gen/amphora/v1/certificate_pb.js";
+import { NetworkService } from "../gen/amphora/v1/network_pb.js";
+import { KeepalivedService } from "../gen/amphora/v1/keepalived_pb.js";
+import { StatsService } from "../gen/amphora/v1/stats_pb.js";
+import { errorInterceptor } from "./errors.js";
+import { retryInterceptor, type RetryOptions } from "./retry.js";
+
+export type AmphoraProtocol = "connect" | "grpc" | "grpc-web";
+
+export const DEFAULT_TIMEOUT_MS = 30_000;
+
+export interface AmphoraClientOptions {
+  /** e.g. https://192.0.2.10:9443 */
+  baseUrl: string;
+  /** PEM of the CA that signed the agent's server certificate. */
+  ca: string | Buffer;
+  /** PEM of this client's certificate (the agent requires one). */
+  cert: string | Buffer;
+  /** PEM of this client's private key. */
+  key: string | Buffer;
+  /** Wire protocol (default "connect", binary). */
+  protocol?: AmphoraProtocol;
+  /** Connect protocol only: JSON instead of binary Protobuf (easier to read on the wire). */
+  json?: boolean;
+  /**
+   * Deadline of each call in ms, retries included (default 30 s). A call can
+   * pass its own `timeoutMs`; 0 means none (what long-lived streams use).
+   */
+  timeoutMs?: number;
+  /**
+   * Name to check the agent's certificate against, when it is not the host
+   * of baseUrl: Octavia's agents carry the amphora id as CN/SAN.
+   */
+  serverName?: string;
+  /** Retry policy of side-effect-free calls; false disables retries. */
+  retry?: RetryOptions | false;
+  /** Extra interceptors, run inside the error and retry handling. */
+  interceptors?: Interceptor[];
+}
+
+export interface AmphoraClient {
+  readonly baseUrl: string;
+  readonly timeoutMs: number;
+  readonly transport: Transport;
+  readonly system: Client<typeof SystemService>;
+  readonly loadBalancer: Client<typeof LoadBalancerService>;
+  readonly certificate: Client<typeof CertificateService>;
+  readonly network: Client<typeof NetworkService>;
+  readonly keepalived: Client<typeof KeepalivedService>;
+  readonly stats: Client<typeof StatsService>;
+  /** Closes the connection; calls in flight fail with `canceled`. */
+  close(): void;
+}
+
+export function createAmphoraClient(o: AmphoraClientOptions): AmphoraClient {
+  const baseUrl = o.baseUrl.replace(/\/+$/, "");
+  let url: URL;
+  try {
+    url = new URL(baseUrl);
+  } catch {
+    throw new TypeError(`not a URL: ${JSON.stringify(o.baseUrl)} (expected e.g. https://192.0.2.10:9443)`);
+  }
+  if (url.protocol !== "https:") throw new TypeError(`the agent only speaks https, got ${JSON.stringify(o.baseUrl)}`);
+  const timeoutMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  // The socket is made here, not by http2.connect, to see its errors: with
+  // TLS 1.3 the agent rejects a client certificate after the handshake,
+  // and the only trace connect-es keeps of that is a canceled stream.
+  const socketErrors = { last: undefined as { error: Error; at: number } | undefined };
+  const tlsOptions = {
+    createConnection: (authority: URL) => {
+      const host = authority.hostname.replace(/^\[|\]$/g, "");
+      const sock = tls.connect({
+        host,
+        port: Number(authority.port || 443),
+        ca: o.ca,
+        cert: o.cert,
+        key: o.key,
+        ALPNProtocols: ["h2"],
+        servername: o.serverName ?? (isIP(host) ? undefined : host),
+      });
+      sock.on("error", (error) => (socketErrors.last = { error, at: Date.now() }));
+      // An agent that accepted the client sends its HTTP/2 SETTINGS at once.
+      // Node servers check the client certificate after the handshake and
+      // just close the socket when they reject it: no alert, no data.
+      sock.on("end", () => {
+        if (sock.bytesRead > 0) return;
+        const error = Object.assign(
+          new Error("the agent closed the connection right after the TLS handshake: it rejected the client certificate"),
+          { code: "ERR_AMPHORA_CLIENT_CERT_REJECTED" },
+        );
+        socketErrors.last = { error, at: Date.now() };
+      });
+      return sock;
+    },
+  };
+  // One session per client: every service client and every call share it.
+  // Pings notice an agent that vanished without closing the connection,
+  // so a long-lived stream fails (and can reconnect) instead of hanging.
+  const sessionManager = new Http2SessionManager(
+    url,
+    { pingIntervalMs: 15_000, pingTimeoutMs: 10_000, idleConnectionTimeoutMs: 60_000 },
+    tlsOptions,
+  );
+  const interceptors: Interceptor[] = [
+    errorInterceptor(baseUrl, timeoutMs, (since) => (socketErrors.last && socketErrors.last.at >= since ? socketErrors.last.error : undefined)),
+    ...(o.retry === false ? [] : [retryInterceptor(o.retry ?? {})]),
+    ...(o.interceptors ?? []),
+  ];
+  const common = {
+    baseUrl,
+    httpVersion: "2" as const,
+    sessionManager,
+    interceptors,
+    defaultTimeoutMs: timeoutMs > 0 ? timeoutMs : undefined,
+  };
+  const protocol = o.protocol ?? "connect";
+  const transport =
+    protocol === "grpc" ? createGrpcTransport(common)
+    : protocol === "grpc-web" ? createGrpcWebTransport(common)
+    : protocol === "connect" ? createConnectTransport({ ...common, useBinaryFormat: !o.json })
+    : (() => {
+        throw new TypeError(`unknown protocol ${JSON.stringify(protocol)} (connect, grpc or grpc-web)`);
+      })();
+  return {
+    baseUrl,
+    timeoutMs,
+    transport,
+    system: createClient(SystemService, transport),
+    loadBalancer: createClient(LoadBalancerService, transport),
+    certificate: createClient(CertificateService, transport),
+    network: createClient(NetworkService, transport),
+    keepalived: createClient(KeepalivedService, transport),
+    stats: createClient(StatsService, transport),
+    close: () => sessionManager.abort(),
+  };
+}
+
+export interface CredentialPaths {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+/** Where an agent started with `--dev --state-dir DIR` keeps the dev PKI. */
+export function devStateCredentialPaths(stateDir: string): CredentialPaths {
+  const pki = join(stateDir, "pki");
+  return { ca: join(pki, "ca.pem"), cert: join(pki, "client.pem"), key: join(pki, "client-key.pem") };
+}
+
+/** Reads the three PEM files; the error names the file that could not be read. */
+export function readCredentials(p: CredentialPaths): { ca: Buffer; cert: Buffer; key: Buffer } {
+  const read = (what: string, path: string) => {
+    try {
+      return readFileSync(path);
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      throw new Error(`cannot read ${what} file ${path}: ${err.code === "ENOENT" ? "no such file" : err.message}`);
+    }
+  };
+  return { ca: read("CA", p.ca), cert: read("client certificate", p.cert), key: read("client key", p.key) };
+}

@@ -1,0 +1,83 @@
+// Stats as an async iterable that outlives the connection: when the agent
+// restarts or the network drops, it reconnects with backoff and carries on.
+// The agent's first message on every stream is a full snapshot, so a
+// consumer that replaces its state on `full` stays consistent.
+import { Code, ConnectError } from "@connectrpc/connect";
+import { create } from "@bufbuild/protobuf";
+import { WatchMode, StatsFilterSchema, type WatchStatsResponse } from "../gen/amphora/v1/stats_pb.js";
+import { ErrorInfoSchema } from "../gen/amphora/v1/errors_pb.js";
+import type { AmphoraClient } from "./client.js";
+import { toAmphoraError, type AmphoraError } from "./errors.js";
+import { backoffDelay, sleep, type BackoffOptions } from "./backoff.js";
+
+export interface FollowStatsOptions {
+  lbIds?: string[];
+  listenerIds?: string[];
+  /** Poll interval the agent uses (default 1000 ms, 100 ms .. 1 h). */
+  intervalMs?: number;
+  /** SNAPSHOTS (default): a full snapshot every interval; CHANGES: full first, then deltas. */
+  mode?: WatchMode;
+  /** Ends the iteration (normally, without an error). */
+  signal?: AbortSignal;
+  /** Backoff between reconnects (default 200 ms doubling to 5 s). */
+  backoff?: BackoffOptions;
+  /** Give up after this many consecutive failed connects (default: never). */
+  maxReconnects?: number;
+  /** Called when the stream broke and a reconnect is scheduled. */
+  onReconnect?: (info: { attempt: number; delayMs: number; error: AmphoraError }) => void;
+}
+
+/**
+ * Errors worth reconnecting after: the agent went away or the stream broke.
+ * Answers of the agent (invalid filter, unimplemented...) and TLS failures
+ * would fail again the same way, so they end the iteration.
+ */
+function transient(e: AmphoraError): boolean {
+  if (e.category === "tls") return false;
+  if (e.findDetails(ErrorInfoSchema).length && e.code !== Code.Unavailable) return false;
+  return [Code.Unavailable, Code.Aborted, Code.DeadlineExceeded, Code.Internal, Code.Unknown].includes(e.code);
+}
+
+export async function* followStats(client: AmphoraClient, o: FollowStatsOptions = {}): AsyncGenerator<WatchStatsResponse, void, undefined> {
+  const request = {
+    filter: create(StatsFilterSchema, { lbIds: o.lbIds ?? [], listenerIds: o.listenerIds ?? [] }),
+    intervalMs: o.intervalMs ?? 1000,
+    mode: o.mode ?? WatchMode.SNAPSHOTS,
+  };
+  let failures = 0;
+  while (!o.signal?.aborted) {
+    // A controller per stream: leaving the loop (break, return, throw in the
+    // consumer) must cancel the HTTP/2 stream, which `break` alone does not.
+    const ac = new AbortController();
+    const onAbort = () => ac.abort(o.signal!.reason);
+    o.signal?.addEventListener("abort", onAbort, { once: true });
+    let error: AmphoraError;
+    try {
+      for await (const msg of client.stats.watchStats(request, { signal: ac.signal, timeoutMs: 0 })) {
+        failures = 0;
+        yield msg;
+      }
+      // The agent ended the stream (shutting down): follow it to the next one.
+      error = toAmphoraError(new ConnectError("the agent ended the stats stream", Code.Unavailable), { agent: client.baseUrl });
+    } catch (e) {
+      if (o.signal?.aborted) return;
+      error = toAmphoraError(e, { agent: client.baseUrl });
+      // Canceled without our signal: the client was closed. That ends the
+      // iteration normally, as an abort does.
+      if (error.code === Code.Canceled) return;
+      if (!transient(error)) throw error;
+    } finally {
+      o.signal?.removeEventListener("abort", onAbort);
+      ac.abort();
+    }
+    failures++;
+    if (o.maxReconnects !== undefined && failures > o.maxReconnects) throw error;
+    const delayMs = backoffDelay(failures, { initialMs: 200, maxMs: 5000, ...o.backoff });
+    o.onReconnect?.({ attempt: failures, delayMs, error });
+    try {
+      await sleep(delayMs, o.signal);
+    } catch {
+      return;
+    }
+  }
+}
