@@ -13,6 +13,8 @@ import { loggingInterceptor } from "./interceptors.js";
 import { agentRoutes } from "./routes.js";
 import type { AgentContext } from "./context.js";
 import { writeFileAtomic } from "../system/fs-atomic.js";
+import { LoadBalancerManager } from "../haproxy/manager.js";
+import { CertificateStore } from "../certs/store.js";
 
 export const AGENT_VERSION = "0.1.0";
 
@@ -91,7 +93,15 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
   const store = new ConfigStore(config, configFile, logger);
   let server: AgentServer | undefined;
   const tls = createTlsControl(config.serverCertFile, tlsMaterial, (opts) => server!.server.setSecureContext(opts));
-  const ctx: AgentContext = { logger, config: store, tls, agentVersion: AGENT_VERSION };
+  // Re-adopts load balancers whose haproxy survived an agent restart.
+  const lbs = await LoadBalancerManager.open({
+    stateDir: config.stateDir,
+    certDir: config.certDir,
+    settings: () => ({ haproxyCmd: store.current.haproxyCmd, netns: store.current.netns }),
+    logger,
+  });
+  const certs = new CertificateStore(config.certDir, lbs.lock);
+  const ctx: AgentContext = { logger, config: store, tls, agentVersion: AGENT_VERSION, lbs, certs };
   server = createAgentServer({
     tls: tlsMaterial,
     logger,
@@ -109,6 +119,8 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
     ctx, config, host: addr.host, port: addr.port, url, pki, server: s,
     async stop(graceMs?: number) {
       await s.close(graceMs);
+      // haproxy keeps serving: stopping the agent never stops load balancers.
+      lbs.close();
       logger.info("agent stopped");
     },
   };

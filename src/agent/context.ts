@@ -3,10 +3,16 @@
 import type { Logger } from "../log.js";
 import type { ConfigStore } from "./config-store.js";
 import type { TlsControl } from "./tls.js";
+import type { LoadBalancerManager } from "../haproxy/manager.js";
+import type { CertificateStore } from "../certs/store.js";
 
 export interface AgentContext {
   logger: Logger;
   config: ConfigStore;
   tls: TlsControl;
   agentVersion: string;
+  /** Load balancers on haproxy; also the LoadBalancerCatalog for stats/heartbeat. */
+  lbs?: LoadBalancerManager;
+  /** Certificates of load balancers (shares the per-LB lock of `lbs`). */
+  certs?: CertificateStore;
 }

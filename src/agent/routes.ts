@@ -10,6 +10,8 @@ import { StatsService } from "../gen/amphora/v1/stats_pb.js";
 import type { AgentContext } from "./context.js";
 import { systemService } from "./services/system-service.js";
 import { networkService } from "./services/network-service.js";
+import { loadBalancerService } from "./services/load-balancer-service.js";
+import { certificateService } from "./services/certificate-service.js";
 import { reflectionService } from "./services/reflection-service.js";
 import { healthService } from "./services/health-service.js";
 import { ServerReflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
@@ -22,9 +24,9 @@ export const AMPHORA_SERVICES = [
 
 export function agentRoutes(ctx: AgentContext) {
   return (router: ConnectRouter) => {
-    router.service(SystemService, systemService(ctx));
-    router.service(LoadBalancerService, {});
-    router.service(CertificateService, {});
+    router.service(SystemService, systemService(ctx, ctx.lbs));
+    router.service(LoadBalancerService, ctx.lbs ? loadBalancerService(ctx.lbs) : {});
+    router.service(CertificateService, ctx.certs ? certificateService(ctx.certs) : {});
     router.service(NetworkService, networkService(ctx));
     router.service(KeepalivedService, {});
     router.service(StatsService, {});

@@ -1,0 +1,71 @@
+// LoadBalancerService: request -> LoadBalancerManager -> response. Pure
+// data mapping; the work happens in src/haproxy.
+import type { ServiceImpl } from "@connectrpc/connect";
+import { LoadBalancerAction, LoadBalancerService } from "../../gen/amphora/v1/load_balancer_pb.js";
+import type { LoadBalancerManager, LbStatus } from "../../haproxy/manager.js";
+import { invalid } from "../../errors.js";
+
+const ACTIONS: Partial<Record<LoadBalancerAction, "start" | "stop" | "reload">> = {
+  [LoadBalancerAction.START]: "start",
+  [LoadBalancerAction.STOP]: "stop",
+  [LoadBalancerAction.RELOAD]: "reload",
+};
+
+const guard = (v: bigint | undefined, m: string | undefined) => ({
+  expectedVersion: v === undefined ? undefined : Number(v),
+  expectedMd5: m,
+});
+
+function statusMsg(s: LbStatus) {
+  return {
+    lbId: s.lbId,
+    state: s.state,
+    configVersion: BigInt(s.configVersion),
+    configMd5: s.configMd5,
+    servedVersion: BigInt(s.servedVersion),
+    masterPid: s.masterPid,
+    workers: s.workers.map((w) => ({ pid: w.pid, reloads: w.reloads, uptimeSeconds: BigInt(w.uptimeSeconds), old: w.old })),
+    lingeringWorkers: s.lingeringWorkers,
+    oldestLingeringSeconds: BigInt(s.oldestLingeringSeconds),
+    reloads: s.reloads,
+    failedReloads: s.failedReloads,
+    lastAction: s.lastAction,
+    listenerIds: s.listenerIds,
+  };
+}
+
+export function loadBalancerService(lbs: LoadBalancerManager): Partial<ServiceImpl<typeof LoadBalancerService>> {
+  return {
+    async putConfig(req) {
+      const r = await lbs.putConfig(req.amphoraId, req.lbId, req.config, guard(req.expectedVersion, req.expectedMd5));
+      return { message: "OK", details: r.warnings, md5: r.md5, version: BigInt(r.version) };
+    },
+    async getConfig(req) {
+      const r = await lbs.getConfig(req.lbId);
+      return { config: r.config, md5: r.md5, version: BigInt(r.version) };
+    },
+    async controlLoadBalancer(req) {
+      const action = ACTIONS[req.action];
+      if (!action) throw invalid("Invalid Request", `Unknown action: ${req.action}`, "UNKNOWN_ACTION");
+      const r = await lbs.control(req.lbId, action, {
+        ...guard(req.expectedVersion, req.expectedMd5),
+        force: req.force,
+        stopTimeoutMs: req.stopTimeoutMs || undefined,
+      });
+      return { message: r.message, details: r.details, version: BigInt(r.version) };
+    },
+    async deleteLoadBalancer(req) {
+      const r = await lbs.delete(req.lbId);
+      return { message: "OK", details: r.existed ? "" : "no such load balancer" };
+    },
+    async listListeners() {
+      return { listeners: await lbs.listListeners() };
+    },
+    async listLoadBalancers() {
+      return { loadBalancers: (await lbs.listStatus()).map(statusMsg) };
+    },
+    async getLoadBalancerStatus(req) {
+      return { status: statusMsg(await lbs.status(req.lbId)) };
+    },
+  };
+}

@@ -1,0 +1,528 @@
+// The load balancers this agent manages: validated config uploads with
+// versions, start/stop/reload of one haproxy master per load balancer,
+// deletion, listener statuses, and re-adoption of running masters at agent
+// start. Implements the LoadBalancerCatalog other modules read.
+import { EventEmitter } from "node:events";
+import { mkdir, readdir, readFile, rm, copyFile } from "node:fs/promises";
+import { resolve, sep } from "node:path";
+import { writeFileAtomic } from "../system/fs-atomic.js";
+import { DomainError, conflict, failed, invalid, notFound } from "../errors.js";
+import { silentLogger, type Logger } from "../log.js";
+import type { LoadBalancerCatalog, LoadBalancerEvent, LoadBalancerRef } from "./catalog.js";
+import { masterCommand } from "./master-cli.js";
+import { KeyedLock } from "./keyed-lock.js";
+import { lbPaths, lbRoot, scratchDir, userGroupFile, checkLbId, type LbPaths } from "./layout.js";
+import { md5, readMeta, writeMeta, type LbMeta } from "./meta.js";
+import { parseConfigFacts, type ListenerFact } from "./config-facts.js";
+import { peerName } from "./peer-name.js";
+import { userGroupConfig } from "./user-group.js";
+import { validateConfig } from "./validate.js";
+import {
+  currentWorker, reloadMaster, removeRunFiles, runningMasterPid, showProc, startMaster, stopMaster, type MasterOptions,
+} from "./master.js";
+import { memAvailableBytes, residentBytes } from "./proc-fs.js";
+import { frontendStatuses } from "./frontend-status.js";
+import type { ShowProc } from "./show-proc.js";
+
+export type LbAction = "start" | "stop" | "reload";
+
+export interface ManagerOptions {
+  stateDir: string;
+  certDir: string;
+  /** Read at every use so a changed agent config applies (defaults below). */
+  settings: () => { haproxyCmd: string; netns: string };
+  logger?: Logger;
+  /** Memory that must stay free after a reload's second set of workers (default 32 MiB). */
+  memoryReserveBytes?: number;
+  /** Graceful stop wait before SIGTERM (default 10 s). */
+  stopTimeoutMs?: number;
+  /** How often to notice a haproxy that died on its own (default 5 s; 0 = never). */
+  watchIntervalMs?: number;
+}
+
+export interface Guard {
+  expectedVersion?: number;
+  expectedMd5?: string;
+}
+
+export interface ListenerStatus {
+  uuid: string;
+  type: string;
+  status: "ACTIVE" | "STOPPED" | "ERROR";
+  lbId: string;
+}
+
+export interface WorkerInfo {
+  pid: number;
+  reloads: number;
+  uptimeSeconds: number;
+  old: boolean;
+}
+
+export interface LbStatus {
+  lbId: string;
+  state: "RUNNING" | "STOPPED" | "ERROR";
+  configVersion: number;
+  configMd5: string;
+  servedVersion: number;
+  masterPid: number;
+  workers: WorkerInfo[];
+  lingeringWorkers: number;
+  oldestLingeringSeconds: number;
+  reloads: number;
+  failedReloads: number;
+  lastAction: string;
+  listenerIds: string[];
+}
+
+interface Lb {
+  id: string;
+  paths: LbPaths;
+  meta: LbMeta;
+  listeners: ListenerFact[];
+  running: boolean;
+  /** Set when the master runs but cannot be controlled (CLI silent). */
+  error?: string;
+}
+
+export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEvent] }> implements LoadBalancerCatalog {
+  private readonly lbs = new Map<string, Lb>();
+  /** Per load balancer; the certificate store shares it. */
+  readonly lock = new KeyedLock();
+  private readonly logger: Logger;
+  private watchTimer?: NodeJS.Timeout;
+  /** Set when this machine lacks nobody/nogroup (see user-group.ts). */
+  userGroupNote = "";
+
+  private constructor(private readonly o: ManagerOptions) {
+    super();
+    this.logger = o.logger ?? silentLogger;
+  }
+
+  /** Prepares the state folder and re-adopts every load balancer found there. */
+  static async open(o: ManagerOptions): Promise<LoadBalancerManager> {
+    const m = new LoadBalancerManager(o);
+    await m.init();
+    return m;
+  }
+
+  get stateDir(): string {
+    return this.o.stateDir;
+  }
+
+  get certDir(): string {
+    return this.o.certDir;
+  }
+
+  paths(lbId: string): LbPaths {
+    return lbPaths(this.o.stateDir, this.o.certDir, lbId);
+  }
+
+  private async init(): Promise<void> {
+    await mkdir(lbRoot(this.o.stateDir), { recursive: true, mode: 0o700 });
+    await mkdir(scratchDir(this.o.stateDir), { recursive: true, mode: 0o700 });
+    await mkdir(this.o.certDir, { recursive: true, mode: 0o700 });
+    const ug = await userGroupConfig();
+    this.userGroupNote = ug.note;
+    if (ug.note) this.logger.warn(ug.note);
+    await writeFileAtomic(userGroupFile(this.o.stateDir), ug.text, 0o644);
+    // Leftover candidates of a crash mid-upload.
+    for (const f of await readdir(scratchDir(this.o.stateDir))) await rm(`${scratchDir(this.o.stateDir)}/${f}`, { force: true });
+    for (const name of await readdir(lbRoot(this.o.stateDir))) {
+      if (!/^[0-9a-f-]{36}$/.test(name)) continue;
+      try {
+        await this.adopt(name);
+      } catch (e) {
+        this.logger.error({ lbId: name, err: (e as Error).message }, "could not re-adopt load balancer");
+      }
+    }
+    const every = this.o.watchIntervalMs ?? 5000;
+    if (every > 0) {
+      this.watchTimer = setInterval(() => void this.watch(), every);
+      this.watchTimer.unref();
+    }
+  }
+
+  /** Loads one load balancer folder; adopts its master if it still runs, cleans stale run files otherwise. */
+  private async adopt(lbId: string): Promise<void> {
+    const paths = this.paths(lbId);
+    let text: string;
+    try {
+      text = await readFile(paths.config, "utf8");
+    } catch {
+      // No complete config was ever stored: nothing to adopt.
+      this.logger.warn({ lbId }, "load balancer folder without haproxy.cfg ignored");
+      return;
+    }
+    let meta = await readMeta(paths.meta);
+    const sum = md5(text);
+    if (!meta || meta.md5 !== sum) {
+      // A crash between storing the config and its metadata: the config file
+      // is complete (atomic write), so it is the truth; give it a new version.
+      meta = { lbId, amphoraId: meta?.amphoraId ?? "", version: (meta?.version ?? 0) + 1, md5: sum, lastGood: meta?.lastGood, served: meta?.served, lastAction: "metadata recovered at agent start", updatedAt: "" };
+      await writeMeta(paths.meta, meta);
+    }
+    const lb: Lb = { id: lbId, paths, meta, listeners: parseConfigFacts(text).listeners, running: false };
+    const pid = await runningMasterPid(paths.pidFile);
+    if (pid !== undefined) {
+      lb.running = true;
+      let answered = false;
+      // The master may be re-executing right now: give it a moment.
+      for (let i = 0; i < 20 && !answered; i++) {
+        try {
+          await showProc(paths.masterSocket, 1000);
+          answered = true;
+        } catch {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+      if (!answered) lb.error = `haproxy master ${pid} runs but its CLI socket does not answer`;
+      this.logger.info({ lbId, pid, controllable: answered }, "re-adopted running haproxy");
+    } else {
+      await removeRunFiles(paths);
+      if (meta.served) {
+        meta.served = undefined;
+        await writeMeta(paths.meta, meta);
+      }
+    }
+    this.lbs.set(lbId, lb);
+  }
+
+  /** Notices masters that died without us (killed, crashed). */
+  private async watch(): Promise<void> {
+    for (const lb of this.lbs.values()) {
+      if (!lb.running) continue;
+      await this.lock.run(lb.id, async () => {
+        if (!lb.running || !this.lbs.has(lb.id)) return;
+        if ((await runningMasterPid(lb.paths.pidFile)) === undefined) {
+          lb.running = false;
+          lb.meta.lastAction = "haproxy exited without a stop request";
+          this.logger.warn({ lbId: lb.id }, "haproxy master is gone");
+          await removeRunFiles(lb.paths);
+          this.emitEvent({ type: "stopped", lbId: lb.id });
+        }
+      });
+    }
+  }
+
+  close(): void {
+    if (this.watchTimer) clearInterval(this.watchTimer);
+  }
+
+  private emitEvent(e: LoadBalancerEvent): void {
+    this.emit("event", e);
+  }
+
+  // ---- catalog -------------------------------------------------------------
+
+  list(): LoadBalancerRef[] {
+    return [...this.lbs.values()].map((lb) => this.ref(lb));
+  }
+
+  get(lbId: string): LoadBalancerRef | undefined {
+    const lb = this.lbs.get(lbId.toLowerCase());
+    return lb ? this.ref(lb) : undefined;
+  }
+
+  private ref(lb: Lb): LoadBalancerRef {
+    return { lbId: lb.id, masterSocket: lb.paths.masterSocket, running: lb.running, listenerIds: lb.listeners.map((l) => l.id) };
+  }
+
+  // ---- LoadBalancerFacts (system details) ---------------------------------
+
+  async runningCount(): Promise<number> {
+    return [...this.lbs.values()].filter((lb) => lb.running).length;
+  }
+
+  async listenerIds(): Promise<string[]> {
+    return [...this.lbs.values()].flatMap((lb) => lb.listeners.map((l) => l.id));
+  }
+
+  // ---- operations ------------------------------------------------------------
+
+  private checkGuard(lb: Lb | undefined, g: Guard): void {
+    const version = lb?.meta.version ?? 0;
+    const sum = lb?.meta.md5 ?? "";
+    if (g.expectedVersion !== undefined && g.expectedVersion !== version) {
+      throw conflict(`config version is ${version}, not the expected ${g.expectedVersion}`, `current md5 ${sum || "(none)"}`, "VERSION_MISMATCH");
+    }
+    if (g.expectedMd5 !== undefined && g.expectedMd5.toLowerCase() !== sum) {
+      throw conflict(`config md5 is ${sum || "(none)"}, not the expected ${g.expectedMd5}`, `current version ${version}`, "MD5_MISMATCH");
+    }
+  }
+
+  private masterOptions(lb: Lb): MasterOptions {
+    const s = this.o.settings();
+    return {
+      haproxyCmd: s.haproxyCmd,
+      netns: s.netns,
+      peer: peerName(lb.meta.amphoraId),
+      config: lb.paths.config,
+      userGroupFile: userGroupFile(this.o.stateDir),
+      pidFile: lb.paths.pidFile,
+      masterSocket: lb.paths.masterSocket,
+      logger: this.logger,
+    };
+  }
+
+  /**
+   * Validates with `haproxy -c` and stores the config atomically. Nothing
+   * changes on disk when validation fails. Does not reload.
+   */
+  async putConfig(amphoraId: string, lbId: string, text: string, guard: Guard = {}): Promise<{ md5: string; version: number; changed: boolean; warnings: string }> {
+    const id = checkLbId(lbId);
+    return this.lock.run(id, async () => {
+      const existing = this.lbs.get(id);
+      this.checkGuard(existing, guard);
+      const sum = md5(text);
+      if (existing && existing.meta.md5 === sum && existing.meta.amphoraId === amphoraId) {
+        return { md5: sum, version: existing.meta.version, changed: false, warnings: "" };
+      }
+      const paths = this.paths(id);
+      const { warnings } = await validateConfig(text, {
+        haproxyCmd: this.o.settings().haproxyCmd,
+        scratchDir: scratchDir(this.o.stateDir),
+        userGroupFile: userGroupFile(this.o.stateDir),
+        peer: peerName(amphoraId),
+        displayName: `haproxy.cfg of load balancer ${id}`,
+        logger: this.logger,
+      });
+      await mkdir(paths.dir, { recursive: true, mode: 0o700 });
+      // Config first, then metadata: a crash in between is repaired at start
+      // (the md5 no longer matches, the complete file wins).
+      await writeFileAtomic(paths.config, text, 0o600);
+      const meta: LbMeta = existing
+        ? { ...existing.meta, amphoraId, version: existing.meta.version + 1, md5: sum, lastAction: "config stored" }
+        : { lbId: id, amphoraId, version: 1, md5: sum, lastAction: "config stored", updatedAt: "" };
+      await writeMeta(paths.meta, meta);
+      const listeners = parseConfigFacts(text).listeners;
+      if (existing) {
+        existing.meta = meta;
+        existing.listeners = listeners;
+      } else {
+        this.lbs.set(id, { id, paths, meta, listeners, running: false });
+        this.emitEvent({ type: "created", lbId: id });
+      }
+      return { md5: sum, version: meta.version, changed: true, warnings };
+    });
+  }
+
+  async getConfig(lbId: string): Promise<{ config: string; md5: string; version: number }> {
+    const lb = this.require(lbId);
+    const config = await readFile(lb.paths.config, "utf8");
+    return { config, md5: md5(config), version: lb.meta.version };
+  }
+
+  private require(lbId: string): Lb {
+    const lb = this.lbs.get(checkLbId(lbId));
+    if (!lb) throw notFound("Loadbalancer Not Found", `no configuration stored for load balancer ${lbId}`, "LB_NOT_FOUND");
+    return lb;
+  }
+
+  async control(lbId: string, action: string, o: Guard & { force?: boolean; stopTimeoutMs?: number } = {}): Promise<{ message: string; details: string; version: number }> {
+    if (action !== "start" && action !== "stop" && action !== "reload") {
+      throw invalid("Invalid Request", `Unknown action: ${action}`, "UNKNOWN_ACTION");
+    }
+    const id = checkLbId(lbId);
+    return this.lock.run(id, async () => {
+      const lb = this.require(id);
+      this.checkGuard(lb, o);
+      let details: string;
+      if (action === "stop") details = await this.doStop(lb, o.stopTimeoutMs ?? this.o.stopTimeoutMs ?? 10_000);
+      // As Octavia: reloading a load balancer that does not run starts it.
+      else if (action === "start" || !lb.running) details = await this.doStart(lb);
+      else details = await this.doReload(lb, o.force ?? false);
+      return { message: "OK", details, version: lb.meta.served?.version ?? lb.meta.version };
+    });
+  }
+
+  private async markGood(lb: Lb): Promise<void> {
+    await copyFile(lb.paths.config, lb.paths.lastGood);
+    lb.meta.lastGood = { version: lb.meta.version, md5: lb.meta.md5 };
+    lb.meta.served = { version: lb.meta.version, md5: lb.meta.md5 };
+  }
+
+  private async doStart(lb: Lb): Promise<string> {
+    if (lb.running && (await runningMasterPid(lb.paths.pidFile)) !== undefined) {
+      return `haproxy already running (serving config version ${lb.meta.served?.version ?? "unknown"})`;
+    }
+    try {
+      const p = await startMaster(this.masterOptions(lb));
+      lb.running = true;
+      lb.error = undefined;
+      await this.markGood(lb);
+      lb.meta.lastAction = `started config version ${lb.meta.version} (master ${p.master.pid})`;
+      await writeMeta(lb.paths.meta, lb.meta);
+      this.emitEvent({ type: "started", lbId: lb.id });
+      return `haproxy started with config version ${lb.meta.version}`;
+    } catch (e) {
+      lb.running = (await runningMasterPid(lb.paths.pidFile)) !== undefined;
+      lb.meta.lastAction = `start failed: ${(e as Error).message}`;
+      await writeMeta(lb.paths.meta, lb.meta);
+      if (e instanceof DomainError) throw e;
+      throw failed("Error starting haproxy", (e as Error).message, "HAPROXY_START_FAILED");
+    }
+  }
+
+  /** Refuses a reload whose second set of workers would not fit in memory. */
+  private async checkHeadroom(proc: ShowProc): Promise<void> {
+    const w = currentWorker(proc);
+    if (!w) return;
+    const need = await residentBytes(w.pid);
+    const available = await memAvailableBytes();
+    const reserve = this.o.memoryReserveBytes ?? 32 * 1024 * 1024;
+    if (need + reserve > available) {
+      const mib = (n: number) => `${Math.round(n / 1048576)} MiB`;
+      throw new DomainError(
+        "exhausted",
+        `reload refused: the running haproxy worker uses ${mib(need)}, only ${mib(available)} are available and ${mib(reserve)} must stay free; old and new workers would not fit side by side (force to reload anyway)`,
+        `worker ${w.pid} rss ${need} bytes, MemAvailable ${available} bytes, reserve ${reserve} bytes`,
+        "MEMORY_HEADROOM",
+      );
+    }
+  }
+
+  /** Saves server states for `load-server-state-from-file` when the config asks for it inside our state dir. */
+  private async saveServerState(lb: Lb, text: string): Promise<void> {
+    const file = parseConfigFacts(text).serverStateFile;
+    if (!file) return;
+    const abs = resolve(file);
+    if (!abs.startsWith(resolve(this.o.stateDir) + sep)) return;
+    try {
+      const state = await masterCommand(lb.paths.masterSocket, "@1 show servers state", 5000);
+      await writeFileAtomic(abs, state, 0o600);
+    } catch (e) {
+      this.logger.warn({ lbId: lb.id, err: (e as Error).message }, "could not save server state before reload");
+    }
+  }
+
+  private async doReload(lb: Lb, force: boolean): Promise<string> {
+    if (lb.error) throw new DomainError("unavailable", `cannot reload: ${lb.error}`, "", "MASTER_UNREACHABLE");
+    const opts = this.masterOptions(lb);
+    const proc = await showProc(opts.masterSocket);
+    if (!force) await this.checkHeadroom(proc);
+    const text = await readFile(lb.paths.config, "utf8");
+    await this.saveServerState(lb, text);
+    const r = await reloadMaster(opts);
+    if (r.ok) {
+      await this.markGood(lb);
+      lb.meta.lastAction = `reloaded to config version ${lb.meta.version}`;
+      await writeMeta(lb.paths.meta, lb.meta);
+      this.emitEvent({ type: "reloaded", lbId: lb.id });
+      return `haproxy reloaded with config version ${lb.meta.version}`;
+    }
+    // Roll the stored config back to the last one haproxy accepted, so the
+    // next reload (or a restart) does not pick up the bad one.
+    let rolledBack = "";
+    if (lb.meta.lastGood && lb.meta.lastGood.md5 !== lb.meta.md5) {
+      const good = await readFile(lb.paths.lastGood, "utf8");
+      await writeFileAtomic(lb.paths.config, good, 0o600);
+      const from = lb.meta.version;
+      lb.meta.version += 1;
+      lb.meta.md5 = md5(good);
+      lb.listeners = parseConfigFacts(good).listeners;
+      rolledBack = `; stored config rolled back from version ${from} to the last good one (version ${lb.meta.lastGood.version}, now stored as version ${lb.meta.version})`;
+    }
+    lb.meta.lastAction = `reload failed: ${r.details}${rolledBack}`;
+    await writeMeta(lb.paths.meta, lb.meta);
+    throw failed("Error reloading haproxy", `${r.details}${rolledBack}`, "RELOAD_FAILED");
+  }
+
+  private async doStop(lb: Lb, timeoutMs: number): Promise<string> {
+    const how = await stopMaster(lb.paths, timeoutMs);
+    const was = lb.running;
+    lb.running = false;
+    lb.error = undefined;
+    lb.meta.served = undefined;
+    lb.meta.lastAction = how === "not-running" ? "stop: was not running" : `stopped (${how})`;
+    await writeMeta(lb.paths.meta, lb.meta);
+    if (was || how !== "not-running") this.emitEvent({ type: "stopped", lbId: lb.id });
+    return how === "not-running" ? "haproxy was not running" : `haproxy stopped (${how})`;
+  }
+
+  /** Stops haproxy and removes config, certificates, sockets and pid files. Idempotent. */
+  async delete(lbId: string, stopTimeoutMs = 2000): Promise<{ existed: boolean }> {
+    const id = checkLbId(lbId);
+    return this.lock.run(id, async () => {
+      const lb = this.lbs.get(id);
+      const paths = this.paths(id);
+      // Also covers a folder we never adopted (e.g. no config but a running master).
+      await stopMaster(paths, stopTimeoutMs);
+      if (lb?.running) this.emitEvent({ type: "stopped", lbId: id });
+      await rm(paths.dir, { recursive: true, force: true });
+      await rm(paths.certDir, { recursive: true, force: true });
+      this.lbs.delete(id);
+      if (lb) this.emitEvent({ type: "deleted", lbId: id });
+      return { existed: lb !== undefined };
+    });
+  }
+
+  /** Stops every haproxy (tests and deliberate decommissioning; an agent restart does not). */
+  async stopAll(timeoutMs = 1000): Promise<void> {
+    await Promise.all([...this.lbs.keys()].map((id) => this.lock.run(id, async () => {
+      const lb = this.lbs.get(id);
+      if (lb) await this.doStop(lb, timeoutMs);
+    })));
+  }
+
+  async listListeners(): Promise<ListenerStatus[]> {
+    const out: ListenerStatus[] = [];
+    for (const lb of this.lbs.values()) {
+      let states = new Map<string, string>();
+      let reachable = false;
+      if (lb.running) {
+        try {
+          states = frontendStatuses(await masterCommand(lb.paths.masterSocket, "@1 show stat -1 1 -1", 2000));
+          reachable = true;
+        } catch {
+          reachable = false;
+        }
+      }
+      for (const l of lb.listeners) {
+        const status = !lb.running ? "STOPPED" : reachable && states.get(l.id) === "OPEN" ? "ACTIVE" : "ERROR";
+        out.push({ uuid: l.id, type: l.type, status, lbId: lb.id });
+      }
+    }
+    return out;
+  }
+
+  async listStatus(): Promise<LbStatus[]> {
+    return Promise.all([...this.lbs.keys()].map((id) => this.status(id)));
+  }
+
+  async status(lbId: string): Promise<LbStatus> {
+    const lb = this.require(lbId);
+    const s: LbStatus = {
+      lbId: lb.id,
+      state: lb.error ? "ERROR" : lb.running ? "RUNNING" : "STOPPED",
+      configVersion: lb.meta.version,
+      configMd5: lb.meta.md5,
+      servedVersion: lb.meta.served?.version ?? 0,
+      masterPid: 0,
+      workers: [],
+      lingeringWorkers: 0,
+      oldestLingeringSeconds: 0,
+      reloads: 0,
+      failedReloads: 0,
+      lastAction: lb.error ?? lb.meta.lastAction ?? "",
+      listenerIds: lb.listeners.map((l) => l.id),
+    };
+    if (!lb.running) return s;
+    s.masterPid = (await runningMasterPid(lb.paths.pidFile)) ?? 0;
+    try {
+      const p = await showProc(lb.paths.masterSocket);
+      const cur = currentWorker(p);
+      s.masterPid = p.master.pid;
+      s.reloads = p.master.reloads;
+      s.failedReloads = p.master.failed;
+      s.workers = p.workers.map((w) => ({ ...w, old: w !== cur }));
+      const old = s.workers.filter((w) => w.old);
+      s.lingeringWorkers = old.length;
+      s.oldestLingeringSeconds = old.reduce((m, w) => Math.max(m, w.uptimeSeconds), 0);
+    } catch (e) {
+      s.state = "ERROR";
+      s.lastAction = `master CLI does not answer: ${(e as Error).message}`;
+    }
+    return s;
+  }
+}

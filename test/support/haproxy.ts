@@ -1,0 +1,247 @@
+// Shared helpers for tests that run real haproxy: free ports, loopback
+// backend HTTP servers, Octavia-style config generation, HTTP probes, and
+// cleanup of every haproxy started under a temp state directory.
+import { createServer as createHttpServer, request as httpRequest, type Server } from "node:http";
+import { createServer as createNetServer, type AddressInfo } from "node:net";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { randomUUID } from "node:crypto";
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (the OS picked it). */
+export async function freePort(): Promise<number> {
+  const srv = createNetServer();
+  await new Promise<void>((res, rej) => srv.once("error", rej).listen(0, "127.0.0.1", () => res()));
+  const port = (srv.address() as AddressInfo).port;
+  await new Promise<void>((res) => srv.close(() => res()));
+  return port;
+}
+
+export interface Backend {
+  port: number;
+  name: string;
+  /** Requests served so far. */
+  hits: number;
+  server: Server;
+  close(): Promise<void>;
+}
+
+/** An HTTP server on 127.0.0.1 answering every request with its `name` (text/plain). */
+export async function startBackend(name: string): Promise<Backend> {
+  const b = { hits: 0 } as Backend;
+  const server = createHttpServer((req, res) => {
+    b.hits++;
+    req.resume();
+    res.writeHead(200, { "content-type": "text/plain", "x-backend": name });
+    res.end(name);
+  });
+  server.keepAliveTimeout = 5000;
+  await new Promise<void>((res, rej) => server.once("error", rej).listen(0, "127.0.0.1", () => res()));
+  return Object.assign(b, {
+    port: (server.address() as AddressInfo).port,
+    name,
+    server,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((res) => server.close(() => res()));
+    },
+  });
+}
+
+export interface MemberSpec {
+  id?: string;
+  port: number;
+  address?: string;
+}
+
+export interface ListenerSpec {
+  /** Listener uuid (frontend name); random when omitted. */
+  id?: string;
+  port: number;
+  address?: string;
+  mode?: "http" | "tcp";
+  /** Absolute path of a PEM: makes the listener TERMINATED_HTTPS. */
+  crt?: string;
+  poolId?: string;
+  members: MemberSpec[];
+  /** Answer directly with this body instead of proxying (no members needed). */
+  returnBody?: string;
+}
+
+export interface ConfigSpec {
+  lbId: string;
+  listeners: ListenerSpec[];
+  /** Folder for the `stats socket` (a temp dir of the test). */
+  runDir: string;
+  /** Recommended for controllers: no ECONNRESET for keep-alive clients across reloads. */
+  idleCloseOnResponse?: boolean;
+  /** Old workers are killed after this long (default "5s"). */
+  hardStopAfter?: string;
+  /** Extra lines appended to `global`. */
+  globalExtra?: string[];
+  /** Adds a `peers` section naming this amphora (pass peerName(amphoraId)) as Octavia does for ACTIVE_STANDBY. */
+  peer?: { name: string; port: number };
+}
+
+/** Resolved ids, so tests can refer to listeners/pools/members by uuid. */
+export interface GeneratedConfig {
+  text: string;
+  listeners: (ListenerSpec & { id: string; poolId: string; members: (MemberSpec & { id: string })[] })[];
+}
+
+/**
+ * An haproxy.cfg shaped like Octavia's templates: first line names the load
+ * balancer, one `frontend <listener_id>`, backends `<pool_id>:<listener_id>`,
+ * `server <member_id>`, and a `stats socket` in global.
+ */
+export function octaviaConfig(spec: ConfigSpec): GeneratedConfig {
+  const listeners = spec.listeners.map((l) => ({
+    ...l,
+    id: l.id ?? randomUUID(),
+    poolId: l.poolId ?? randomUUID(),
+    members: l.members.map((m) => ({ ...m, id: m.id ?? randomUUID() })),
+  }));
+  const g: string[] = [
+    `# Configuration for loadbalancer ${spec.lbId}`,
+    "global",
+    "    daemon",
+    `    stats socket ${join(spec.runDir, `${spec.lbId}.sock`)} mode 0666 level user`,
+    "    maxconn 4096",
+    "    noreuseport",
+    `    hard-stop-after ${spec.hardStopAfter ?? "5s"}`,
+    ...(spec.globalExtra ?? []).map((l) => `    ${l}`),
+    "",
+    "defaults",
+    "    retries 3",
+    "    option redispatch",
+    "    timeout connect 5s",
+    "    timeout client 50s",
+    "    timeout server 50s",
+    "",
+  ];
+  if (spec.peer) {
+    g.push(`peers ${spec.lbId.replace(/-/g, "")}_peers`, `    peer ${spec.peer.name} 127.0.0.1:${spec.peer.port}`, "");
+  }
+  for (const l of listeners) {
+    const mode = l.mode ?? "http";
+    const backend = `${l.poolId}:${l.id}`;
+    g.push(
+      `frontend ${l.id}`,
+      "    maxconn 4096",
+      `    bind ${l.address ?? "127.0.0.1"}:${l.port}${l.crt ? ` ssl crt ${l.crt}` : ""}`,
+      `    mode ${mode}`,
+    );
+    if (mode === "http" && spec.idleCloseOnResponse !== false) g.push("    option idle-close-on-response");
+    if (l.returnBody !== undefined) g.push(`    http-request return status 200 content-type text/plain string "${l.returnBody}"`);
+    else g.push(`    default_backend ${backend}`);
+    g.push("");
+    if (l.returnBody === undefined) {
+      g.push(`backend ${backend}`, `    mode ${mode}`, "    balance roundrobin", "    fullconn 4096");
+      for (const m of l.members) g.push(`    server ${m.id} ${m.address ?? "127.0.0.1"}:${m.port} weight 1`);
+      g.push("");
+    }
+  }
+  return { text: g.join("\n") + "\n", listeners };
+}
+
+export interface HttpResult {
+  status: number;
+  body: string;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+/** One GET on a fresh connection (no keep-alive), rejecting on network errors. */
+export function httpGet(port: number, path = "/", host = "127.0.0.1", timeoutMs = 3000): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host, port, path, agent: false, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8"), headers: res.headers }));
+      res.on("error", reject);
+    });
+    req.on("timeout", () => req.destroy(new Error(`GET ${host}:${port}${path} timed out`)));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+/** Polls until GET returns `expected` as body; returns the time it took. */
+export async function waitForBody(port: number, expected: string, timeoutMs = 10_000, intervalMs = 2): Promise<number> {
+  const start = performance.now();
+  let last = "";
+  while (performance.now() - start < timeoutMs) {
+    try {
+      const r = await httpGet(port);
+      if (r.body === expected) return performance.now() - start;
+      last = `${r.status} ${r.body.slice(0, 80)}`;
+    } catch (e) {
+      last = (e as Error).message;
+    }
+    await sleep(intervalMs);
+  }
+  throw new Error(`port ${port} did not answer ${JSON.stringify(expected)} within ${timeoutMs} ms (last: ${last})`);
+}
+
+function findPidFiles(dir: string): string[] {
+  let out: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return out;
+  }
+  for (const n of names) {
+    const p = join(dir, n);
+    let st;
+    try {
+      st = statSync(p);
+    } catch {
+      continue;
+    }
+    if (st.isDirectory()) out = out.concat(findPidFiles(p));
+    else if (n.endsWith(".pid")) out.push(p);
+  }
+  return out;
+}
+
+function isHaproxy(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state !== "Z" && readFileSync(`/proc/${pid}/comm`, "utf8").trim().startsWith("haproxy");
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Kills (SIGKILL) every haproxy master whose pid file lies under `dir`, and
+ * waits for it to go. Only pids named by our own temp pid files are touched.
+ * Workers exit within a millisecond of their master.
+ */
+export async function killHaproxiesUnder(dir: string): Promise<number[]> {
+  const killed: number[] = [];
+  for (const f of findPidFiles(dir)) {
+    const pid = Number(readFileSync(f, "utf8").trim().split(/\s+/)[0]);
+    if (!Number.isInteger(pid) || pid <= 0 || !isHaproxy(pid)) continue;
+    try {
+      process.kill(pid, "SIGKILL");
+      killed.push(pid);
+    } catch {
+      // Already gone.
+    }
+  }
+  const deadline = Date.now() + 3000;
+  while (killed.some(isHaproxy) && Date.now() < deadline) await sleep(10);
+  return killed;
+}
+
+/** True when the process exists and is not a zombie. */
+export function processRuns(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
