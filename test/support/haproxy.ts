@@ -32,7 +32,7 @@ export async function startBackend(name: string): Promise<Backend> {
   const server = createHttpServer((req, res) => {
     b.hits++;
     req.resume();
-    res.writeHead(200, { "content-type": "text/plain", "x-backend": name });
+    res.writeHead(200, { "content-type": "text/plain", "content-length": Buffer.byteLength(name), "x-backend": name });
     res.end(name);
   });
   server.keepAliveTimeout = 5000;
@@ -244,4 +244,25 @@ export function processRuns(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+export interface TestPem {
+  key: string;
+  cert: string;
+  /** key + certificate, the bundle controllers upload. */
+  bundle: string;
+}
+
+/** A self-signed EC certificate for `cn` made with openssl (files in `dir`). */
+export async function selfSignedPem(dir: string, cn: string): Promise<TestPem> {
+  const { runChecked } = await import("../../src/system/exec.js");
+  const key = join(dir, `${cn}-${randomUUID()}.key`);
+  const crt = join(dir, `${cn}-${randomUUID()}.crt`);
+  await runChecked("openssl", [
+    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", crt,
+    "-subj", `/CN=${cn}`, "-days", "2", "-addext", `subjectAltName=DNS:${cn}`,
+  ]);
+  const k = readFileSync(key, "utf8");
+  const c = readFileSync(crt, "utf8");
+  return { key: k, cert: c, bundle: k + c };
 }
