@@ -1,0 +1,105 @@
+// StatsService: GetStats polls now; WatchStats subscribes to the shared
+// poll group of its interval. Pure mapping between the stats module's types
+// and the contract's messages.
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import {
+  CountersSchema, ListenerState, LoadBalancerStatsSchema, MemberState, PoolState, StatsService, WatchMode,
+  WatchStatsResponseSchema, type Counters as PbCounters, type LoadBalancerStats as PbLoadBalancerStats, type WatchStatsResponse,
+} from "../../gen/amphora/v1/stats_pb.js";
+import type { Counters, LoadBalancerStats, StatsFilter } from "../../stats/model.js";
+import type { Monitoring } from "../../metrics/monitoring.js";
+import { filterStats, type StatsUpdate } from "../../stats/watch-hub.js";
+
+const LISTENER_STATE = { OPEN: ListenerState.OPEN, STOPPED: ListenerState.STOPPED, FULL: ListenerState.FULL, UNKNOWN: ListenerState.UNSPECIFIED };
+const POOL_STATE = { UP: PoolState.UP, DOWN: PoolState.DOWN, UNKNOWN: PoolState.UNSPECIFIED };
+const MEMBER_STATE = {
+  UP: MemberState.UP, DOWN: MemberState.DOWN, MAINT: MemberState.MAINT, DRAIN: MemberState.DRAIN,
+  NO_CHECK: MemberState.NO_CHECK, UNKNOWN: MemberState.UNSPECIFIED,
+};
+
+function counters(c: Counters | undefined): PbCounters | undefined {
+  if (!c) return undefined;
+  return create(CountersSchema, {
+    totalSessions: BigInt(c.totalSessions), bytesIn: BigInt(c.bytesIn), bytesOut: BigInt(c.bytesOut),
+    requestErrors: BigInt(c.requestErrors), connectionErrors: BigInt(c.connectionErrors), responseErrors: BigInt(c.responseErrors),
+    http1xx: BigInt(c.http1xx), http2xx: BigInt(c.http2xx), http3xx: BigInt(c.http3xx), http4xx: BigInt(c.http4xx),
+    http5xx: BigInt(c.http5xx), httpOther: BigInt(c.httpOther), requests: BigInt(c.requests),
+  });
+}
+
+// Subscribers with the same filter receive the very same stats objects:
+// map each once, not once per stream.
+const mapped = new WeakMap<LoadBalancerStats, PbLoadBalancerStats>();
+
+export function lbToProto(lb: LoadBalancerStats): PbLoadBalancerStats {
+  let m = mapped.get(lb);
+  if (m) return m;
+  m = create(LoadBalancerStatsSchema, {
+    lbId: lb.lbId,
+    running: lb.running,
+    reloads: BigInt(lb.reloads),
+    currentConnections: BigInt(lb.currentConnections),
+    listeners: lb.listeners.map((l) => ({
+      listenerId: l.listenerId, status: LISTENER_STATE[l.status], currentSessions: BigInt(l.currentSessions),
+      maxSessions: BigInt(l.maxSessions), sessionLimit: BigInt(l.sessionLimit), totals: counters(l.totals), delta: counters(l.delta),
+    })),
+    pools: lb.pools.map((p) => ({
+      name: p.name, poolId: p.poolId, listenerId: p.listenerId, status: POOL_STATE[p.status],
+      currentSessions: BigInt(p.currentSessions), totals: counters(p.totals), delta: counters(p.delta),
+      members: p.members.map((s) => ({
+        memberId: s.memberId, status: MEMBER_STATE[s.status], weight: s.weight, currentSessions: BigInt(s.currentSessions),
+        maxSessions: BigInt(s.maxSessions), totals: counters(s.totals), delta: counters(s.delta), checkStatus: s.checkStatus,
+        checkFailures: BigInt(s.checkFailures), lastStatusChangeSeconds: BigInt(s.lastStatusChangeSeconds),
+      })),
+    })),
+  });
+  mapped.set(lb, m);
+  return m;
+}
+
+function filterOf(f: { lbIds: string[]; listenerIds: string[] } | undefined): StatsFilter {
+  return { lbIds: f?.lbIds.map((s) => s.toLowerCase()) ?? [], listenerIds: f?.listenerIds.map((s) => s.toLowerCase()) ?? [] };
+}
+
+function updateToProto(u: StatsUpdate): WatchStatsResponse {
+  return create(WatchStatsResponseSchema, {
+    loadBalancers: u.loadBalancers.map(lbToProto),
+    removedLbIds: u.removedLbIds,
+    collectedAt: timestampFromDate(u.collectedAt),
+    full: u.full,
+    missedUpdates: BigInt(u.missedUpdates),
+    sequence: BigInt(u.sequence),
+    statusOnly: u.statusOnly,
+  });
+}
+
+export function statsService(m: Monitoring): Partial<ServiceImpl<typeof StatsService>> {
+  return {
+    async getStats(req) {
+      const filter = filterOf(req.filter);
+      const collected = await m.collector.collectMany(m.collector.select(filter));
+      const stats = m.getStatsDeltas.apply(collected.map((c) => c.stats));
+      const at = collected.length ? new Date(Math.max(...collected.map((c) => c.collectedAt.getTime()))) : new Date();
+      return { loadBalancers: filterStats(stats, filter).map(lbToProto), collectedAt: timestampFromDate(at) };
+    },
+    async *watchStats(req, ctx) {
+      const sub = m.hub.subscribe({
+        intervalMs: req.intervalMs,
+        filter: filterOf(req.filter),
+        mode: req.mode === WatchMode.CHANGES ? "changes" : "snapshots",
+      });
+      // Cancellation (client gone, deadline, shutdown) ends the subscription
+      // and, with the last one, the poll group.
+      const onAbort = () => sub.close();
+      ctx.signal.addEventListener("abort", onAbort);
+      try {
+        for await (const u of sub) yield updateToProto(u);
+      } finally {
+        ctx.signal.removeEventListener("abort", onAbort);
+        sub.close();
+      }
+    },
+  };
+}

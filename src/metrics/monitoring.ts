@@ -1,0 +1,56 @@
+// Everything that watches the load balancers, assembled once per agent:
+// the stats collector (monotonic totals), the WatchStats hub (shared polls),
+// the heartbeat sender and the Prometheus metrics fed by all three.
+import type { Logger } from "../log.js";
+import type { ConfigStore } from "../agent/config-store.js";
+import type { FallbackHandler } from "../agent/server.js";
+import type { LoadBalancerCatalog } from "../haproxy/catalog.js";
+import { StatsCollector } from "../stats/collector.js";
+import { WatchHub } from "../stats/watch-hub.js";
+import { DeltaTracker } from "../stats/deltas.js";
+import { HeartbeatSender } from "../heartbeat/sender.js";
+import { AgentMetrics } from "./agent-metrics.js";
+import { metricsFallback } from "./http.js";
+
+export interface Monitoring {
+  collector: StatsCollector;
+  hub: WatchHub;
+  heartbeat: HeartbeatSender;
+  metrics: AgentMetrics;
+  /** GET /metrics; put it before other fallbacks. */
+  fallback: FallbackHandler;
+  /** Deltas of GetStats: since the previous GetStats call. */
+  getStatsDeltas: DeltaTracker;
+  stop(): Promise<void>;
+}
+
+export function startMonitoring(o: { catalog: LoadBalancerCatalog; config: ConfigStore; logger: Logger }): Monitoring {
+  const metrics = new AgentMetrics();
+  const collector = new StatsCollector({ catalog: o.catalog, logger: o.logger });
+  const hub = new WatchHub(collector, o.logger);
+  const heartbeat = new HeartbeatSender({
+    config: o.config,
+    collector,
+    logger: o.logger,
+    onSend: (outcome) => metrics.heartbeats.inc({ outcome }),
+  });
+  metrics.attach({ collector, hub });
+  const onEvent = (e: { type: string }) => {
+    metrics.lbEvents.inc({ type: e.type });
+    if (e.type === "reloaded") metrics.reloads.inc({ outcome: "ok" });
+  };
+  o.catalog.on("event", onEvent);
+  // The baseline poll runs in the background; sends start one interval later.
+  void heartbeat.start();
+  return {
+    collector, hub, heartbeat, metrics,
+    fallback: metricsFallback(metrics),
+    getStatsDeltas: new DeltaTracker("zero"),
+    async stop() {
+      o.catalog.off("event", onEvent);
+      await heartbeat.stop();
+      hub.close();
+      collector.close();
+    },
+  };
+}

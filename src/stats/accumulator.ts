@@ -1,0 +1,162 @@
+// Turns raw haproxy counters (which restart with every new worker) into
+// totals that only grow: when a reload is seen, the last values of the old
+// worker are carried into a base that the new worker's counters add to.
+import { num, rowCounters, type RawLbStats, type StatRow } from "./haproxy-stats.js";
+import {
+  addCounters, COUNTER_NAMES, zeroCounters, type Counters, type ListenerStats, type ListenerStatus,
+  type LoadBalancerStats, type MemberStats, type MemberStatus, type PoolStats, type PoolStatus,
+} from "./model.js";
+
+export function listenerStatus(raw: string): ListenerStatus {
+  if (raw === "OPEN") return "OPEN";
+  if (raw === "FULL") return "FULL";
+  if (raw.startsWith("STOP")) return "STOPPED";
+  return "UNKNOWN";
+}
+
+export function poolStatus(raw: string): PoolStatus {
+  if (raw.startsWith("UP")) return "UP";
+  if (raw.startsWith("DOWN")) return "DOWN";
+  return "UNKNOWN";
+}
+
+/**
+ * haproxy's server status ("UP", "UP 1/3", "DOWN 1/2", "MAINT (via x)",
+ * "DRAIN", "NOLB", "no check") to a state and the word the heartbeat uses.
+ * An UP server with weight 0 receives no new traffic: DRAIN.
+ */
+export function memberStatus(raw: string, weight: number): { status: MemberStatus; word: string } {
+  if (raw.startsWith("MAINT")) return { status: "MAINT", word: "MAINT" };
+  if (raw.startsWith("DRAIN") || raw === "NOLB") return { status: "DRAIN", word: "DRAIN" };
+  if (raw.startsWith("DOWN")) return { status: "DOWN", word: "DOWN" };
+  if (raw.startsWith("UP")) return weight === 0 ? { status: "DRAIN", word: "DRAIN" } : { status: "UP", word: "UP" };
+  if (raw === "no check") return weight === 0 ? { status: "DRAIN", word: "DRAIN" } : { status: "NO_CHECK", word: "no check" };
+  return { status: "UNKNOWN", word: raw };
+}
+
+/** Splits a backend name "<pool_id>:<listener_id>". */
+export function splitPoolName(name: string): { poolId: string; listenerId: string } {
+  const i = name.indexOf(":");
+  return i < 0 ? { poolId: name, listenerId: "" } : { poolId: name.slice(0, i), listenerId: name.slice(i + 1) };
+}
+
+export class LbAccumulator {
+  private workerPid: string | undefined;
+  private uptimeSec = 0;
+  /** Raw counters of the current worker, per object key. */
+  private readonly lastRaw = new Map<string, Counters>();
+  /** Carried from earlier workers, per object key. */
+  private readonly base = new Map<string, Counters>();
+  /** Last totals per listener, reported while haproxy does not run. */
+  private readonly listenerTotals = new Map<string, Counters>();
+  reloads = 0;
+
+  constructor(readonly lbId: string) {}
+
+  /** The old worker's last counters become part of the base. */
+  private carryAll(): void {
+    for (const [k, raw] of this.lastRaw) this.base.set(k, addCounters(this.base.get(k) ?? zeroCounters(), raw));
+    this.lastRaw.clear();
+  }
+
+  private totals(key: string, raw: Counters): Counters {
+    const prev = this.lastRaw.get(key);
+    // Same worker but a counter went down (e.g. "clear counters"): carry
+    // what this object had counted so far.
+    if (prev && COUNTER_NAMES.some((n) => raw[n] < prev[n])) {
+      this.base.set(key, addCounters(this.base.get(key) ?? zeroCounters(), prev));
+    }
+    this.lastRaw.set(key, raw);
+    const b = this.base.get(key);
+    return b ? addCounters(b, raw) : raw;
+  }
+
+  /**
+   * Applies one poll. A new worker pid, or an uptime that went back, is a
+   * reload (or restart) whatever the catalog said.
+   */
+  apply(raw: RawLbStats): LoadBalancerStats {
+    const newWorker = this.workerPid !== undefined && (raw.workerPid !== this.workerPid || raw.uptimeSec < this.uptimeSec);
+    if (newWorker) {
+      this.carryAll();
+      this.reloads++;
+    }
+    this.workerPid = raw.workerPid;
+    this.uptimeSec = raw.uptimeSec;
+
+    const listeners: ListenerStats[] = [];
+    const pools: PoolStats[] = [];
+    const poolByName = new Map<string, PoolStats>();
+    const pendingMembers: { px: string; m: MemberStats }[] = [];
+    for (const row of raw.rows) {
+      const type = row.type;
+      const px = row.pxname ?? "";
+      if (type === "0") listeners.push(this.listener(px, row));
+      else if (type === "1") {
+        const p = this.pool(px, row);
+        pools.push(p);
+        poolByName.set(px, p);
+      } else if (type === "2") pendingMembers.push({ px, m: this.member(px, row) });
+    }
+    // Servers come before their backend row in the CSV.
+    for (const { px, m } of pendingMembers) poolByName.get(px)?.members.push(m);
+    for (const l of listeners) this.listenerTotals.set(l.listenerId, l.totals!);
+    return { lbId: this.lbId, running: true, listeners, pools, reloads: this.reloads, currentConnections: raw.currentConnections };
+  }
+
+  /** What is known while haproxy does not run: listeners STOPPED, totals kept. */
+  stopped(listenerIds: string[]): LoadBalancerStats {
+    return {
+      lbId: this.lbId,
+      running: false,
+      listeners: listenerIds.map((id) => ({
+        listenerId: id, status: "STOPPED" as const, rawStatus: "STOP", currentSessions: 0, maxSessions: 0, sessionLimit: 0,
+        totals: this.listenerTotals.get(id) ?? zeroCounters(),
+      })),
+      pools: [],
+      reloads: this.reloads,
+      currentConnections: 0,
+    };
+  }
+
+  private listener(name: string, row: StatRow): ListenerStats {
+    const raw = row.status ?? "";
+    return {
+      listenerId: name,
+      status: listenerStatus(raw),
+      rawStatus: raw,
+      currentSessions: num(row, "scur"),
+      maxSessions: num(row, "smax"),
+      sessionLimit: num(row, "slim"),
+      totals: this.totals(`F:${name}`, rowCounters(row)),
+    };
+  }
+
+  private pool(name: string, row: StatRow): PoolStats {
+    return {
+      name,
+      ...splitPoolName(name),
+      status: poolStatus(row.status ?? ""),
+      currentSessions: num(row, "scur"),
+      totals: this.totals(`B:${name}`, rowCounters(row)),
+      members: [],
+    };
+  }
+
+  private member(px: string, row: StatRow): MemberStats {
+    const weight = num(row, "weight");
+    const { status, word } = memberStatus(row.status ?? "", weight);
+    return {
+      memberId: row.svname ?? "",
+      status,
+      rawStatus: word,
+      weight,
+      currentSessions: num(row, "scur"),
+      maxSessions: num(row, "smax"),
+      totals: this.totals(`S:${px}/${row.svname}`, rowCounters(row)),
+      checkStatus: row.check_status ?? "",
+      checkFailures: num(row, "chkfail"),
+      lastStatusChangeSeconds: num(row, "lastchg"),
+    };
+  }
+}

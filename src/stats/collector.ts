@@ -1,0 +1,135 @@
+// The one place that polls haproxy for stats. Keeps the monotonic totals of
+// every load balancer (shared by every consumer), shares a poll already in
+// flight, counts polls, and announces what it collected so that status
+// changes seen by any consumer reach every watcher at once.
+import { EventEmitter } from "node:events";
+import type { Logger } from "../log.js";
+import type { LoadBalancerCatalog, LoadBalancerEvent, LoadBalancerRef } from "../haproxy/catalog.js";
+import { LbAccumulator } from "./accumulator.js";
+import { readRawStats, type RawLbStats } from "./haproxy-stats.js";
+import type { LoadBalancerStats, StatsFilter } from "./model.js";
+
+export interface CollectedStats {
+  stats: LoadBalancerStats;
+  collectedAt: Date;
+}
+
+type Events = {
+  /** After every collection (poll or stopped state). */
+  collected: [CollectedStats];
+  /** A catalog event, after the collector updated its own state. */
+  lb: [LoadBalancerEvent];
+};
+
+export interface StatsCollectorOptions {
+  catalog: LoadBalancerCatalog;
+  logger: Logger;
+  /** Replaceable for tests; reads one poll from a master socket. */
+  read?: (masterSocket: string) => Promise<RawLbStats>;
+}
+
+export class StatsCollector extends EventEmitter<Events> {
+  private readonly acc = new Map<string, LbAccumulator>();
+  private readonly inflight = new Map<string, Promise<CollectedStats>>();
+  private readonly latestByLb = new Map<string, CollectedStats>();
+  private readonly pollsByLb = new Map<string, number>();
+  /** haproxy polls made (each is `show info` + `show stat` on one LB). */
+  polls = 0;
+  pollErrors = 0;
+  private readonly onEvent = (e: LoadBalancerEvent) => this.handle(e);
+  private readonly read: (sock: string) => Promise<RawLbStats>;
+
+  constructor(private readonly o: StatsCollectorOptions) {
+    super();
+    this.setMaxListeners(0);
+    this.read = o.read ?? ((s) => readRawStats(s));
+    o.catalog.on("event", this.onEvent);
+  }
+
+  close(): void {
+    this.o.catalog.off("event", this.onEvent);
+  }
+
+  get catalog(): LoadBalancerCatalog {
+    return this.o.catalog;
+  }
+
+  pollsOf(lbId: string): number {
+    return this.pollsByLb.get(lbId) ?? 0;
+  }
+
+  latest(lbId: string): CollectedStats | undefined {
+    return this.latestByLb.get(lbId);
+  }
+
+  private accumulator(lbId: string): LbAccumulator {
+    let a = this.acc.get(lbId);
+    if (!a) this.acc.set(lbId, (a = new LbAccumulator(lbId)));
+    return a;
+  }
+
+  private handle(e: LoadBalancerEvent): void {
+    if (e.type === "deleted") {
+      this.acc.delete(e.lbId);
+      this.latestByLb.delete(e.lbId);
+      this.pollsByLb.delete(e.lbId);
+    }
+    // The pid check in the accumulator is what carries counters; the event
+    // only makes watchers poll at once (see WatchHub).
+    this.emit("lb", e);
+  }
+
+  /** Load balancers a filter selects, in catalog order. */
+  select(filter: StatsFilter = {}): LoadBalancerRef[] {
+    const ids = filter.lbIds?.length ? new Set(filter.lbIds) : undefined;
+    return this.o.catalog.list().filter((r) => !ids || ids.has(r.lbId));
+  }
+
+  /** Polls one load balancer now (or joins the poll already in flight). */
+  collect(ref: LoadBalancerRef): Promise<CollectedStats> {
+    const running = this.inflight.get(ref.lbId);
+    if (running) return running;
+    const p = this.doCollect(ref).finally(() => this.inflight.delete(ref.lbId));
+    this.inflight.set(ref.lbId, p);
+    return p;
+  }
+
+  collectMany(refs: LoadBalancerRef[]): Promise<CollectedStats[]> {
+    return Promise.all(refs.map((r) => this.collect(r)));
+  }
+
+  private async doCollect(ref: LoadBalancerRef): Promise<CollectedStats> {
+    const acc = this.accumulator(ref.lbId);
+    let stats: LoadBalancerStats;
+    if (!ref.running) stats = acc.stopped(ref.listenerIds);
+    else {
+      this.polls++;
+      this.pollsByLb.set(ref.lbId, this.pollsOf(ref.lbId) + 1);
+      try {
+        stats = acc.apply(await this.readWithRetry(ref.masterSocket));
+      } catch (e) {
+        this.pollErrors++;
+        this.o.logger.warn({ lbId: ref.lbId, err: (e as Error).message }, "stats poll failed; reporting the last known stats");
+        // Totals unchanged means zero deltas now and nothing lost later.
+        stats = this.latestByLb.get(ref.lbId)?.stats ?? acc.stopped(ref.listenerIds);
+      }
+    }
+    // The LB may have been deleted while we polled: do not resurrect it.
+    const out = { stats, collectedAt: new Date() };
+    if (this.acc.has(ref.lbId)) this.latestByLb.set(ref.lbId, out);
+    this.emit("collected", out);
+    return out;
+  }
+
+  /** The master refuses connections for a few ms while it re-executes. */
+  private async readWithRetry(sock: string): Promise<RawLbStats> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.read(sock);
+      } catch (e) {
+        if (attempt >= 4) throw e;
+        await new Promise((r) => setTimeout(r, 30 * attempt));
+      }
+    }
+  }
+}

@@ -1,0 +1,111 @@
+// Typed stats of the load balancers, independent of haproxy's CSV and of the
+// wire contract. Counters are plain numbers: exact up to 2^53, far beyond
+// what one amphora counts.
+
+export interface Counters {
+  totalSessions: number;
+  bytesIn: number;
+  bytesOut: number;
+  requestErrors: number;
+  connectionErrors: number;
+  responseErrors: number;
+  http1xx: number;
+  http2xx: number;
+  http3xx: number;
+  http4xx: number;
+  http5xx: number;
+  httpOther: number;
+  requests: number;
+}
+
+export const COUNTER_NAMES = [
+  "totalSessions", "bytesIn", "bytesOut", "requestErrors", "connectionErrors", "responseErrors",
+  "http1xx", "http2xx", "http3xx", "http4xx", "http5xx", "httpOther", "requests",
+] as const satisfies readonly (keyof Counters)[];
+
+export function zeroCounters(): Counters {
+  return {
+    totalSessions: 0, bytesIn: 0, bytesOut: 0, requestErrors: 0, connectionErrors: 0, responseErrors: 0,
+    http1xx: 0, http2xx: 0, http3xx: 0, http4xx: 0, http5xx: 0, httpOther: 0, requests: 0,
+  };
+}
+
+export function addCounters(a: Counters, b: Counters): Counters {
+  const out = zeroCounters();
+  for (const k of COUNTER_NAMES) out[k] = a[k] + b[k];
+  return out;
+}
+
+/** a - b per counter, clamped at zero (a delta is never negative). */
+export function subCounters(a: Counters, b: Counters): Counters {
+  const out = zeroCounters();
+  for (const k of COUNTER_NAMES) out[k] = Math.max(0, a[k] - b[k]);
+  return out;
+}
+
+export function sameCounters(a: Counters, b: Counters): boolean {
+  for (const k of COUNTER_NAMES) if (a[k] !== b[k]) return false;
+  return true;
+}
+
+export type ListenerStatus = "OPEN" | "STOPPED" | "FULL" | "UNKNOWN";
+export type PoolStatus = "UP" | "DOWN" | "UNKNOWN";
+export type MemberStatus = "UP" | "DOWN" | "MAINT" | "DRAIN" | "NO_CHECK" | "UNKNOWN";
+
+/**
+ * `totals` and `delta` are absent only in a status-only update (a status
+ * change sent between ticks); everywhere else they are set.
+ */
+export interface ListenerStats {
+  listenerId: string;
+  status: ListenerStatus;
+  /** haproxy's own word (OPEN, FULL, STOP), for the heartbeat. */
+  rawStatus: string;
+  currentSessions: number;
+  maxSessions: number;
+  sessionLimit: number;
+  totals?: Counters;
+  delta?: Counters;
+}
+
+export interface MemberStats {
+  memberId: string;
+  status: MemberStatus;
+  /** haproxy's status word, normalised (UP, DOWN, MAINT, DRAIN, no check). */
+  rawStatus: string;
+  weight: number;
+  currentSessions: number;
+  maxSessions: number;
+  totals?: Counters;
+  delta?: Counters;
+  checkStatus: string;
+  checkFailures: number;
+  lastStatusChangeSeconds: number;
+}
+
+export interface PoolStats {
+  /** "<pool_id>:<listener_id>", the backend name. */
+  name: string;
+  poolId: string;
+  listenerId: string;
+  status: PoolStatus;
+  currentSessions: number;
+  totals?: Counters;
+  delta?: Counters;
+  members: MemberStats[];
+}
+
+export interface LoadBalancerStats {
+  lbId: string;
+  running: boolean;
+  listeners: ListenerStats[];
+  pools: PoolStats[];
+  /** Reloads the agent saw (counters were carried across them). */
+  reloads: number;
+  currentConnections: number;
+}
+
+export interface StatsFilter {
+  lbIds?: string[];
+  listenerIds?: string[];
+}

@@ -1,0 +1,419 @@
+// Streams of stats for many subscribers at the cost of one poll per load
+// balancer per interval: subscribers with the same interval share a poll
+// group; each subscriber has a small bounded queue that collapses into one
+// complete snapshot (with a count of what it missed) when it reads too slowly.
+import type { Logger } from "../log.js";
+import type { LoadBalancerEvent } from "../haproxy/catalog.js";
+import { DeltaTracker } from "./deltas.js";
+import type { CollectedStats, StatsCollector } from "./collector.js";
+import { sameCounters, type LoadBalancerStats, type MemberStats, type PoolStats, type StatsFilter } from "./model.js";
+
+export type WatchMode = "snapshots" | "changes";
+
+export interface StatsUpdate {
+  loadBalancers: LoadBalancerStats[];
+  removedLbIds: string[];
+  collectedAt: Date;
+  /** A complete snapshot (for the subscriber's filter). */
+  full: boolean;
+  /** Sent between ticks because a status changed: statuses only, no counters. */
+  statusOnly: boolean;
+  missedUpdates: number;
+  sequence: number;
+}
+
+export interface WatchOptions {
+  intervalMs: number;
+  filter?: StatsFilter;
+  mode: WatchMode;
+  /** Updates queued before they collapse into one snapshot (default 16). */
+  queueLimit?: number;
+}
+
+export const MIN_INTERVAL_MS = 100;
+export const MAX_INTERVAL_MS = 3_600_000;
+
+type Pending = Omit<StatsUpdate, "missedUpdates" | "sequence">;
+
+// ---- filtering and change detection (pure) ----
+
+export function filterStats(lbs: LoadBalancerStats[], filter: StatsFilter | undefined): LoadBalancerStats[] {
+  const lbIds = filter?.lbIds?.length ? new Set(filter.lbIds) : undefined;
+  const lIds = filter?.listenerIds?.length ? new Set(filter.listenerIds) : undefined;
+  const out: LoadBalancerStats[] = [];
+  for (const lb of lbs) {
+    if (lbIds && !lbIds.has(lb.lbId)) continue;
+    if (!lIds) {
+      out.push(lb);
+      continue;
+    }
+    const listeners = lb.listeners.filter((l) => lIds.has(l.listenerId));
+    const pools = lb.pools.filter((p) => lIds.has(p.listenerId));
+    if (listeners.length || pools.length) out.push({ ...lb, listeners, pools });
+  }
+  return out;
+}
+
+function memberChanged(a: MemberStats, b: MemberStats): boolean {
+  return a.status !== b.status || a.weight !== b.weight || a.currentSessions !== b.currentSessions ||
+    a.maxSessions !== b.maxSessions || a.checkStatus !== b.checkStatus || a.checkFailures !== b.checkFailures ||
+    !sameCounters(a.totals!, b.totals!);
+}
+
+/** Only what changed between two polls of a load balancer; undefined if nothing. */
+export function diffLb(prev: LoadBalancerStats | undefined, cur: LoadBalancerStats): LoadBalancerStats | undefined {
+  if (!prev) return cur;
+  const pl = new Map(prev.listeners.map((l) => [l.listenerId, l]));
+  const listeners = cur.listeners.filter((l) => {
+    const p = pl.get(l.listenerId);
+    return !p || p.status !== l.status || p.currentSessions !== l.currentSessions || p.maxSessions !== l.maxSessions ||
+      p.sessionLimit !== l.sessionLimit || !sameCounters(p.totals!, l.totals!);
+  });
+  const pp = new Map(prev.pools.map((p) => [p.name, p]));
+  const pools: PoolStats[] = [];
+  for (const pool of cur.pools) {
+    const p = pp.get(pool.name);
+    if (!p) {
+      pools.push(pool);
+      continue;
+    }
+    const pm = new Map(p.members.map((m) => [m.memberId, m]));
+    const members = pool.members.filter((m) => {
+      const o = pm.get(m.memberId);
+      return !o || memberChanged(o, m);
+    });
+    if (members.length || p.status !== pool.status || p.currentSessions !== pool.currentSessions || !sameCounters(p.totals!, pool.totals!)) {
+      pools.push({ ...pool, members });
+    }
+  }
+  if (!listeners.length && !pools.length && prev.running === cur.running && prev.reloads === cur.reloads &&
+    prev.currentConnections === cur.currentConnections) return undefined;
+  return { ...cur, listeners, pools };
+}
+
+/** Status of every object of a load balancer, keyed. */
+export function statusSignature(lb: LoadBalancerStats): Map<string, string> {
+  const m = new Map<string, string>([["LB", lb.running ? "running" : "stopped"]]);
+  for (const l of lb.listeners) m.set(`F:${l.listenerId}`, l.status);
+  for (const p of lb.pools) {
+    m.set(`B:${p.name}`, p.status);
+    for (const s of p.members) m.set(`S:${p.name}/${s.memberId}`, `${s.status}/${s.weight}`);
+  }
+  return m;
+}
+
+/** The objects whose status differs from `prev`, without counters. */
+export function statusDiff(prev: Map<string, string> | undefined, lb: LoadBalancerStats): LoadBalancerStats | undefined {
+  const changed = (k: string, v: string) => !prev || prev.get(k) !== v;
+  const listeners = lb.listeners
+    .filter((l) => changed(`F:${l.listenerId}`, l.status))
+    .map((l) => ({ ...l, totals: undefined, delta: undefined }));
+  const pools: PoolStats[] = [];
+  for (const p of lb.pools) {
+    const members = p.members
+      .filter((s) => changed(`S:${p.name}/${s.memberId}`, `${s.status}/${s.weight}`))
+      .map((s) => ({ ...s, totals: undefined, delta: undefined }));
+    if (members.length || changed(`B:${p.name}`, p.status)) pools.push({ ...p, totals: undefined, delta: undefined, members });
+  }
+  if (!listeners.length && !pools.length && !changed("LB", lb.running ? "running" : "stopped")) return undefined;
+  return { ...lb, listeners, pools };
+}
+
+// ---- subscriptions ----
+
+export class Subscription implements AsyncIterable<StatsUpdate> {
+  private queue: Pending[] = [];
+  private waiter: ((u: StatsUpdate | undefined) => void) | undefined;
+  private needFull = false;
+  private missed = 0;
+  private seq = 0;
+  closed = false;
+  /** Waiting for its first (complete) message. */
+  firstPending = true;
+  /** Load balancers this subscriber was told about (for removed_lb_ids). */
+  readonly seen = new Set<string>();
+  readonly filterKey: string;
+
+  constructor(
+    readonly options: WatchOptions,
+    private readonly group: PollGroup,
+    private readonly onClose: (s: Subscription) => void,
+  ) {
+    const f = options.filter ?? {};
+    this.filterKey = JSON.stringify([[...(f.lbIds ?? [])].sort(), [...(f.listenerIds ?? [])].sort()]);
+  }
+
+  get queued(): number {
+    return this.queue.length + (this.needFull ? 1 : 0);
+  }
+
+  private stamp(p: Pending, missed = 0): StatsUpdate {
+    if (p.full) this.seen.clear();
+    else for (const id of p.removedLbIds) this.seen.delete(id);
+    for (const lb of p.loadBalancers) this.seen.add(lb.lbId);
+    return { ...p, missedUpdates: missed, sequence: ++this.seq };
+  }
+
+  /** Hands an update to the reader, queues it, or collapses the queue. */
+  push(p: Pending): void {
+    if (this.closed) return;
+    if (this.waiter && !this.needFull && !this.queue.length) {
+      const w = this.waiter;
+      this.waiter = undefined;
+      w(this.stamp(p));
+      return;
+    }
+    if (this.needFull) {
+      // Already collapsed: the snapshot built when the reader comes back
+      // covers this update too.
+      this.missed++;
+      return;
+    }
+    if (this.queue.length >= (this.options.queueLimit ?? 16)) {
+      this.missed += this.queue.length + 1;
+      this.queue = [];
+      this.needFull = true;
+      return;
+    }
+    this.queue.push(p);
+  }
+
+  next(): Promise<StatsUpdate | undefined> {
+    if (this.closed) return Promise.resolve(undefined);
+    if (this.needFull) {
+      this.needFull = false;
+      const missed = this.missed;
+      this.missed = 0;
+      return Promise.resolve(this.stamp(this.group.fullFor(this), missed));
+    }
+    const p = this.queue.shift();
+    if (p) return Promise.resolve(this.stamp(p));
+    return new Promise((r) => (this.waiter = r));
+  }
+
+  /** Idempotent; ends the iteration and frees the group if it was the last. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.queue = [];
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.(undefined);
+    this.onClose(this);
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<StatsUpdate> {
+    try {
+      for (;;) {
+        const u = await this.next();
+        if (!u) return;
+        yield u;
+      }
+    } finally {
+      this.close();
+    }
+  }
+}
+
+// ---- poll groups ----
+
+class PollGroup {
+  readonly subs = new Set<Subscription>();
+  private readonly tracker = new DeltaTracker("zero");
+  /** The latest tick's stats (with this group's deltas), in catalog order. */
+  private view: LoadBalancerStats[] = [];
+  private viewAt = new Date(0);
+  private ready = false;
+  /** Statuses last sent to CHANGES subscribers, per load balancer. */
+  private readonly statusSent = new Map<string, Map<string, string>>();
+  private readonly collecting = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private ticking = false;
+  private nextAt = 0;
+  stopped = false;
+  ticks = 0;
+
+  constructor(
+    readonly intervalMs: number,
+    private readonly collector: StatsCollector,
+    private readonly logger: Logger,
+  ) {
+    this.nextAt = Date.now();
+    this.schedule(0);
+  }
+
+  private schedule(delay: number): void {
+    this.timer = setTimeout(() => void this.tick(), delay);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  add(s: Subscription): void {
+    this.subs.add(s);
+    // A group that has polled already answers at once from its last tick.
+    if (this.ready && !this.ticking) {
+      s.firstPending = false;
+      s.push(this.fullFor(s));
+    }
+  }
+
+  /** A complete snapshot of the latest tick for one subscriber. */
+  fullFor(s: Subscription): Pending {
+    const lbs = filterStats(this.view, s.options.filter);
+    const ids = new Set(lbs.map((l) => l.lbId));
+    return { loadBalancers: lbs, removedLbIds: [...s.seen].filter((id) => !ids.has(id)), collectedAt: this.viewAt, full: true, statusOnly: false };
+  }
+
+  private async tick(): Promise<void> {
+    if (this.stopped) return;
+    this.ticking = true;
+    try {
+      const refs = this.collector.select();
+      for (const r of refs) this.collecting.add(r.lbId);
+      let results: CollectedStats[];
+      try {
+        results = await this.collector.collectMany(refs);
+      } finally {
+        this.collecting.clear();
+      }
+      if (this.stopped) return;
+      // Deleted while we polled: gone.
+      results = results.filter((r) => this.collector.catalog.get(r.stats.lbId));
+      const stats = this.tracker.apply(results.map((r) => r.stats));
+      const prevById = new Map(this.view.map((l) => [l.lbId, l]));
+      const curIds = new Set(stats.map((l) => l.lbId));
+      const removed = [...prevById.keys()].filter((id) => !curIds.has(id));
+      const changes: LoadBalancerStats[] = [];
+      for (const lb of stats) {
+        const d = diffLb(prevById.get(lb.lbId), lb);
+        if (d) changes.push(d);
+        this.statusSent.set(lb.lbId, statusSignature(lb));
+      }
+      for (const id of removed) this.statusSent.delete(id);
+      this.view = stats;
+      this.viewAt = results.length ? new Date(Math.max(...results.map((r) => r.collectedAt.getTime()))) : new Date();
+      this.ready = true;
+      this.ticks++;
+      this.deliver(changes, removed);
+    } catch (e) {
+      this.logger.error({ err: (e as Error).message, intervalMs: this.intervalMs }, "stats poll group tick failed");
+    } finally {
+      this.ticking = false;
+      if (!this.stopped) {
+        // Keep the cadence; skip ticks a slow poll overran.
+        const now = Date.now();
+        this.nextAt += this.intervalMs;
+        if (this.nextAt <= now) this.nextAt = now + this.intervalMs - ((now - this.nextAt) % this.intervalMs);
+        this.schedule(this.nextAt - now);
+      }
+    }
+  }
+
+  private deliver(changes: LoadBalancerStats[], removed: string[]): void {
+    // Subscribers with the same filter share the filtered arrays.
+    const cache = new Map<string, { full: LoadBalancerStats[]; changes: LoadBalancerStats[] }>();
+    for (const s of this.subs) {
+      let c = cache.get(s.filterKey);
+      if (!c) cache.set(s.filterKey, (c = { full: filterStats(this.view, s.options.filter), changes: filterStats(changes, s.options.filter) }));
+      const gone = removed.filter((id) => s.seen.has(id));
+      if (s.firstPending || s.options.mode === "snapshots") {
+        s.firstPending = false;
+        s.push({ loadBalancers: c.full, removedLbIds: gone, collectedAt: this.viewAt, full: true, statusOnly: false });
+      } else if (c.changes.length || gone.length) {
+        s.push({ loadBalancers: c.changes, removedLbIds: gone, collectedAt: this.viewAt, full: false, statusOnly: false });
+      }
+    }
+  }
+
+  /** Any collection of a load balancer (another group, the heartbeat, an event). */
+  onCollected(c: CollectedStats): void {
+    const lbId = c.stats.lbId;
+    if (!this.ready || this.collecting.has(lbId) || !this.collector.catalog.get(lbId)) return;
+    const d = statusDiff(this.statusSent.get(lbId), c.stats);
+    if (!d) return;
+    this.statusSent.set(lbId, statusSignature(c.stats));
+    const update = [d];
+    for (const s of this.subs) {
+      if (s.firstPending || s.options.mode !== "changes") continue;
+      const lbs = filterStats(update, s.options.filter);
+      if (lbs.length) s.push({ loadBalancers: lbs, removedLbIds: [], collectedAt: c.collectedAt, full: false, statusOnly: true });
+    }
+  }
+
+  onDeleted(lbId: string): void {
+    this.view = this.view.filter((l) => l.lbId !== lbId);
+    this.statusSent.delete(lbId);
+    for (const s of this.subs) {
+      if (s.seen.has(lbId)) s.push({ loadBalancers: [], removedLbIds: [lbId], collectedAt: new Date(), full: false, statusOnly: true });
+    }
+  }
+}
+
+export class WatchHub {
+  private readonly groups = new Map<number, PollGroup>();
+  private readonly onLb = (e: LoadBalancerEvent) => this.handleLb(e);
+  private readonly onCollected = (c: CollectedStats) => {
+    for (const g of this.groups.values()) g.onCollected(c);
+  };
+
+  constructor(
+    private readonly collector: StatsCollector,
+    private readonly logger: Logger,
+  ) {
+    collector.on("lb", this.onLb);
+    collector.on("collected", this.onCollected);
+  }
+
+  get subscriberCount(): number {
+    let n = 0;
+    for (const g of this.groups.values()) n += g.subs.size;
+    return n;
+  }
+
+  get groupCount(): number {
+    return this.groups.size;
+  }
+
+  subscribe(o: WatchOptions): Subscription {
+    const intervalMs = Math.min(MAX_INTERVAL_MS, Math.max(MIN_INTERVAL_MS, Math.round(o.intervalMs)));
+    let g = this.groups.get(intervalMs);
+    if (!g) this.groups.set(intervalMs, (g = new PollGroup(intervalMs, this.collector, this.logger)));
+    const group = g;
+    const s = new Subscription({ ...o, intervalMs }, group, (sub) => {
+      group.subs.delete(sub);
+      // The last subscriber gone: stop polling for this interval.
+      if (!group.subs.size && this.groups.get(intervalMs) === group) {
+        group.stop();
+        this.groups.delete(intervalMs);
+      }
+    });
+    group.add(s);
+    return s;
+  }
+
+  private handleLb(e: LoadBalancerEvent): void {
+    if (!this.groups.size) return;
+    if (e.type === "deleted") {
+      for (const g of this.groups.values()) g.onDeleted(e.lbId);
+      return;
+    }
+    // Poll now so that watchers see the new status at once, not at the
+    // next tick (one poll, whatever the number of groups).
+    const ref = this.collector.catalog.get(e.lbId);
+    if (ref) this.collector.collect(ref).catch((err) => this.logger.warn({ lbId: e.lbId, err: (err as Error).message }, "stats poll after event failed"));
+  }
+
+  close(): void {
+    this.collector.off("lb", this.onLb);
+    this.collector.off("collected", this.onCollected);
+    for (const g of this.groups.values()) {
+      g.stop();
+      for (const s of [...g.subs]) s.close();
+    }
+    this.groups.clear();
+  }
+}
