@@ -205,6 +205,11 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     }
   }
 
+  /** Changes the memory that must stay free after a reload (operators, tests). */
+  setMemoryReserveBytes(bytes: number): void {
+    this.o.memoryReserveBytes = bytes;
+  }
+
   close(): void {
     if (this.watchTimer) clearInterval(this.watchTimer);
   }

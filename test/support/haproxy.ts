@@ -26,12 +26,17 @@ export interface Backend {
   close(): Promise<void>;
 }
 
-/** An HTTP server on 127.0.0.1 answering every request with its `name` (text/plain). */
+/**
+ * An HTTP server on 127.0.0.1 answering every request with its `name`
+ * (text/plain). `?delay=MS` in the path delays the answer (slow requests).
+ */
 export async function startBackend(name: string): Promise<Backend> {
   const b = { hits: 0 } as Backend;
-  const server = createHttpServer((req, res) => {
+  const server = createHttpServer(async (req, res) => {
     b.hits++;
     req.resume();
+    const delay = Number(/[?&]delay=(\d+)/.exec(req.url ?? "")?.[1] ?? 0);
+    if (delay) await sleep(delay);
     res.writeHead(200, { "content-type": "text/plain", "content-length": Buffer.byteLength(name), "x-backend": name });
     res.end(name);
   });
