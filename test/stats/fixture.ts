@@ -107,7 +107,7 @@ export async function testEnv(): Promise<Env> {
         lbId, dir: lbDir, sock, port, cfg,
         listenerId: l.id,
         poolName: `${l.poolId}:${l.id}`,
-        memberIds: l.members.map((m) => m.id),
+        memberIds: l.members.map((m) => m.id!),
         ref: () => ({ lbId, masterSocket: sock, running, listenerIds: [l.id] }),
         cli: (cmd) => cliRetry(sock, cmd),
         async workerPid() {
