@@ -146,6 +146,8 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
   /** Loads one load balancer folder; adopts its master if it still runs, cleans stale run files otherwise. */
   private async adopt(lbId: string): Promise<void> {
     const paths = this.paths(lbId);
+    // Temp files of atomic writes interrupted by a crash.
+    for (const f of await readdir(paths.dir)) if (/^\..*\.tmp$/.test(f)) await rm(`${paths.dir}/${f}`, { force: true });
     let text: string;
     try {
       text = await readFile(paths.config, "utf8");
