@@ -1,0 +1,97 @@
+// Rendering for humans (aligned tables, key/value blocks, status colours)
+// and for scripts (JSON in the Protobuf JSON mapping: int64 as strings).
+import { toJson, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+
+export interface Style {
+  color: boolean;
+}
+
+const ANSI = { red: 31, green: 32, yellow: 33, blue: 34, dim: 2, bold: 1 } as const;
+export type Tint = keyof typeof ANSI;
+
+export function paint(s: string, tint: Tint | undefined, st: Style): string {
+  return st.color && tint ? `\x1b[${ANSI[tint]}m${s}\x1b[0m` : s;
+}
+
+/** The colour of a status word wherever it appears (listener, member, pool, process). */
+export function statusTint(status: string): Tint | undefined {
+  const s = status.toUpperCase();
+  if (["ACTIVE", "OPEN", "UP", "RUNNING", "OK", "ALLOCATED"].includes(s)) return "green";
+  if (["ERROR", "DOWN", "FAILED", "FULL"].includes(s)) return "red";
+  if (["MAINT", "DRAIN", "STOPPED", "TOPOLOGY-CHANGE", "NOLB"].includes(s)) return "yellow";
+  if (["NO_CHECK", "NO CHECK", "UNKNOWN", ""].includes(s)) return "dim";
+  return undefined;
+}
+
+// Width of what a terminal shows: ANSI colour sequences take no room.
+const visible = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, "").length;
+
+/** Columns padded to the widest cell; numbers right-aligned. */
+export function table(headers: string[], rows: string[][], st: Style, rightAligned: number[] = []): string {
+  if (!rows.length) return "";
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => visible(r[i] ?? ""))));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => {
+        const pad = " ".repeat(Math.max(0, widths[i]! - visible(c)));
+        return rightAligned.includes(i) ? pad + c : i === cells.length - 1 ? c : c + pad;
+      })
+      .join("  ")
+      .trimEnd();
+  return [paint(line(headers), "bold", st), ...rows.map(line)].join("\n") + "\n";
+}
+
+/** "key: value" lines of a JSON object, nested objects indented. */
+export function keyValues(obj: unknown, st: Style, indent = ""): string {
+  if (obj === null || typeof obj !== "object") return `${indent}${String(obj)}\n`;
+  const entries = Object.entries(obj as Record<string, unknown>);
+  if (!entries.length) return "";
+  const w = Math.max(...entries.map(([k]) => k.length));
+  let out = "";
+  for (const [k, v] of entries) {
+    const label = paint(`${k}:`.padEnd(w + 1), "bold", st);
+    if (Array.isArray(v)) {
+      if (!v.length) out += `${indent}${label} -\n`;
+      else if (v.every((x) => typeof x !== "object")) out += `${indent}${label} ${v.join(", ")}\n`;
+      else {
+        out += `${indent}${label}\n`;
+        for (const x of v) {
+          const lines = keyValues(x, st).trimEnd().split("\n");
+          out += lines.map((l, i) => `${indent}${i ? "    " : "  - "}${l}`).join("\n") + "\n";
+        }
+      }
+    } else if (v && typeof v === "object") {
+      out += Object.keys(v).length ? `${indent}${label}\n${keyValues(v, st, indent + "  ")}` : `${indent}${label} -\n`;
+    } else {
+      const s = String(v);
+      const tint = /status|state|topology_status/i.test(k) ? statusTint(s) : undefined;
+      out += `${indent}${label} ${paint(s, tint, st)}\n`;
+    }
+  }
+  return out;
+}
+
+/** A message in the Protobuf JSON mapping with every field present, for scripts. */
+export function messageJson<D extends DescMessage>(schema: D, msg: MessageShape<D>): unknown {
+  return toJson(schema, msg, { alwaysEmitImplicit: true, useProtoFieldName: true });
+}
+
+/** JSON.stringify that writes bigints as strings, as the Protobuf JSON mapping does. */
+export function stringifyJson(v: unknown): string {
+  return JSON.stringify(v, (_k, x) => (typeof x === "bigint" ? x.toString() : x), 2);
+}
+
+export function formatBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${i ? n.toFixed(1) : n.toFixed(0)}${units[i]}`;
+}
+
+export function formatRate(perSecond: number): string {
+  if (!Number.isFinite(perSecond)) return "-";
+  return perSecond >= 100 ? perSecond.toFixed(0) : perSecond.toFixed(1);
+}
