@@ -15,6 +15,9 @@ import type { AgentContext } from "./context.js";
 import { writeFileAtomic } from "../system/fs-atomic.js";
 import { LoadBalancerManager } from "../haproxy/manager.js";
 import { CertificateStore } from "../certs/store.js";
+import { NetworkPlumbing } from "../network/plumbing.js";
+import { KeepalivedVrrp } from "../keepalived/vrrp.js";
+import { LvsListeners } from "../keepalived/lvs.js";
 
 export const AGENT_VERSION = "0.1.0";
 
@@ -102,6 +105,9 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
   });
   const certs = new CertificateStore(config.certDir, lbs.lock);
   const ctx: AgentContext = { logger, config: store, tls, agentVersion: AGENT_VERSION, lbs, certs };
+  ctx.network = new NetworkPlumbing(config.netns, config.stateDir, () => store.current.topology, logger);
+  ctx.keepalived = new KeepalivedVrrp(config.stateDir, config.netns, logger);
+  ctx.lvs = new LvsListeners(config.stateDir, config.netns, logger);
   server = createAgentServer({
     tls: tlsMaterial,
     logger,

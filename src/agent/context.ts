@@ -5,6 +5,9 @@ import type { ConfigStore } from "./config-store.js";
 import type { TlsControl } from "./tls.js";
 import type { LoadBalancerManager } from "../haproxy/manager.js";
 import type { CertificateStore } from "../certs/store.js";
+import type { NetworkPlumbing } from "../network/plumbing.js";
+import type { KeepalivedVrrp } from "../keepalived/vrrp.js";
+import type { LvsListeners } from "../keepalived/lvs.js";
 
 export interface AgentContext {
   logger: Logger;
@@ -15,4 +18,9 @@ export interface AgentContext {
   lbs?: LoadBalancerManager;
   /** Certificates of load balancers (shares the per-LB lock of `lbs`). */
   certs?: CertificateStore;
+  /** VIP/member port plumbing in the load-balancer namespace. */
+  network?: NetworkPlumbing;
+  /** keepalived for VRRP, and the stored LVS configs of UDP listeners. */
+  keepalived?: KeepalivedVrrp;
+  lvs?: LvsListeners;
 }

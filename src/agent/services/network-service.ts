@@ -1,14 +1,73 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { NetworkService } from "../../gen/amphora/v1/network_pb.js";
+import {
+  NetworkService,
+  type AdditionalVip, type FixedIp, type HostRoute, type PlugNetworkRequest, type PlugVipRequest,
+} from "../../gen/amphora/v1/network_pb.js";
+import { DomainError } from "../../errors.js";
 import { interfaceForIp } from "../../network/interfaces.js";
+import { applyInterfaceRules } from "../../network/interface-rules.js";
+import type { NetworkSpec, VipSpec } from "../../network/plug-spec.js";
+import type { NetworkPlumbing } from "../../network/plumbing.js";
 import type { AgentContext } from "../context.js";
 
-// Plugging VIPs and networks and interface rules come with the network work;
-// until then those methods answer `unimplemented`.
+// Pure data mapping between the generated messages and the domain specs.
+const routes = (rs: HostRoute[]) => rs.map((r) => ({ destination: r.destination, nexthop: r.nexthop }));
+
+function vipSpec(req: PlugVipRequest): VipSpec {
+  return {
+    vip: req.vip,
+    subnetCidr: req.subnetCidr,
+    gateway: req.gateway,
+    macAddress: req.macAddress,
+    mtu: req.mtu,
+    vrrpIp: req.vrrpIp,
+    hostRoutes: routes(req.hostRoutes),
+    additionalVips: req.additionalVips.map((a: AdditionalVip) => ({
+      subnetCidr: a.subnetCidr, gateway: a.gateway, ipAddress: a.ipAddress, hostRoutes: routes(a.hostRoutes),
+    })),
+  };
+}
+
+function networkSpec(req: PlugNetworkRequest): NetworkSpec {
+  const v = req.vipNetInfo;
+  return {
+    macAddress: req.macAddress,
+    mtu: req.mtu,
+    fixedIps: req.fixedIps.map((f: FixedIp) => ({
+      ipAddress: f.ipAddress, subnetCidr: f.subnetCidr, gateway: f.gateway, hostRoutes: routes(f.hostRoutes),
+    })),
+    vipNetInfo: v && v.vip
+      ? { vip: v.vip, subnetCidr: v.subnetCidr, gateway: v.gateway, macAddress: v.macAddress || req.macAddress, mtu: v.mtu, vrrpIp: v.vrrpIp, hostRoutes: routes(v.hostRoutes) }
+      : undefined,
+  };
+}
+
+function plumbing(ctx: AgentContext): NetworkPlumbing {
+  if (!ctx.network) throw new DomainError("unavailable", "network plumbing is not configured in this agent");
+  return ctx.network;
+}
+
 export function networkService(ctx: AgentContext): Partial<ServiceImpl<typeof NetworkService>> {
+  const netns = () => ctx.config.current.netns;
   return {
     async getInterface(req) {
-      return { message: "OK", interface: await interfaceForIp(req.ip, ctx.config.current.netns) };
+      return { message: "OK", interface: await interfaceForIp(req.ip, netns()) };
+    },
+    async setInterfaceRules(req) {
+      const ifname = await interfaceForIp(req.ip, netns());
+      await applyInterfaceRules(
+        netns(), ctx.config.current.stateDir, ifname,
+        req.rules.map((r) => ({ protocol: r.protocol, cidr: r.cidr, port: r.port })), ctx.logger,
+      );
+      return { message: "OK", details: "" };
+    },
+    async plugVip(req) {
+      const r = await plumbing(ctx).plugVip(vipSpec(req));
+      return { message: "OK", details: `VIP ${req.vip} plugged on interface ${r.ifname}`, interface: r.ifname };
+    },
+    async plugNetwork(req) {
+      const r = await plumbing(ctx).plugNetwork(networkSpec(req));
+      return { message: "OK", details: `Plugged interface ${r.ifname}`, interface: r.ifname };
     },
   };
 }

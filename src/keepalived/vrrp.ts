@@ -1,0 +1,161 @@
+// keepalived for VRRP (active/standby pairs): the uploaded configuration is
+// validated with `keepalived -t` inside the load-balancer namespace (so the
+// interfaces it names are checked against the real ones) before it replaces
+// the stored one; the daemon runs daemonized in that namespace with its own
+// pid files, so it outlives an agent restart and is found again from them.
+import { randomBytes } from "node:crypto";
+import { mkdir, readFile, rm, unlink, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { DomainError, failed } from "../errors.js";
+import type { Logger } from "../log.js";
+import { silentLogger } from "../log.js";
+import { run } from "../system/exec.js";
+import { writeFileAtomic } from "../system/fs-atomic.js";
+import { livePid, waitFor } from "./pid.js";
+
+export interface KeepalivedStatus {
+  running: boolean;
+  pid?: number;
+  vrrpPid?: number;
+  configured: boolean;
+}
+
+const COMM = "keepalived";
+
+/** Validates a keepalived configuration with `keepalived -t` in `netns`; returns its complaints. */
+export async function checkKeepalivedConfig(
+  text: string, dir: string, netns: string, logger?: Logger,
+): Promise<{ ok: boolean; output: string }> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const tmp = join(dir, `.check-${randomBytes(6).toString("hex")}.conf`);
+  await writeFile(tmp, text, { mode: 0o600 });
+  try {
+    const r = await run("keepalived", ["-t", "-f", tmp], { netns, timeoutMs: 15_000, logger });
+    // Name the file as the caller knows it, not our temporary name.
+    const output = [r.stderr, r.stdout].filter(Boolean).join("\n").split(tmp).join("keepalived.conf").trim();
+    return { ok: r.exitCode === 0, output: output || (r.exitCode === 0 ? "" : `keepalived -t exited with ${r.exitCode}`) };
+  } finally {
+    await unlink(tmp).catch(() => {});
+  }
+}
+
+export class KeepalivedVrrp {
+  private queue: Promise<unknown> = Promise.resolve();
+  readonly dir: string;
+  readonly configFile: string;
+  readonly pidFile: string;
+  readonly vrrpPidFile: string;
+  readonly checkersPidFile: string;
+
+  constructor(
+    stateDir: string,
+    readonly netns: string,
+    private readonly logger: Logger = silentLogger,
+    private readonly timeouts = { startMs: 5000, stopMs: 10_000 },
+  ) {
+    this.dir = join(stateDir, "keepalived");
+    this.configFile = join(this.dir, "keepalived.conf");
+    this.pidFile = join(this.dir, "keepalived.pid");
+    this.vrrpPidFile = join(this.dir, "vrrp.pid");
+    this.checkersPidFile = join(this.dir, "checkers.pid");
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(fn, fn);
+    this.queue = next.catch(() => {});
+    return next;
+  }
+
+  async status(): Promise<KeepalivedStatus> {
+    const pid = await livePid(this.pidFile, COMM);
+    const vrrpPid = pid ? await livePid(this.vrrpPidFile, COMM) : undefined;
+    const configured = await readFile(this.configFile).then(() => true, () => false);
+    return { running: pid !== undefined, pid, vrrpPid, configured };
+  }
+
+  async config(): Promise<string | undefined> {
+    return readFile(this.configFile, "utf8").catch(() => undefined);
+  }
+
+  /** Stores `text` as the configuration only if keepalived accepts it; the previous one stays otherwise. */
+  upload(text: string): Promise<void> {
+    return this.serial(async () => {
+      const check = await checkKeepalivedConfig(text, this.dir, this.netns, this.logger);
+      if (!check.ok) throw failed("Failed to upload keepalived configuration.", check.output, "CONFIG_INVALID");
+      await writeFileAtomic(this.configFile, text, 0o600);
+      this.logger.info({ file: this.configFile }, "keepalived configuration stored");
+    });
+  }
+
+  /** Starts keepalived; a running one is left alone. Ready once both pid files name live processes. */
+  start(): Promise<KeepalivedStatus> {
+    return this.serial(async () => {
+      const st = await this.status();
+      if (st.running) return st;
+      if (!st.configured) throw failed("Failed to start keepalived", "no keepalived configuration has been uploaded", "NOT_CONFIGURED");
+      // Pid files of a killed daemon would make keepalived think it still runs.
+      await this.removePidFiles();
+      const r = await run(
+        "keepalived",
+        ["-D", "-f", this.configFile, "-p", this.pidFile, "-r", this.vrrpPidFile, "-c", this.checkersPidFile],
+        { netns: this.netns, timeoutMs: 15_000, logger: this.logger },
+      );
+      if (r.exitCode !== 0) throw failed("Failed to start keepalived", (r.stderr || r.stdout).trim(), "START_FAILED");
+      const up = await waitFor(async () => {
+        const s = await this.status();
+        return s.running && s.vrrpPid !== undefined;
+      }, this.timeouts.startMs);
+      if (!up) {
+        throw failed("Failed to start keepalived", `keepalived did not come up within ${this.timeouts.startMs} ms (see the system log)`, "START_FAILED");
+      }
+      const now = await this.status();
+      this.logger.info({ pid: now.pid, vrrpPid: now.vrrpPid, netns: this.netns }, "keepalived started");
+      return now;
+    });
+  }
+
+  /** SIGTERM (keepalived then releases its VIPs); stopping a stopped keepalived is fine. */
+  stop(): Promise<KeepalivedStatus> {
+    return this.serial(async () => {
+      const st = await this.status();
+      if (!st.running) {
+        await this.removePidFiles();
+        return st;
+      }
+      this.signal(st.pid!, "SIGTERM");
+      let gone = await waitFor(async () => !(await this.status()).running, this.timeouts.stopMs);
+      if (!gone) {
+        this.logger.warn({ pid: st.pid }, "keepalived ignored SIGTERM; killing it");
+        this.signal(st.pid!, "SIGKILL");
+        gone = await waitFor(async () => !(await this.status()).running, 2000);
+      }
+      if (!gone) throw failed("Failed to stop keepalived", `process ${st.pid} is still running`, "STOP_FAILED");
+      await this.removePidFiles();
+      this.logger.info({ pid: st.pid }, "keepalived stopped");
+      return this.status();
+    });
+  }
+
+  /** SIGHUP: keepalived re-reads the stored configuration without a state change. */
+  reload(): Promise<KeepalivedStatus> {
+    return this.serial(async () => {
+      const st = await this.status();
+      if (!st.running) throw failed("Failed to reload keepalived", "keepalived is not running", "NOT_RUNNING");
+      this.signal(st.pid!, "SIGHUP");
+      this.logger.info({ pid: st.pid }, "keepalived reloaded");
+      return st;
+    });
+  }
+
+  private signal(pid: number, sig: NodeJS.Signals) {
+    try {
+      process.kill(pid, sig);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ESRCH") throw new DomainError("failed", `Failed to signal keepalived`, String(e));
+    }
+  }
+
+  private async removePidFiles() {
+    for (const f of [this.pidFile, this.vrrpPidFile, this.checkersPidFile]) await rm(f, { force: true });
+  }
+}

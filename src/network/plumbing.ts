@@ -1,0 +1,244 @@
+// Plugs the VIP and member ports in the load-balancer namespace: finds the
+// interface by MAC, applies an InterfacePlan with `ip`, rolls back what this
+// call added when a step fails, removes what a previous plug of the same port
+// added and the new one no longer wants, and records every plug in
+// <stateDir>/network/plugged.json so it can be inspected and re-applied.
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { DomainError, failed, notFound } from "../errors.js";
+import type { Logger } from "../log.js";
+import { silentLogger } from "../log.js";
+import { writeFileAtomic } from "../system/fs-atomic.js";
+import { familyOf, parsePrefix } from "./cidr.js";
+import { normalizeIp } from "./interfaces.js";
+import { IpTool, type IpLink, type IpRoute } from "./ip-tool.js";
+import {
+  planNetwork, planVip, tableFor,
+  type InterfacePlan, type NetworkSpec, type PlannedAddress, type PlannedRoute, type PlannedRule, type VipSpec,
+} from "./plug-spec.js";
+
+export type Topology = "SINGLE" | "ACTIVE_STANDBY";
+
+export interface PluggedEntry {
+  kind: "vip" | "network";
+  ifname: string;
+  table: string;
+  spec: VipSpec | NetworkSpec;
+  plan: InterfacePlan;
+  pluggedAt: string;
+}
+
+export interface PluggedState {
+  version: 1;
+  /** Keyed by lower-case MAC address: the port's stable identity. */
+  interfaces: Record<string, PluggedEntry>;
+}
+
+export interface PlugResult {
+  ifname: string;
+  plan: InterfacePlan;
+}
+
+type Undo = () => Promise<unknown>;
+
+const routeKey = (r: PlannedRoute) => `${r.family}|${r.table}|${r.dst}|${r.via ?? ""}|${r.onlink ? 1 : 0}`;
+const ruleKey = (r: PlannedRule) => `${r.family}|${r.from}|${r.table}|${r.priority}`;
+const addrKey = (a: PlannedAddress) => `${normalizeIp(a.ip)}/${a.prefixlen}`;
+
+/** `ip -j route` writes "default" and bare host addresses; turn them into canonical prefixes. */
+function canonicalDst(dst: string, family: 4 | 6): string {
+  if (dst === "default") return family === 4 ? "0.0.0.0/0" : "::/0";
+  const withLen = dst.includes("/") ? dst : `${dst}/${family === 4 ? 32 : 128}`;
+  return parsePrefix(withLen, false)?.text ?? dst;
+}
+
+export class NetworkPlumbing {
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly ip: IpTool;
+  private readonly stateFile: string;
+
+  constructor(
+    readonly netns: string,
+    stateDir: string,
+    private readonly topology: () => Topology = () => "SINGLE",
+    private readonly logger: Logger = silentLogger,
+  ) {
+    this.ip = new IpTool(netns, logger);
+    this.stateFile = join(stateDir, "network", "plugged.json");
+  }
+
+  /** One network change at a time: plans read the live state they change. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(fn, fn);
+    this.queue = next.catch(() => {});
+    return next;
+  }
+
+  plugVip(spec: VipSpec): Promise<PlugResult> {
+    return this.serial(async () => {
+      const link = await this.findLink(spec.macAddress);
+      const table = tableFor(link.ifindex);
+      const plan = planVip(spec, table, this.topology());
+      await this.applyWithRollback(link, plan, "Error plugging VIP");
+      await this.record(spec.macAddress, { kind: "vip", ifname: link.ifname, table, spec, plan, pluggedAt: new Date().toISOString() });
+      return { ifname: link.ifname, plan };
+    });
+  }
+
+  plugNetwork(spec: NetworkSpec): Promise<PlugResult> {
+    return this.serial(async () => {
+      const link = await this.findLink(spec.macAddress);
+      const table = tableFor(link.ifindex);
+      const plan = planNetwork(spec, table, this.topology());
+      await this.applyWithRollback(link, plan, "Error plugging network");
+      await this.record(spec.macAddress, { kind: "network", ifname: link.ifname, table, spec, plan, pluggedAt: new Date().toISOString() });
+      return { ifname: link.ifname, plan };
+    });
+  }
+
+  /** What has been plugged, as recorded. */
+  async state(): Promise<PluggedState> {
+    try {
+      return JSON.parse(await readFile(this.stateFile, "utf8")) as PluggedState;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return { version: 1, interfaces: {} };
+      throw e;
+    }
+  }
+
+  /**
+   * Applies every recorded plug again (after a reboot or an interface
+   * flap). Plans are recomputed because interface indexes, and so table
+   * numbers, may have changed. Returns the interfaces done and the failures.
+   */
+  reapply(): Promise<{ applied: string[]; failures: { mac: string; error: string }[] }> {
+    return this.serial(async () => {
+      const applied: string[] = [];
+      const failures: { mac: string; error: string }[] = [];
+      const st = await this.state();
+      for (const [mac, e] of Object.entries(st.interfaces)) {
+        try {
+          const link = await this.findLink(mac);
+          const table = tableFor(link.ifindex);
+          const plan = e.kind === "vip" ? planVip(e.spec as VipSpec, table, this.topology()) : planNetwork(e.spec as NetworkSpec, table, this.topology());
+          await this.applyWithRollback(link, plan, "Error re-applying plugged interface");
+          await this.record(mac, { ...e, ifname: link.ifname, table, plan });
+          applied.push(link.ifname);
+        } catch (err) {
+          failures.push({ mac, error: err instanceof DomainError ? `${err.message}: ${err.details}` : String(err) });
+        }
+      }
+      return { applied, failures };
+    });
+  }
+
+  private async findLink(mac: string): Promise<IpLink> {
+    const link = await this.ip.linkByMac(mac);
+    if (!link) throw notFound("No suitable network interface found", `no interface with MAC address ${mac}`, "INTERFACE_NOT_FOUND");
+    return link;
+  }
+
+  private async record(mac: string, entry: PluggedEntry): Promise<void> {
+    const st = await this.state();
+    st.interfaces[mac.toLowerCase()] = entry;
+    await writeFileAtomic(this.stateFile, JSON.stringify(st, null, 2) + "\n", 0o600);
+  }
+
+  /**
+   * Applies `plan` on `link`. On failure every step this call made is undone
+   * in reverse order and a `failed` error carries ip's message. On success,
+   * what an earlier plug of the same port added and this plan does not
+   * contain is removed, so re-plugging converges on exactly the new state.
+   */
+  private async applyWithRollback(link: IpLink, plan: InterfacePlan, message: string): Promise<void> {
+    const undo: Undo[] = [];
+    const dev = link.ifname;
+    try {
+      // Without this, deleting an interface's first IPv4 address (a stale
+      // VRRP address, say) silently deletes every other one with it.
+      await this.ip.promoteSecondaries(dev);
+      if (plan.mtu !== undefined && plan.mtu !== link.mtu) {
+        await this.ip.exec(["link", "set", "dev", dev, "mtu", String(plan.mtu)]);
+        undo.push(() => this.ip.tryExec(["link", "set", "dev", dev, "mtu", String(link.mtu)]));
+      }
+      if (!link.flags.includes("UP")) {
+        await this.ip.exec(["link", "set", "dev", dev, "up"]);
+        undo.push(() => this.ip.tryExec(["link", "set", "dev", dev, "down"]));
+      }
+      const have = new Set<string>();
+      for (const a of (await this.ip.addrs(dev)).flatMap((x) => x.addr_info ?? [])) {
+        if (a.family === "inet" || a.family === "inet6") have.add(`${normalizeIp(a.local)}/${a.prefixlen}`);
+      }
+      for (const a of plan.addresses) {
+        if (have.has(addrKey(a))) continue;
+        const extra = familyOf(a.ip) === 6 ? ["nodad"] : [];
+        await this.ip.exec(["addr", "add", `${a.ip}/${a.prefixlen}`, "dev", dev, ...extra]);
+        undo.push(() => this.ip.tryExec(["addr", "del", `${a.ip}/${a.prefixlen}`, "dev", dev]));
+      }
+      for (const r of plan.routes) {
+        const existing = await this.findRoute(r);
+        if (existing && this.sameRoute(existing, r, dev)) continue;
+        await this.ip.exec(this.routeArgs("replace", r, dev));
+        undo.push(() =>
+          existing
+            ? this.ip.tryExec([`-${r.family}`, "route", "replace", r.dst, ...(existing.gateway ? ["via", existing.gateway] : []),
+              ...(existing.dev ? ["dev", existing.dev] : []), "table", r.table, ...(existing.flags?.includes("onlink") ? ["onlink"] : [])])
+            : this.ip.tryExec([`-${r.family}`, "route", "del", r.dst, "table", r.table]),
+        );
+      }
+      for (const rule of plan.rules) {
+        if (await this.hasRule(rule)) continue;
+        await this.ip.exec(this.ruleArgs("add", rule));
+        undo.push(() => this.ip.tryExec(this.ruleArgs("del", rule)));
+      }
+    } catch (e) {
+      for (const u of undo.reverse()) await u().catch(() => {});
+      const detail = e instanceof DomainError ? e.details || e.message : String(e);
+      throw failed(message, detail, "PLUG_FAILED");
+    }
+    await this.removeStale(link, plan);
+  }
+
+  private async removeStale(link: IpLink, plan: InterfacePlan): Promise<void> {
+    const mac = link.address?.toLowerCase() ?? "";
+    const prev = (await this.state()).interfaces[mac];
+    if (!prev) return;
+    const dev = link.ifname;
+    const addrs = new Set(plan.addresses.map(addrKey));
+    const routes = new Set(plan.routes.map(routeKey));
+    const rules = new Set(plan.rules.map(ruleKey));
+    for (const r of prev.plan.rules) if (!rules.has(ruleKey(r))) await this.ip.tryExec(this.ruleArgs("del", r));
+    for (const r of prev.plan.routes) {
+      if (routes.has(routeKey(r))) continue;
+      const existing = await this.findRoute(r).catch(() => undefined);
+      if (existing && this.sameRoute(existing, r, dev)) await this.ip.tryExec([`-${r.family}`, "route", "del", r.dst, "table", r.table]);
+    }
+    for (const a of prev.plan.addresses) if (!addrs.has(addrKey(a))) await this.ip.tryExec(["addr", "del", `${a.ip}/${a.prefixlen}`, "dev", dev]);
+    this.logger.debug({ dev }, "removed state of the previous plug that the new one does not want");
+  }
+
+  private routeArgs(verb: "replace" | "del", r: PlannedRoute, dev: string): string[] {
+    return [`-${r.family}`, "route", verb, r.dst, ...(r.via ? ["via", r.via] : []), "dev", dev, "table", r.table, ...(r.onlink ? ["onlink"] : [])];
+  }
+
+  private ruleArgs(verb: "add" | "del", r: PlannedRule): string[] {
+    return [`-${r.family}`, "rule", verb, "from", r.from, "table", r.table, "priority", String(r.priority)];
+  }
+
+  private async findRoute(r: PlannedRoute): Promise<IpRoute | undefined> {
+    const routes = await this.ip.routes(r.family, r.table);
+    return routes.find((x) => canonicalDst(x.dst, r.family) === r.dst && !(x as { type?: string }).type);
+  }
+
+  private sameRoute(x: IpRoute, r: PlannedRoute, dev: string): boolean {
+    return x.dev === dev && normalizeIp(x.gateway ?? "") === normalizeIp(r.via ?? "") && !!x.flags?.includes("onlink") === !!r.onlink;
+  }
+
+  private async hasRule(r: PlannedRule): Promise<boolean> {
+    const [addr, len] = r.from.split("/");
+    return (await this.ip.rules(r.family)).some(
+      (x) => x.priority === r.priority && x.table === r.table && x.src !== undefined &&
+        normalizeIp(x.src) === normalizeIp(addr!) && (x.srclen ?? (r.family === 4 ? 32 : 128)) === Number(len),
+    );
+  }
+}
