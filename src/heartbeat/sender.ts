@@ -32,9 +32,16 @@ export class HeartbeatSender {
 
   constructor(private readonly o: HeartbeatSenderOptions) {}
 
+  /** Resolves once the baseline is taken (traffic after it is reported). */
+  ready: Promise<void> = Promise.resolve();
+
   /** Takes a baseline of what runs now, so the first heartbeat holds only new traffic. */
-  async start(): Promise<void> {
-    if (this.running) return;
+  start(): Promise<void> {
+    if (this.running) return this.ready;
+    return (this.ready = this.doStart());
+  }
+
+  private async doStart(): Promise<void> {
     this.running = true;
     this.o.config.on("change", this.onChange);
     try {
