@@ -86,8 +86,12 @@ export class AgentMetrics {
     const lsL = ["lb_id", "listener_id"] as const;
     const plL = ["lb_id", "pool_id", "listener_id"] as const;
     const mbL = ["lb_id", "pool_id", "member_id"] as const;
+    // The registry reads all metrics concurrently: every per-object gauge
+    // waits for the one fill of this scrape (shared in-flight promise).
+    let filling: Promise<void> | undefined;
+    const fill = () => (filling ??= fillAll().finally(() => (filling = undefined)));
     const g = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
-      new Gauge<L>({ name, help, labelNames, registers: r });
+      new Gauge<L>({ name, help, labelNames, registers: r, collect: fill });
     const lbUp = g("amphora_lb_running", "1 when haproxy of the load balancer runs", lbL);
     const lbReloads = g("amphora_lb_reloads_seen", "haproxy reloads the agent carried counters across", lbL);
     const lsUp = g("amphora_listener_open", "1 when the listener (frontend) is OPEN", lsL);
@@ -100,7 +104,7 @@ export class AgentMetrics {
     const plUp = g("amphora_pool_up", "1 when the pool (backend) is UP", plL);
     const plCur = g("amphora_pool_sessions_current", "Current sessions", plL);
     const mbState = new Gauge({
-      name: "amphora_member_status", help: "1 for the member's current status", labelNames: [...mbL, "status"], registers: r,
+      name: "amphora_member_status", help: "1 for the member's current status", labelNames: [...mbL, "status"], registers: r, collect: fill,
     });
     const mbCur = g("amphora_member_sessions_current", "Current sessions", mbL);
     const mbTot = g("amphora_member_sessions", "Sessions (monotonic)", mbL);
@@ -108,10 +112,8 @@ export class AgentMetrics {
     const mbOut = g("amphora_member_bytes_out", "Bytes sent (monotonic)", mbL);
     const mbFail = g("amphora_member_check_failures", "Failed health checks", mbL);
     const all = [lbUp, lbReloads, lsUp, lsCur, lsTot, lsIn, lsOut, lsReq, lsErr, plUp, plCur, mbState, mbCur, mbTot, mbIn, mbOut, mbFail];
-    // One collect fills all of them from one read of the stats.
-    new Gauge({
-      name: "amphora_stats_scrape_objects", help: "Listeners, pools and members exported at this scrape", registers: r,
-      collect: async function () {
+    const objects = new Gauge({ name: "amphora_stats_scrape_objects", help: "Listeners, pools and members exported at this scrape", registers: r, collect: fill });
+    async function fillAll(): Promise<void> {
         for (const m of all) m.reset();
         const lbs = await self.currentStats();
         let n = 0;
@@ -151,8 +153,7 @@ export class AgentMetrics {
             }
           }
         }
-        this.set(n);
-      },
-    });
+        objects.set(n);
+    }
   }
 }
