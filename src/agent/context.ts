@@ -3,6 +3,7 @@
 import type { Logger } from "../log.js";
 import type { ConfigStore } from "./config-store.js";
 import type { TlsControl } from "./tls.js";
+import type { Monitoring } from "../metrics/monitoring.js";
 import type { LoadBalancerManager } from "../haproxy/manager.js";
 import type { CertificateStore } from "../certs/store.js";
 import type { NetworkPlumbing } from "../network/plumbing.js";
@@ -23,4 +24,6 @@ export interface AgentContext {
   /** keepalived for VRRP, and the stored LVS configs of UDP listeners. */
   keepalived?: KeepalivedVrrp;
   lvs?: LvsListeners;
+  /** Stats collector, WatchStats hub, heartbeat and metrics. */
+  monitoring?: Monitoring;
 }

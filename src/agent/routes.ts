@@ -10,6 +10,7 @@ import { StatsService } from "../gen/amphora/v1/stats_pb.js";
 import type { AgentContext } from "./context.js";
 import { systemService } from "./services/system-service.js";
 import { networkService } from "./services/network-service.js";
+import { statsService } from "./services/stats-service.js";
 import { keepalivedService } from "./services/keepalived-service.js";
 import { loadBalancerService } from "./services/load-balancer-service.js";
 import { certificateService } from "./services/certificate-service.js";
@@ -30,7 +31,7 @@ export function agentRoutes(ctx: AgentContext) {
     router.service(CertificateService, ctx.certs ? certificateService(ctx.certs) : {});
     router.service(NetworkService, networkService(ctx));
     router.service(KeepalivedService, keepalivedService(ctx));
-    router.service(StatsService, {});
+    router.service(StatsService, ctx.monitoring ? statsService(ctx.monitoring) : {});
     router.service(ServerReflection, reflectionService([...AMPHORA_SERVICES, Health]));
     router.service(Health, healthService(AMPHORA_SERVICES));
   };
