@@ -18,6 +18,8 @@ import { CertificateStore } from "../certs/store.js";
 import { NetworkPlumbing } from "../network/plumbing.js";
 import { KeepalivedVrrp } from "../keepalived/vrrp.js";
 import { LvsListeners } from "../keepalived/lvs.js";
+import { startMonitoring } from "../metrics/monitoring.js";
+import type { LoadBalancerCatalog } from "../haproxy/catalog.js";
 
 export const AGENT_VERSION = "0.1.0";
 
@@ -32,6 +34,8 @@ export interface AgentOptions {
   amphoraId?: string;
   /** Overrides applied after the config file. */
   overrides?: Partial<AgentConfig>;
+  /** Tests and benchmarks: stats, /metrics and heartbeat watch this catalog instead of the agent's own load balancers. */
+  catalog?: LoadBalancerCatalog;
 }
 
 export interface RunningAgent {
@@ -108,12 +112,14 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
   ctx.network = new NetworkPlumbing(config.netns, config.stateDir, () => store.current.topology, logger);
   ctx.keepalived = new KeepalivedVrrp(config.stateDir, config.netns, logger);
   ctx.lvs = new LvsListeners(config.stateDir, config.netns, logger);
+  // Stats, /metrics and heartbeat (stopped with the agent, not with haproxy).
+  const monitoring = (ctx.monitoring = startMonitoring({ catalog: o.catalog ?? lbs, config: store, logger }));
   server = createAgentServer({
     tls: tlsMaterial,
     logger,
     routes: agentRoutes(ctx),
-    interceptors: [loggingInterceptor(logger)],
-    fallbacks: [],
+    interceptors: [loggingInterceptor(logger, monitoring.metrics.observeCall)],
+    fallbacks: [monitoring.fallback],
     requestTimeoutMs: config.requestReadTimeoutS * 1000,
   });
   const addr = await server.listen(config.bindHost, config.bindPort);
@@ -125,6 +131,7 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
     ctx, config, host: addr.host, port: addr.port, url, pki, server: s,
     async stop(graceMs?: number) {
       await s.close(graceMs);
+      await monitoring.stop();
       // haproxy keeps serving: stopping the agent never stops load balancers.
       lbs.close();
       logger.info("agent stopped");
