@@ -410,7 +410,7 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     if (!force) await this.checkHeadroom(proc);
     const text = await readFile(lb.paths.config, "utf8");
     await this.saveServerState(lb, text);
-    const r = await reloadMaster(opts);
+    const r = await reloadMaster(opts, proc);
     if (r.ok) {
       await this.markGood(lb);
       lb.meta.lastAction = `reloaded to config version ${lb.meta.version}`;

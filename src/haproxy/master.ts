@@ -96,7 +96,7 @@ export async function startMaster(o: MasterOptions): Promise<ShowProc> {
     } catch (e) {
       last = (e as Error).message;
     }
-    await sleep(5);
+    await sleep(2);
   }
   throw failed("haproxy started but did not become ready", last, "HAPROXY_NOT_READY");
 }
@@ -114,8 +114,8 @@ export interface ReloadOutcome {
  * answer. On 2.6 `reload` itself prints nothing, and a failed reload keeps
  * the old worker serving.
  */
-export async function reloadMaster(o: MasterOptions): Promise<ReloadOutcome> {
-  const before = await showProc(o.masterSocket);
+export async function reloadMaster(o: MasterOptions, current?: ShowProc): Promise<ReloadOutcome> {
+  const before = current ?? (await showProc(o.masterSocket));
   const oldPids = new Set(before.workers.map((w) => w.pid));
   try {
     await masterCommand(o.masterSocket, "reload", 5000);
@@ -128,7 +128,9 @@ export async function reloadMaster(o: MasterOptions): Promise<ReloadOutcome> {
   let after: ShowProc | undefined;
   let last = "";
   while (Date.now() < deadline) {
-    await sleep(5);
+    // The master refuses connections while it re-executes (~40-80 ms): a
+    // short poll interval keeps the confirmation close to the real switch.
+    await sleep(2);
     try {
       const p = await showProc(o.masterSocket);
       if (p.master.reloads <= before.master.reloads) continue;

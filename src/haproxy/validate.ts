@@ -1,10 +1,10 @@
 // `haproxy -c` on a candidate config before anything on disk changes. The
 // candidate lives in a scratch file; its name is replaced in haproxy's
 // output by one the caller recognises.
-import { unlink } from "node:fs/promises";
+import { unlink, writeFile } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { run } from "../system/exec.js";
-import { writeFileAtomic, safeJoin } from "../system/fs-atomic.js";
+import { safeJoin } from "../system/fs-atomic.js";
 import { invalid, failed } from "../errors.js";
 import type { Logger } from "../log.js";
 
@@ -25,7 +25,9 @@ function replaceAll(text: string, from: string, to: string): string {
 /** Throws `invalid` with haproxy's own output when the config is rejected. */
 export async function validateConfig(config: string, o: ValidateOptions): Promise<{ warnings: string; durationMs: number }> {
   const candidate = safeJoin(o.scratchDir, `candidate-${randomBytes(8).toString("hex")}.cfg`);
-  await writeFileAtomic(candidate, config, 0o600);
+  // A scratch file read once by `haproxy -c`: no fsync needed (a crash
+  // leaves at most a stray candidate, removed at the next start).
+  await writeFile(candidate, config, { mode: 0o600, flag: "wx" });
   try {
     // Never -q: it hides the ALERT lines.
     const r = await run(o.haproxyCmd, ["-c", "-f", candidate, "-f", o.userGroupFile, "-L", o.peer], { timeoutMs: 30_000, logger: o.logger });
