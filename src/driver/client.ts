@@ -5,7 +5,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { isIP } from "node:net";
 import tls from "node:tls";
-import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
+import { createClient, type CallOptions, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
+import type { DescService } from "@bufbuild/protobuf";
 import {
   createConnectTransport,
   createGrpcTransport,
@@ -18,7 +19,7 @@ import { CertificateService } from "../gen/amphora/v1/certificate_pb.js";
 import { NetworkService } from "../gen/amphora/v1/network_pb.js";
 import { KeepalivedService } from "../gen/amphora/v1/keepalived_pb.js";
 import { StatsService } from "../gen/amphora/v1/stats_pb.js";
-import { errorInterceptor } from "./errors.js";
+import { errorInterceptor, toAmphoraError } from "./errors.js";
 import { retryInterceptor, type RetryOptions } from "./retry.js";
 
 export type AmphoraProtocol = "connect" | "grpc" | "grpc-web";
@@ -66,6 +67,8 @@ export interface AmphoraClient {
   readonly stats: Client<typeof StatsService>;
   /** Closes the connection; calls in flight fail with `canceled`. */
   close(): void;
+  /** Whether close() was called. */
+  readonly closed: boolean;
 }
 
 export function createAmphoraClient(o: AmphoraClientOptions): AmphoraClient {
@@ -130,6 +133,7 @@ export function createAmphoraClient(o: AmphoraClientOptions): AmphoraClient {
     defaultTimeoutMs: timeoutMs > 0 ? timeoutMs : undefined,
   };
   const protocol = o.protocol ?? "connect";
+  let closed = false;
   const transport =
     protocol === "grpc" ? createGrpcTransport(common)
     : protocol === "grpc-web" ? createGrpcWebTransport(common)
@@ -141,14 +145,53 @@ export function createAmphoraClient(o: AmphoraClientOptions): AmphoraClient {
     baseUrl,
     timeoutMs,
     transport,
-    system: createClient(SystemService, transport),
-    loadBalancer: createClient(LoadBalancerService, transport),
-    certificate: createClient(CertificateService, transport),
-    network: createClient(NetworkService, transport),
-    keepalived: createClient(KeepalivedService, transport),
-    stats: createClient(StatsService, transport),
-    close: () => sessionManager.abort(),
+    system: typedClient(SystemService, transport, baseUrl, timeoutMs),
+    loadBalancer: typedClient(LoadBalancerService, transport, baseUrl, timeoutMs),
+    certificate: typedClient(CertificateService, transport, baseUrl, timeoutMs),
+    network: typedClient(NetworkService, transport, baseUrl, timeoutMs),
+    keepalived: typedClient(KeepalivedService, transport, baseUrl, timeoutMs),
+    stats: typedClient(StatsService, transport, baseUrl, timeoutMs),
+    get closed() {
+      return closed;
+    },
+    close() {
+      closed = true;
+      sessionManager.abort();
+    },
   };
+}
+
+type AnyFn = (req: unknown, o?: CallOptions) => unknown;
+
+/**
+ * The generated client, with every error turned into an AmphoraError. The
+ * interceptor does most of that, but connect-es replaces whatever an
+ * interceptor threw by the abort reason when the deadline passes or the
+ * caller aborts, so the last word is here.
+ */
+function typedClient<S extends DescService>(service: S, transport: Transport, agent: string, timeoutMs: number): Client<S> {
+  const inner = createClient(service, transport) as unknown as Record<string, AnyFn>;
+  const out: Record<string, AnyFn> = {};
+  for (const m of service.methods) {
+    const fn = inner[m.localName]!;
+    const procedure = `${service.typeName}/${m.name}`;
+    const wrap = (e: unknown, o?: CallOptions) => toAmphoraError(e, { agent, procedure, timeoutMs: o?.timeoutMs || timeoutMs });
+    if (m.methodKind === "unary") {
+      out[m.localName] = (req, o) => (fn(req, o) as Promise<unknown>).catch((e) => Promise.reject(wrap(e, o)));
+    } else if (m.methodKind === "server_streaming") {
+      out[m.localName] = (req, o) =>
+        (async function* () {
+          try {
+            yield* fn(req, o) as AsyncIterable<unknown>;
+          } catch (e) {
+            throw wrap(e, o);
+          }
+        })();
+    } else {
+      out[m.localName] = fn;
+    }
+  }
+  return out as unknown as Client<S>;
 }
 
 export interface CredentialPaths {

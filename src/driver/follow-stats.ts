@@ -35,7 +35,7 @@ export interface FollowStatsOptions {
 function transient(e: AmphoraError): boolean {
   if (e.category === "tls") return false;
   if (e.findDetails(ErrorInfoSchema).length && e.code !== Code.Unavailable) return false;
-  return [Code.Unavailable, Code.Aborted, Code.DeadlineExceeded, Code.Internal, Code.Unknown].includes(e.code);
+  return [Code.Unavailable, Code.Aborted, Code.DeadlineExceeded, Code.Internal, Code.Unknown, Code.Canceled].includes(e.code);
 }
 
 export async function* followStats(client: AmphoraClient, o: FollowStatsOptions = {}): AsyncGenerator<WatchStatsResponse, void, undefined> {
@@ -45,7 +45,7 @@ export async function* followStats(client: AmphoraClient, o: FollowStatsOptions 
     mode: o.mode ?? WatchMode.SNAPSHOTS,
   };
   let failures = 0;
-  while (!o.signal?.aborted) {
+  while (!o.signal?.aborted && !client.closed) {
     // A controller per stream: leaving the loop (break, return, throw in the
     // consumer) must cancel the HTTP/2 stream, which `break` alone does not.
     const ac = new AbortController();
@@ -62,9 +62,9 @@ export async function* followStats(client: AmphoraClient, o: FollowStatsOptions 
     } catch (e) {
       if (o.signal?.aborted) return;
       error = toAmphoraError(e, { agent: client.baseUrl });
-      // Canceled without our signal: the client was closed. That ends the
-      // iteration normally, as an abort does.
-      if (error.code === Code.Canceled) return;
+      // Canceled by close() ends the iteration normally, as an abort does;
+      // an agent shutting down cancels streams too, and that one is followed.
+      if (error.code === Code.Canceled && client.closed) return;
       if (!transient(error)) throw error;
     } finally {
       o.signal?.removeEventListener("abort", onAbort);

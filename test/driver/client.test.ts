@@ -1,0 +1,207 @@
+// The driver's client against real agents over real mTLS: every protocol,
+// one connection for all services, typed errors with the agent's details and
+// hints, retries only where they are safe, deadlines.
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { createServer, type Server, type Socket } from "node:net";
+import { randomUUID } from "node:crypto";
+import { startTestAgent, type TestAgent } from "../support/agent.js";
+import {
+  createAmphoraClient,
+  AmphoraError,
+  ConnectError,
+  Code,
+  ErrorInfoSchema,
+  type AmphoraClientOptions,
+} from "../../src/driver/index.js";
+
+const agents: TestAgent[] = [];
+after(async () => {
+  for (const a of agents) await a.cleanup();
+});
+
+async function agent(): Promise<TestAgent> {
+  const a = await startTestAgent();
+  agents.push(a);
+  return a;
+}
+
+const opts = (a: TestAgent, extra: Partial<AmphoraClientOptions> = {}): AmphoraClientOptions => ({
+  baseUrl: a.url, ca: a.ca, cert: a.cert, key: a.key, ...extra,
+});
+
+async function failure(p: Promise<unknown>): Promise<AmphoraError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof AmphoraError, `expected an AmphoraError, got ${String(e)}`);
+    assert.ok(e instanceof ConnectError, "an AmphoraError is a ConnectError too");
+    return e;
+  }
+  assert.fail("expected the call to fail");
+}
+
+/** A TCP port that was free a moment ago. */
+async function closedPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+test("every protocol reaches every service over one connection", async () => {
+  const a = await agent();
+  let connections = 0;
+  a.server.server.on("secureConnection", () => connections++);
+  for (const protocol of ["connect", "grpc", "grpc-web"] as const) {
+    const before = connections;
+    const c = createAmphoraClient(opts(a, { protocol }));
+    try {
+      const info = await c.system.getInfo({});
+      assert.equal(info.amphoraId, a.config.amphoraId);
+      assert.equal((await c.system.getApiVersion({})).apiVersion, "1.0");
+      assert.equal((await c.network.getInterface({ ip: "127.0.0.1" })).interface, "lo");
+      assert.ok(Array.isArray((await c.loadBalancer.listListeners({})).listeners));
+      assert.ok(Array.isArray((await c.stats.getStats({})).loadBalancers));
+      assert.equal(connections - before, 1, `${protocol}: all calls share one TLS connection`);
+    } finally {
+      c.close();
+    }
+  }
+  // Connect with JSON on the wire works the same.
+  const j = createAmphoraClient(opts(a, { json: true }));
+  assert.equal((await j.system.getInfo({})).amphoraId, a.config.amphoraId);
+  j.close();
+});
+
+test("errors of the agent carry the code, ErrorInfo details and reason, agent and procedure", async () => {
+  const a = await agent();
+  const c = createAmphoraClient(opts(a));
+  try {
+    const nf = await failure(c.network.getInterface({ ip: "203.0.113.77" }));
+    assert.equal(nf.code, Code.NotFound);
+    assert.equal(nf.codeName, "not_found");
+    assert.equal(nf.category, "server");
+    assert.equal(nf.errorDetails, "203.0.113.77");
+    assert.equal(nf.findDetails(ErrorInfoSchema)[0]?.details, "203.0.113.77", "findDetails still works");
+    assert.equal(nf.agent, a.url);
+    assert.equal(nf.procedure, "amphora.v1.NetworkService/GetInterface");
+
+    const lbId = randomUUID();
+    const missing = await failure(c.loadBalancer.getConfig({ lbId }));
+    assert.equal(missing.code, Code.NotFound);
+    assert.ok(missing.reason, "the agent's machine-readable reason is kept");
+
+    const bad = await failure(c.loadBalancer.getConfig({ lbId: "not-a-uuid" }));
+    assert.equal(bad.code, Code.InvalidArgument);
+    assert.match(bad.rawMessage, /lb_id/);
+
+    const json = nf.toJSON();
+    assert.equal(json.code, "not_found");
+    assert.equal(json.details, "203.0.113.77");
+  } finally {
+    c.close();
+  }
+});
+
+test("connection refused: retried only for side-effect-free calls, then a hint naming the URL", async () => {
+  const port = await closedPort();
+  const baseUrl = `https://127.0.0.1:${port}`;
+  const a = await agent();
+  const retries: string[] = [];
+  const c = createAmphoraClient({ ...opts(a), baseUrl, retry: { maxAttempts: 3, initialMs: 10, onRetry: (r) => retries.push(r.procedure) } });
+  try {
+    const e = await failure(c.system.getInfo({}));
+    assert.equal(e.code, Code.Unavailable);
+    assert.equal(e.category, "connection");
+    assert.equal(e.hint, `connection refused: is the agent running at ${baseUrl}?`);
+    assert.deepEqual(retries, ["amphora.v1.SystemService/GetInfo", "amphora.v1.SystemService/GetInfo"], "NO_SIDE_EFFECTS: 2 retries after the first attempt");
+
+    retries.length = 0;
+    const put = await failure(c.loadBalancer.putConfig({ amphoraId: randomUUID(), lbId: randomUUID(), config: "global\n" }));
+    assert.equal(put.category, "connection");
+    assert.deepEqual(retries, [], "IDEMPOTENT but with side effects: never retried");
+    await failure(c.loadBalancer.controlLoadBalancer({ lbId: randomUUID(), action: 1 }));
+    assert.deepEqual(retries, [], "no idempotency level: never retried");
+  } finally {
+    c.close();
+  }
+});
+
+test("a retried call succeeds once the agent is up", async () => {
+  const port = await closedPort();
+  const c0 = await agent();
+  const c = createAmphoraClient({ ...opts(c0), baseUrl: `https://127.0.0.1:${port}`, retry: { maxAttempts: 20, initialMs: 50, maxMs: 200 } });
+  let late: TestAgent | undefined;
+  try {
+    // The agent starts while the call is already waiting between retries.
+    const call = c.system.getInfo({});
+    late = await startTestAgent({ stateDir: c0.stateDir, listen: `127.0.0.1:${port}` });
+    const info = await call;
+    assert.equal(info.amphoraId, c0.config.amphoraId);
+  } finally {
+    c.close();
+    await late?.stop(500);
+  }
+});
+
+test("TLS problems say which credential to check", async () => {
+  const a = await agent();
+  const b = await agent();
+  const cases: [string, Partial<AmphoraClientOptions>, RegExp][] = [
+    ["client certificate from another CA", { cert: b.cert, key: b.key }, /client certificate rejected by the agent: check --ca\/--cert/],
+    ["no client certificate", { cert: "", key: "" }, /client certificate rejected by the agent|check --ca\/--cert/],
+    ["server not signed by --ca", { ca: b.ca }, /server certificate is not signed by --ca/],
+    ["host not in the certificate", { serverName: "lb.example.invalid" }, /--server-name/],
+    ["key does not match the certificate", { key: b.key }, /--key is not the private key of --cert/],
+  ];
+  for (const [name, extra, hint] of cases) {
+    const c = createAmphoraClient(opts(a, { retry: false, ...extra }));
+    try {
+      const e = await failure(c.system.getInfo({}));
+      assert.equal(e.category, "tls", `${name}: category (${e.rawMessage})`);
+      assert.match(e.hint, hint, `${name}: hint`);
+    } finally {
+      c.close();
+    }
+  }
+  // The right name is accepted: the dev certificate names the amphora id.
+  const ok = createAmphoraClient(opts(a, { serverName: a.config.amphoraId }));
+  assert.equal((await ok.system.getInfo({})).amphoraId, a.config.amphoraId);
+  ok.close();
+});
+
+test("a call has a deadline: a peer that never answers gives deadline_exceeded with a hint", async () => {
+  // Accepts TCP and says nothing: the TLS handshake never completes.
+  const sockets: Socket[] = [];
+  const silent: Server = createServer((s) => sockets.push(s));
+  await new Promise<void>((r) => silent.listen(0, "127.0.0.1", () => r()));
+  const port = (silent.address() as { port: number }).port;
+  const a = await agent();
+  const c = createAmphoraClient({ ...opts(a), baseUrl: `https://127.0.0.1:${port}`, timeoutMs: 300 });
+  try {
+    const t0 = Date.now();
+    const e = await failure(c.system.getInfo({}));
+    assert.equal(e.code, Code.DeadlineExceeded);
+    assert.equal(e.category, "timeout");
+    assert.match(e.hint, /within 300 ms/);
+    assert.ok(Date.now() - t0 < 5000, "the deadline ended the call");
+    // A per-call deadline overrides the client's.
+    const e2 = await failure(c.system.getInfo({}, { timeoutMs: 100 }));
+    assert.equal(e2.code, Code.DeadlineExceeded);
+  } finally {
+    c.close();
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((r) => silent.close(() => r()));
+  }
+});
+
+test("bad options fail at once with a clear message", () => {
+  assert.throws(() => createAmphoraClient({ baseUrl: "not a url", ca: "", cert: "", key: "" }), /not a URL/);
+  assert.throws(() => createAmphoraClient({ baseUrl: "http://127.0.0.1:9443", ca: "", cert: "", key: "" }), /only speaks https/);
+  assert.throws(
+    () => createAmphoraClient({ baseUrl: "https://127.0.0.1:9443", ca: "", cert: "", key: "", protocol: "soap" as never }),
+    /unknown protocol/,
+  );
+});

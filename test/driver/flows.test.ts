@@ -1,0 +1,208 @@
+// The driver's flows on real agents driving real haproxy: apply (certs,
+// config, start/reload), wait for ACTIVE, delete; fan-out over three agents
+// with one down; followStats surviving an agent restart.
+import { test, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomUUID } from "node:crypto";
+import { startTestAgent, type TestAgent } from "../support/agent.js";
+import { freePort, startBackend, octaviaConfig, httpGet, killHaproxiesUnder, selfSignedPem } from "../support/haproxy.js";
+import {
+  createAmphoraClient,
+  applyLoadBalancer,
+  deleteLoadBalancer,
+  waitForListenersActive,
+  followStats,
+  fanOut,
+  AmphoraError,
+  Code,
+  ListenerState,
+  type AmphoraClient,
+  type WatchStatsResponse,
+} from "../../src/driver/index.js";
+
+async function setup(t: TestContext, o: { stateDir?: string; listen?: string } = {}): Promise<{ agent: TestAgent; client: AmphoraClient; runDir: string }> {
+  const runDir = mkdtempSync(join(tmpdir(), "amt-run-"));
+  const agent = await startTestAgent(o);
+  const client = createAmphoraClient({ baseUrl: agent.url, ca: agent.ca, cert: agent.cert, key: agent.key });
+  t.after(async () => {
+    client.close();
+    await killHaproxiesUnder(agent.stateDir);
+    await agent.cleanup();
+    rmSync(runDir, { recursive: true, force: true });
+  });
+  return { agent, client, runDir };
+}
+
+test("applyLoadBalancer: certificates first (unchanged ones skipped), config, start then reload; wait; delete", async (t) => {
+  const { agent, client, runDir } = await setup(t);
+  const a = await startBackend("backend-a");
+  const b = await startBackend("backend-b");
+  t.after(() => Promise.all([a.close(), b.close()]));
+  const lbId = randomUUID();
+  const amphoraId = agent.config.amphoraId;
+  const port = await freePort();
+  const pem = await selfSignedPem(runDir, "www.example.com");
+  const v1 = octaviaConfig({ lbId, runDir, listeners: [{ port, members: [{ port: a.port }] }] });
+  const listenerId = v1.listeners[0]!.id;
+
+  const r1 = await applyLoadBalancer(client, { amphoraId, lbId, config: v1.text, certificates: [{ filename: "www.pem", pem: pem.bundle }] });
+  assert.equal(r1.action, "start");
+  assert.deepEqual(r1.certificates.map((c) => [c.filename, c.uploaded]), [["www.pem", true]]);
+  assert.match(r1.configMd5, /^[0-9a-f]{32}$/);
+  const active = await waitForListenersActive(client, { lbId, timeoutMs: 10_000 });
+  assert.deepEqual(active.map((l) => [l.uuid, l.status]), [[listenerId, "ACTIVE"]]);
+  assert.equal((await httpGet(port)).body, "backend-a");
+
+  // Same certificate, new members: the certificate is not sent again and haproxy is reloaded.
+  const v2 = octaviaConfig({ lbId, runDir, listeners: [{ ...v1.listeners[0]!, members: [{ port: b.port }] }] });
+  const r2 = await applyLoadBalancer(client, { amphoraId, lbId, config: v2.text, certificates: [{ filename: "www.pem", pem: pem.bundle }], expectedMd5: r1.configMd5 });
+  assert.equal(r2.action, "reload");
+  assert.deepEqual(r2.certificates.map((c) => [c.filename, c.uploaded, c.md5]), [["www.pem", false, r1.certificates[0]!.md5]]);
+  assert.ok(r2.configVersion > r1.configVersion);
+  assert.equal((await httpGet(port)).body, "backend-b");
+
+  // A stale expected md5 is refused before anything changes.
+  const stale = await applyLoadBalancer(client, { amphoraId, lbId, config: v1.text, expectedMd5: r1.configMd5 }).then(
+    () => assert.fail("stale md5 accepted"),
+    (e: unknown) => e as AmphoraError,
+  );
+  assert.ok(stale instanceof AmphoraError);
+  assert.equal(stale.code, Code.Aborted);
+  assert.equal((await httpGet(port)).body, "backend-b");
+
+  // A config haproxy rejects: the agent's haproxy -c output comes back as details.
+  const broken = await applyLoadBalancer(client, { amphoraId, lbId, config: v2.text.replace("balance roundrobin", "balance no-such-algo") }).then(
+    () => assert.fail("broken config accepted"),
+    (e: unknown) => e as AmphoraError,
+  );
+  assert.equal(broken.code, Code.InvalidArgument);
+  assert.match(broken.errorDetails, /no-such-algo|balance/);
+  assert.equal((await httpGet(port)).body, "backend-b", "the previous config keeps serving");
+
+  await deleteLoadBalancer(client, lbId);
+  assert.deepEqual((await client.loadBalancer.listListeners({})).listeners.filter((l) => l.lbId === lbId), []);
+  await assert.rejects(httpGet(port, "/", "127.0.0.1", 1000));
+  await deleteLoadBalancer(client, lbId); // idempotent
+});
+
+test("waitForListenersActive: deadline names the listener that is not ACTIVE", async (t) => {
+  const { agent, client, runDir } = await setup(t);
+  const lbId = randomUUID();
+  const cfg = octaviaConfig({ lbId, runDir, listeners: [{ port: await freePort(), returnBody: "hi", members: [] }] });
+  await client.loadBalancer.putConfig({ amphoraId: agent.config.amphoraId, lbId, config: cfg.text });
+  const t0 = Date.now();
+  const e = await waitForListenersActive(client, { lbId, timeoutMs: 600, intervalMs: 100 }).then(
+    () => assert.fail("a stopped load balancer was reported ACTIVE"),
+    (x: unknown) => x as AmphoraError,
+  );
+  assert.ok(e instanceof AmphoraError);
+  assert.equal(e.code, Code.DeadlineExceeded);
+  assert.match(e.rawMessage, new RegExp(`${cfg.listeners[0]!.id}=STOPPED`));
+  assert.ok(Date.now() - t0 < 5000);
+  // Listener ids that never appear are named as missing.
+  const other = randomUUID();
+  const e2 = await waitForListenersActive(client, { listenerIds: [other], timeoutMs: 300, intervalMs: 100 }).catch((x: unknown) => x as AmphoraError);
+  assert.match((e2 as AmphoraError).rawMessage, new RegExp(`${other}=MISSING`));
+});
+
+test("fanOut over three agents with one down: two results, one error naming the agent", async (t) => {
+  const one = await setup(t);
+  const two = await setup(t);
+  const three = await setup(t);
+  const downUrl = three.agent.url;
+  await three.agent.cleanup();
+  const clients = [one.client, two.client, three.client];
+  const results = await fanOut(clients, (c, signal) => c.system.getInfo({}, { signal }), { concurrency: 2, describe: (c) => (c as AmphoraClient).baseUrl });
+  assert.equal(results.length, 3);
+  assert.deepEqual(results.map((r) => r.ok), [true, true, false]);
+  assert.equal(results[0]!.ok && results[0]!.value.amphoraId, one.agent.config.amphoraId);
+  assert.equal(results[1]!.ok && results[1]!.value.amphoraId, two.agent.config.amphoraId);
+  const failed = results[2]!;
+  assert.ok(!failed.ok);
+  assert.equal(failed.target, three.client);
+  assert.ok(failed.error instanceof AmphoraError);
+  assert.equal(failed.error.category, "connection");
+  assert.equal(failed.error.agent, downUrl);
+  assert.match(failed.error.hint, /is the agent running/);
+
+  // Any thrown value becomes a per-target error, and the limit holds.
+  let running = 0;
+  let peak = 0;
+  const r2 = await fanOut([1, 2, 3, 4, 5], async (n) => {
+    running++;
+    peak = Math.max(peak, running);
+    await new Promise((r) => setTimeout(r, 20));
+    running--;
+    if (n === 4) throw new Error("four is bad");
+    return n * 2;
+  }, { concurrency: 2 });
+  assert.equal(peak, 2);
+  assert.deepEqual(r2.map((r) => (r.ok ? r.value : r.error.rawMessage)), [2, 4, 6, "four is bad", 10]);
+});
+
+test("followStats: survives an agent restart on the same state dir and port, ends on abort", async (t) => {
+  const port = await freePort();
+  const stateDir = mkdtempSync(join(tmpdir(), "amt-state-"));
+  t.after(() => rmSync(stateDir, { recursive: true, force: true }));
+  const { agent, client, runDir } = await setup(t, { stateDir, listen: `127.0.0.1:${port}` });
+  const backend = await startBackend("be");
+  t.after(() => backend.close());
+  const lbId = randomUUID();
+  const lport = await freePort();
+  const cfg = octaviaConfig({ lbId, runDir, listeners: [{ port: lport, members: [{ port: backend.port }] }] });
+  await applyLoadBalancer(client, { amphoraId: agent.config.amphoraId, lbId, config: cfg.text });
+
+  const ac = new AbortController();
+  const reconnects: string[] = [];
+  const seen: WatchStatsResponse[] = [];
+  let restarted: TestAgent | undefined;
+  t.after(async () => {
+    ac.abort();
+    await restarted?.stop(500);
+  });
+  const stream = followStats(client, {
+    lbIds: [lbId],
+    intervalMs: 200,
+    signal: ac.signal,
+    backoff: { initialMs: 100, maxMs: 400 },
+    onReconnect: ({ error }) => reconnects.push(error.codeName),
+  });
+  let phase: "before" | "after" = "before";
+  let afterCount = 0;
+  for await (const msg of stream) {
+    seen.push(msg);
+    const lb = msg.loadBalancers.find((l) => l.lbId === lbId);
+    if (phase === "before") {
+      assert.ok(lb, "the first snapshot has the load balancer");
+      assert.equal(lb.listeners[0]?.status, ListenerState.OPEN);
+      phase = "after";
+      // Restart the agent: same state dir (PKI, amphora id, load balancers), same port.
+      await agent.cleanup();
+      restarted = await startTestAgent({ stateDir, listen: `127.0.0.1:${port}` });
+      continue;
+    }
+    // Messages the old stream had buffered before it broke do not count.
+    if (lb && reconnects.length) afterCount++;
+    if (afterCount >= 2) ac.abort();
+  }
+  assert.ok(reconnects.length >= 1, "the stream broke and was reconnected");
+  assert.ok(afterCount >= 2, "snapshots kept coming after the restart");
+  assert.ok(seen.some((m) => m.full), "full snapshots are marked");
+  assert.equal((await httpGet(lport)).body, "be", "haproxy kept serving across the agent restart");
+});
+
+test("followStats: an answer of the agent that would fail again ends the iteration with the error", async (t) => {
+  const { client } = await setup(t);
+  const it = followStats(client, { lbIds: ["not-a-uuid"], intervalMs: 200 });
+  const e = await (async () => {
+    for await (const _ of it) assert.fail("no message expected");
+  })().then(
+    () => assert.fail("expected an error"),
+    (x: unknown) => x as AmphoraError,
+  );
+  assert.ok(e instanceof AmphoraError);
+  assert.equal(e.code, Code.InvalidArgument);
+});
