@@ -22,10 +22,29 @@ export interface KeepalivedStatus {
 
 const COMM = "keepalived";
 
-/** Validates a keepalived configuration with `keepalived -t` in `netns`; returns its complaints. */
+/**
+ * `keepalived -t` exits 5 for warnings and errors alike. These warnings do
+ * not stop keepalived from doing its job and occur in configurations Octavia
+ * renders (its check script may not exist yet on this amphora), so they are
+ * reported back but do not refuse the upload. Anything else does.
+ */
+const BENIGN_WARNINGS = [
+  /Disabling track script \S+ since not found\/accessible/,
+  /nopreempt will not work with initial state MASTER/,
+];
+
+export interface ConfigCheck {
+  ok: boolean;
+  /** What keepalived said (errors when !ok). */
+  output: string;
+  /** Accepted warnings, when ok. */
+  warnings: string[];
+}
+
+/** Validates a keepalived configuration with `keepalived -t` in `netns`. */
 export async function checkKeepalivedConfig(
   text: string, dir: string, netns: string, logger?: Logger,
-): Promise<{ ok: boolean; output: string }> {
+): Promise<ConfigCheck> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const tmp = join(dir, `.check-${randomBytes(6).toString("hex")}.conf`);
   await writeFile(tmp, text, { mode: 0o600 });
@@ -33,7 +52,12 @@ export async function checkKeepalivedConfig(
     const r = await run("keepalived", ["-t", "-f", tmp], { netns, timeoutMs: 15_000, logger });
     // Name the file as the caller knows it, not our temporary name.
     const output = [r.stderr, r.stdout].filter(Boolean).join("\n").split(tmp).join("keepalived.conf").trim();
-    return { ok: r.exitCode === 0, output: output || (r.exitCode === 0 ? "" : `keepalived -t exited with ${r.exitCode}`) };
+    const lines = output.split("\n").map((l) => l.trim()).filter(Boolean);
+    if (r.exitCode === 0) return { ok: true, output, warnings: lines };
+    if (r.exitCode === 5 && lines.length && lines.every((l) => BENIGN_WARNINGS.some((w) => w.test(l)))) {
+      return { ok: true, output, warnings: lines };
+    }
+    return { ok: false, output: output || `keepalived -t exited with ${r.exitCode}`, warnings: [] };
   } finally {
     await unlink(tmp).catch(() => {});
   }
@@ -78,12 +102,13 @@ export class KeepalivedVrrp {
   }
 
   /** Stores `text` as the configuration only if keepalived accepts it; the previous one stays otherwise. */
-  upload(text: string): Promise<void> {
+  upload(text: string): Promise<{ warnings: string[] }> {
     return this.serial(async () => {
       const check = await checkKeepalivedConfig(text, this.dir, this.netns, this.logger);
       if (!check.ok) throw failed("Failed to upload keepalived configuration.", check.output, "CONFIG_INVALID");
       await writeFileAtomic(this.configFile, text, 0o600);
-      this.logger.info({ file: this.configFile }, "keepalived configuration stored");
+      this.logger.info({ file: this.configFile, warnings: check.warnings }, "keepalived configuration stored");
+      return { warnings: check.warnings };
     });
   }
 

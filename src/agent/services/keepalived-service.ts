@@ -11,8 +11,8 @@ function need<T>(v: T | undefined, what: string): T {
 export function keepalivedService(ctx: AgentContext): Partial<ServiceImpl<typeof KeepalivedService>> {
   return {
     async putVrrpConfig(req) {
-      await need(ctx.keepalived, "keepalived").upload(req.config);
-      return { message: "OK", details: "" };
+      const r = await need(ctx.keepalived, "keepalived").upload(req.config);
+      return { message: "OK", details: r.warnings.length ? `accepted with warnings: ${r.warnings.join("; ")}` : "" };
     },
     async controlVrrp(req) {
       const k = need(ctx.keepalived, "keepalived");

@@ -1,0 +1,175 @@
+// keepalived VRRP through the agent: upload validates with the real
+// `keepalived -t` in the agent's (test) namespace, start/stop/reload drive a
+// real daemonized keepalived there, the VIP it manages is checked with `ip`.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync, readlinkSync, statSync } from "node:fs";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { KeepalivedService, VrrpAction } from "../../src/gen/amphora/v1/keepalived_pb.js";
+import { ErrorInfoSchema } from "../../src/gen/amphora/v1/errors_pb.js";
+import { isRunning, readPidFile } from "../../src/keepalived/pid.js";
+import { startTestAgent, type TestAgent } from "../support/agent.js";
+import { Topology, eventually, ipv4Of } from "../network/netns.js";
+import { stopKeepalived, vrrpConfig } from "./support.js";
+
+const fail = async (p: Promise<unknown>) => ConnectError.from(await p.then(() => assert.fail("expected failure"), (e) => e));
+
+describe("keepalived VRRP in a namespace", () => {
+  const topo = new Topology();
+  let ns = "";
+  let agent: TestAgent;
+  const base = { routerId: "amt_a", state: "MASTER" as const, priority: 100, iface: "eth1", src: "192.0.2.11", peer: "192.0.2.12" };
+
+  before(async () => {
+    ns = await topo.netns();
+    const peer = await topo.netns();
+    await topo.veth(ns, "eth1", peer, "p1", { up: true });
+    await topo.sh(ns, "ip", ["addr", "add", "192.0.2.11/24", "dev", "eth1"]);
+    agent = await startTestAgent({ overrides: { netns: ns } });
+  });
+  after(async () => {
+    await stopKeepalived(agent);
+    await agent?.cleanup();
+    await topo.cleanup();
+  });
+
+  test("control before any upload fails clearly; an invalid config is refused and nothing is stored", async () => {
+    const client = agent.client(KeepalivedService);
+    let e = await fail(client.controlVrrp({ action: VrrpAction.START }));
+    assert.equal(e.code, Code.Internal);
+    assert.equal(e.rawMessage, "Failed to start keepalived");
+    assert.match(e.findDetails(ErrorInfoSchema)[0]!.details, /no keepalived configuration/);
+
+    e = await fail(client.putVrrpConfig({ config: "vrrp_instance x {\n  stateX MASTER\n}\n" }));
+    assert.equal(e.code, Code.Internal);
+    assert.equal(e.rawMessage, "Failed to upload keepalived configuration.");
+    assert.match(e.findDetails(ErrorInfoSchema)[0]!.details, /Unknown keyword 'stateX'/);
+    // An interface that does not exist in the namespace is caught too.
+    e = await fail(client.putVrrpConfig({ config: vrrpConfig({ ...base, iface: "eth9", vips: ["192.0.2.10/32"] }) }));
+    assert.match(e.findDetails(ErrorInfoSchema)[0]!.details, /eth9/);
+    assert.equal((await agent.ctx.keepalived!.status()).configured, false);
+  });
+
+  test("an Octavia-rendered config whose check script is not installed is accepted, with the warning", async () => {
+    const octavia = `vrrp_script check_script {
+  script /var/lib/octavia/vrrp/check_script.sh
+  interval 5
+  fall 2
+  rise 2
+}
+
+vrrp_instance amt_octavia {
+  interface eth1
+  virtual_router_id 1
+  priority 100
+  nopreempt
+  accept
+  advert_int 1
+  authentication {
+    auth_type PASS
+    auth_pass a1b2c3d4
+  }
+  unicast_src_ip 192.0.2.11
+  unicast_peer {
+    192.0.2.12
+  }
+  virtual_ipaddress {
+    192.0.2.10
+  }
+  virtual_routes {
+    192.0.2.0/24 dev eth1 src 192.0.2.10 scope link table 1
+  }
+  virtual_rules {
+    from 192.0.2.10/32 table 1 priority 100
+  }
+  track_script {
+    check_script
+  }
+}
+`;
+    const res = await agent.client(KeepalivedService).putVrrpConfig({ config: octavia });
+    assert.equal(res.message, "OK");
+    assert.match(res.details, /Disabling track script check_script/);
+  });
+
+  test("upload, start: keepalived runs daemonized in the namespace and holds the VIP", async () => {
+    const client = agent.client(KeepalivedService);
+    const conf = vrrpConfig({ ...base, vips: ["192.0.2.10/32"] });
+    assert.equal((await client.putVrrpConfig({ config: conf })).message, "OK");
+    assert.equal(readFileSync(agent.ctx.keepalived!.configFile, "utf8"), conf);
+
+    const res = await client.controlVrrp({ action: VrrpAction.START });
+    assert.equal(res.details, "keepalived started");
+    const st = await agent.ctx.keepalived!.status();
+    assert.equal(st.running, true);
+    assert.ok(st.vrrpPid, "VRRP child is up");
+    // Daemonized: its parent is not the agent.
+    const ppid = Number(readFileSync(`/proc/${st.pid}/stat`, "utf8").split(") ")[1]!.split(" ")[1]);
+    assert.notEqual(ppid, process.pid);
+    // It runs in the test namespace.
+    assert.equal(netnsOfPid(st.pid!), netnsId(ns));
+    assert.ok(await eventually(async () => (await ipv4Of(topo, ns, "eth1")).includes("192.0.2.10/32"), 10_000), "VIP appears");
+
+    // Starting again leaves the running one alone.
+    await client.controlVrrp({ action: VrrpAction.START });
+    assert.equal((await agent.ctx.keepalived!.status()).pid, st.pid);
+  });
+
+  test("a bad upload while running keeps the running config; reload applies a new good one", async () => {
+    const client = agent.client(KeepalivedService);
+    const before = readFileSync(agent.ctx.keepalived!.configFile, "utf8");
+    await fail(client.putVrrpConfig({ config: "garbage\n" }));
+    assert.equal(readFileSync(agent.ctx.keepalived!.configFile, "utf8"), before);
+
+    await client.putVrrpConfig({ config: vrrpConfig({ ...base, vips: ["192.0.2.10/32", "192.0.2.20/32"] }) });
+    const res = await client.controlVrrp({ action: VrrpAction.RELOAD });
+    assert.equal(res.details, "keepalived reloaded");
+    assert.ok(await eventually(async () => (await ipv4Of(topo, ns, "eth1")).includes("192.0.2.20/32"), 10_000), "new VIP after reload");
+  });
+
+  test("stop ends keepalived and releases the VIPs; stop and reload when stopped behave", async () => {
+    const client = agent.client(KeepalivedService);
+    const pid = (await agent.ctx.keepalived!.status()).pid!;
+    const res = await client.controlVrrp({ action: VrrpAction.STOP });
+    assert.equal(res.details, "keepalived stopped");
+    assert.equal(await isRunning(pid, "keepalived"), false);
+    assert.equal(await readPidFile(agent.ctx.keepalived!.pidFile), undefined);
+    assert.deepEqual(await ipv4Of(topo, ns, "eth1"), ["192.0.2.11/24"]);
+    await client.controlVrrp({ action: VrrpAction.STOP });
+    const e = await fail(client.controlVrrp({ action: VrrpAction.RELOAD }));
+    assert.equal(e.rawMessage, "Failed to reload keepalived");
+    const bad = await fail(client.controlVrrp({ action: VrrpAction.UNSPECIFIED }));
+    assert.equal(bad.code, Code.InvalidArgument);
+  });
+
+  test("a keepalived killed with SIGKILL leaves pid files that do not block the next start", async () => {
+    const client = agent.client(KeepalivedService);
+    await client.controlVrrp({ action: VrrpAction.START });
+    const pid = (await agent.ctx.keepalived!.status()).pid!;
+    process.kill(pid, "SIGKILL");
+    assert.ok(await eventually(async () => !(await isRunning(pid, "keepalived")), 5000));
+    await stopKeepalivedChildren(agent);
+    await client.controlVrrp({ action: VrrpAction.START });
+    const st = await agent.ctx.keepalived!.status();
+    assert.equal(st.running, true);
+    assert.notEqual(st.pid, pid);
+  });
+});
+
+/** The VRRP child outlives a SIGKILLed parent for a moment; end it by its pid file. */
+async function stopKeepalivedChildren(agent: TestAgent) {
+  const pid = await readPidFile(agent.ctx.keepalived!.vrrpPidFile);
+  if (pid && (await isRunning(pid, "keepalived"))) {
+    process.kill(pid, "SIGTERM");
+    await eventually(async () => !(await isRunning(pid, "keepalived")), 5000);
+  }
+}
+
+/** Network namespace identity of a process. */
+function netnsOfPid(pid: number): string {
+  return readlinkSync(`/proc/${pid}/ns/net`);
+}
+/** The same identity for a named namespace (inode of its bind mount). */
+function netnsId(ns: string): string {
+  return `net:[${statSync(`/run/netns/${ns}`).ino}]`;
+}
