@@ -195,16 +195,22 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     for (const lb of this.lbs.values()) {
       if (!lb.running) continue;
       await this.lock.run(lb.id, async () => {
-        if (!lb.running || !this.lbs.has(lb.id)) return;
-        if ((await runningMasterPid(lb.paths.pidFile)) === undefined) {
-          lb.running = false;
-          lb.meta.lastAction = "haproxy exited without a stop request";
-          this.logger.warn({ lbId: lb.id }, "haproxy master is gone");
-          await removeRunFiles(lb.paths);
-          this.emitEvent({ type: "stopped", lbId: lb.id });
-        }
+        if (this.lbs.get(lb.id) === lb) await this.refresh(lb);
       });
     }
+  }
+
+  /** Under the load balancer's lock: marks it stopped if its master is gone. */
+  private async refresh(lb: Lb): Promise<void> {
+    if (!lb.running || (await runningMasterPid(lb.paths.pidFile)) !== undefined) return;
+    lb.running = false;
+    lb.error = undefined;
+    lb.meta.served = undefined;
+    lb.meta.lastAction = "haproxy exited without a stop request";
+    this.logger.warn({ lbId: lb.id }, "haproxy master is gone");
+    this.emitEvent({ type: "stopped", lbId: lb.id });
+    await removeRunFiles(lb.paths);
+    await writeMeta(lb.paths.meta, lb.meta);
   }
 
   /** Changes the memory that must stay free after a reload (operators, tests). */
@@ -334,6 +340,7 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     return this.lock.run(id, async () => {
       const lb = this.require(id);
       this.checkGuard(lb, o);
+      await this.refresh(lb);
       let details: string;
       if (action === "stop") details = await this.doStop(lb, o.stopTimeoutMs ?? this.o.stopTimeoutMs ?? 10_000);
       // As Octavia: reloading a load balancer that does not run starts it.
@@ -516,6 +523,10 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     };
     if (!lb.running) return s;
     s.masterPid = (await runningMasterPid(lb.paths.pidFile)) ?? 0;
+    if (!s.masterPid) {
+      // Died since the last check; the watcher or the next action records it.
+      return { ...s, state: "STOPPED", servedVersion: 0, lastAction: "haproxy exited without a stop request" };
+    }
     try {
       const p = await showProc(lb.paths.masterSocket);
       const cur = currentWorker(p);

@@ -150,3 +150,23 @@ test("with a network namespace configured, haproxy runs inside it (ip netns exec
   assert.ok(processRuns(st.masterPid));
   assert.deepEqual((await lb.listListeners({})).listeners.map((l) => l.status), ["ACTIVE"]);
 });
+
+test("an action on a load balancer whose haproxy died unnoticed sees it: reload starts it again", async (t) => {
+  const { stateDir, runDir } = tempDirs(t);
+  const m = await openManager(stateDir, 0); // no watcher: only the action can notice
+  t.after(() => m.close());
+  const events: string[] = [];
+  m.on("event", (e) => events.push(e.type));
+  const lbId = randomUUID();
+  const port = await freePort();
+  await m.putConfig(randomUUID(), lbId, octaviaConfig({ lbId, runDir, listeners: [{ port, members: [], returnBody: "again" }] }).text);
+  await m.control(lbId, "start");
+  const pid = (await m.status(lbId)).masterPid;
+  process.kill(pid, "SIGKILL");
+  while (processRuns(pid)) await sleep(5);
+  assert.equal((await m.status(lbId)).state, "STOPPED");
+  const r = await m.control(lbId, "reload");
+  assert.match(r.details, /haproxy started/);
+  assert.equal((await httpGet(port)).body, "again");
+  assert.deepEqual(events, ["created", "started", "stopped", "started"]);
+});
