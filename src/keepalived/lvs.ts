@@ -13,6 +13,12 @@ import { run } from "../system/exec.js";
 import { safeJoin, writeFileAtomic } from "../system/fs-atomic.js";
 import { checkKeepalivedConfig } from "./vrrp.js";
 
+/**
+ * A listener whose pool has no members yet renders a virtual_server without
+ * real servers; keepalived warns (exit 5) but that config is legitimate.
+ */
+const LVS_BENIGN_WARNINGS = [/Virtual server \S+ has no real servers - ignoring/];
+
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
 export class LvsListeners {
@@ -35,13 +41,13 @@ export class LvsListeners {
   /** Validates and stores; returns a note for the caller when the listener cannot run here. */
   async put(listenerId: string, text: string): Promise<{ runnable: boolean; note: string }> {
     const file = this.file(listenerId);
-    const check = await checkKeepalivedConfig(text, this.dir, this.netns, this.logger);
+    const check = await checkKeepalivedConfig(text, this.dir, this.netns, this.logger, LVS_BENIGN_WARNINGS);
     if (!check.ok) throw invalid("Invalid request", check.output, "CONFIG_INVALID");
     await writeFileAtomic(file, text, 0o600);
     const ipvs = await this.ipvsAvailable();
     return ipvs.ok
-      ? { runnable: true, note: "" }
-      : { runnable: false, note: `configuration stored, but UDP listeners cannot run on this amphora: ${ipvs.why}` };
+      ? { runnable: true, note: check.warnings.length ? `keepalived warnings: ${check.warnings.join("; ")}` : "" }
+      : { runnable: false, note: `configuration stored, but UDP listeners cannot run on this amphora: ${ipvs.why}${check.warnings.length ? `; keepalived warnings: ${check.warnings.join("; ")}` : ""}` };
   }
 
   async get(listenerId: string): Promise<string> {

@@ -28,7 +28,7 @@ const COMM = "keepalived";
  * renders (its check script may not exist yet on this amphora), so they are
  * reported back but do not refuse the upload. Anything else does.
  */
-const BENIGN_WARNINGS = [
+export const VRRP_BENIGN_WARNINGS = [
   /Disabling track script \S+ since not found\/accessible/,
   /nopreempt will not work with initial state MASTER/,
 ];
@@ -43,7 +43,7 @@ export interface ConfigCheck {
 
 /** Validates a keepalived configuration with `keepalived -t` in `netns`. */
 export async function checkKeepalivedConfig(
-  text: string, dir: string, netns: string, logger?: Logger,
+  text: string, dir: string, netns: string, logger?: Logger, benign: RegExp[] = VRRP_BENIGN_WARNINGS,
 ): Promise<ConfigCheck> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const tmp = join(dir, `.check-${randomBytes(6).toString("hex")}.conf`);
@@ -52,12 +52,14 @@ export async function checkKeepalivedConfig(
     const r = await run("keepalived", ["-t", "-f", tmp], { netns, timeoutMs: 15_000, logger });
     // Name the file as the caller knows it, not our temporary name.
     const output = [r.stderr, r.stdout].filter(Boolean).join("\n").split(tmp).join("keepalived.conf").trim();
-    const lines = output.split("\n").map((l) => l.trim()).filter(Boolean);
-    if (r.exitCode === 0) return { ok: true, output, warnings: lines };
-    if (r.exitCode === 5 && lines.length && lines.every((l) => BENIGN_WARNINGS.some((w) => w.test(l)))) {
-      return { ok: true, output, warnings: lines };
+    // keepalived parses once per process and repeats each complaint; say it once.
+    const lines = [...new Set(output.split("\n").map((l) => l.trim()).filter(Boolean))];
+    const said = lines.join("\n");
+    if (r.exitCode === 0) return { ok: true, output: said, warnings: lines };
+    if (r.exitCode === 5 && lines.length && lines.every((l) => benign.some((w) => w.test(l)))) {
+      return { ok: true, output: said, warnings: lines };
     }
-    return { ok: false, output: output || `keepalived -t exited with ${r.exitCode}`, warnings: [] };
+    return { ok: false, output: said || `keepalived -t exited with ${r.exitCode}`, warnings: [] };
   } finally {
     await unlink(tmp).catch(() => {});
   }
