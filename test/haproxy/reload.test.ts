@@ -198,3 +198,29 @@ test("zero failed requests across 25 reloads under traffic (new and keep-alive c
   assert.equal((await lb.getLoadBalancerStatus({ lbId })).status!.reloads, 25);
   assert.equal((await httpGet(port)).body, "b");
 });
+
+test("server states survive a reload when the config asks for a server-state-file (Octavia's template does)", async (t) => {
+  const { agent, runDir } = await setup(t);
+  const be = await startBackend("be");
+  t.after(() => be.close());
+  const lb = agent.client(LoadBalancerService);
+  const lbId = randomUUID();
+  const port = await freePort();
+  // Octavia points it at <base_path>/<lb_id>/servers.
+  const stateFile = join(agent.stateDir, lbId, "servers");
+  const cfg = octaviaConfig({
+    lbId, runDir, globalExtra: [`server-state-file ${stateFile}`], defaultsExtra: ["load-server-state-from-file global"],
+    listeners: [{ port, members: [{ port: be.port }, { port: be.port }] }],
+  });
+  const l = cfg.listeners[0]!;
+  await lb.putConfig({ amphoraId: agent.config.amphoraId, lbId, config: cfg.text });
+  await lb.controlLoadBalancer({ lbId, action: LoadBalancerAction.START });
+  const sock = join(agent.stateDir, "lb", lbId, "master.sock");
+  await masterCommand(sock, `@1 set server ${l.poolId}:${l.id}/${l.members[0]!.id} state maint`);
+  await lb.controlLoadBalancer({ lbId, action: LoadBalancerAction.RELOAD, force: true });
+  const stat = await masterCommand(sock, "@1 show stat");
+  const row = stat.split("\n").find((r) => r.includes(l.members[0]!.id))!;
+  assert.match(row, /,MAINT,/, "the member an operator put in maintenance stays there across the reload");
+  const other = stat.split("\n").find((r) => r.includes(l.members[1]!.id))!;
+  assert.doesNotMatch(other, /MAINT/);
+});

@@ -84,6 +84,8 @@ export interface ConfigSpec {
   hardStopAfter?: string;
   /** Extra lines appended to `global`. */
   globalExtra?: string[];
+  /** Extra lines appended to `defaults`. */
+  defaultsExtra?: string[];
   /** Adds a `peers` section naming this amphora (pass peerName(amphoraId)) as Octavia does for ACTIVE_STANDBY. */
   peer?: { name: string; port: number };
 }
@@ -122,6 +124,7 @@ export function octaviaConfig(spec: ConfigSpec): GeneratedConfig {
     "    timeout connect 5s",
     "    timeout client 50s",
     "    timeout server 50s",
+    ...(spec.defaultsExtra ?? []).map((l) => `    ${l}`),
     "",
   ];
   if (spec.peer) {
