@@ -27,23 +27,53 @@ function splitCsv(line: string): string[] {
   return out;
 }
 
-/** Parses `show stat` CSV into rows keyed by header name. */
-export function parseShowStat(text: string): StatRow[] {
-  const lines = text.split("\n");
-  const headerLine = lines.findIndex((l) => l.startsWith("# "));
-  if (headerLine < 0) throw new DomainError("unavailable", "haproxy answered show stat without a header line", text.slice(0, 200));
-  const header = splitCsv(lines[headerLine]!.slice(2));
+/** The columns the agent reads (big configs: skip the other ~90). */
+export const USED_COLUMNS = [
+  "pxname", "svname", "type", "status", "weight", "scur", "smax", "slim", "stot", "bin", "bout", "ereq", "econ", "eresp",
+  "hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other", "req_tot", "check_status", "chkfail", "lastchg",
+];
+
+/** Parses `show stat` CSV into rows keyed by header name (only `columns`, if given). */
+export function parseShowStat(text: string, columns?: readonly string[]): StatRow[] {
+  const nl = text.indexOf("\n# ");
+  const start = text.startsWith("# ") ? 0 : nl >= 0 ? nl + 1 : -1;
+  if (start < 0) throw new DomainError("unavailable", "haproxy answered show stat without a header line", text.slice(0, 200));
+  const headerEnd = text.indexOf("\n", start);
+  const wanted = columns ? new Set(columns) : undefined;
+  const header = splitCsv(text.slice(start + 2, headerEnd < 0 ? undefined : headerEnd))
+    .map((n) => (n === "-" || (wanted && !wanted.has(n)) ? "" : n));
+  // Only the fields up to the last wanted column are split out: a big
+  // config has ~11,000 lines of ~190 fields each.
+  const idx: number[] = [];
+  header.forEach((n, i) => n && idx.push(i));
+  const last = idx.length ? idx[idx.length - 1]! : -1;
   const rows: StatRow[] = [];
-  for (let i = headerLine + 1; i < lines.length; i++) {
-    const line = lines[i]!;
-    if (!line || line.startsWith("#")) continue;
-    const fields = splitCsv(line);
-    const row: StatRow = {};
-    for (let j = 0; j < header.length; j++) {
-      const name = header[j]!;
-      if (name && name !== "-") row[name] = fields[j] ?? "";
+  let pos = headerEnd < 0 ? text.length : headerEnd + 1;
+  while (pos < text.length) {
+    let end = text.indexOf("\n", pos);
+    if (end < 0) end = text.length;
+    if (end > pos && text.charCodeAt(pos) !== 35 /* # */) {
+      const line = text.slice(pos, end);
+      let fields: string[];
+      if (line.includes('"')) fields = splitCsv(line);
+      else {
+        fields = [];
+        let p = 0;
+        for (let i = 0; i <= last; i++) {
+          const c = line.indexOf(",", p);
+          if (c < 0) {
+            fields.push(line.slice(p));
+            break;
+          }
+          fields.push(line.slice(p, c));
+          p = c + 1;
+        }
+      }
+      const row: StatRow = {};
+      for (const j of idx) row[header[j]!] = fields[j] ?? "";
+      rows.push(row);
     }
-    rows.push(row);
+    pos = end + 1;
   }
   return rows;
 }
@@ -96,7 +126,7 @@ export async function readRawStats(masterSocket: string, timeoutMs = 5000): Prom
   const info = parseShowInfo(await masterCommand(masterSocket, "@1 show info", timeoutMs));
   const workerPid = info.get("Pid");
   if (!workerPid) throw new DomainError("unavailable", "haproxy show info has no Pid (no worker answered)", masterSocket);
-  const rows = parseShowStat(await masterCommand(masterSocket, "@1 show stat", timeoutMs));
+  const rows = parseShowStat(await masterCommand(masterSocket, "@1 show stat", timeoutMs), USED_COLUMNS);
   return {
     workerPid,
     uptimeSec: Number(info.get("Uptime_sec") ?? 0) || 0,

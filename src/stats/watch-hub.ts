@@ -60,26 +60,43 @@ function memberChanged(a: MemberStats, b: MemberStats): boolean {
     !sameCounters(a.totals!, b.totals!);
 }
 
+/**
+ * The element of `prev` with the same key as cur[i]: haproxy lists objects
+ * in config order, so the same index almost always matches; the map is
+ * built only when it does not.
+ */
+function matcher<T>(prev: T[], key: (x: T) => string): (x: T, i: number) => T | undefined {
+  let map: Map<string, T> | undefined;
+  return (x, i) => {
+    const k = key(x);
+    const p = prev[i];
+    if (p && key(p) === k) return p;
+    map ??= new Map(prev.map((e) => [key(e), e]));
+    return map.get(k);
+  };
+}
+
 /** Only what changed between two polls of a load balancer; undefined if nothing. */
 export function diffLb(prev: LoadBalancerStats | undefined, cur: LoadBalancerStats): LoadBalancerStats | undefined {
   if (!prev) return cur;
-  const pl = new Map(prev.listeners.map((l) => [l.listenerId, l]));
-  const listeners = cur.listeners.filter((l) => {
-    const p = pl.get(l.listenerId);
+  const pl = matcher(prev.listeners, (l) => l.listenerId);
+  const listeners = cur.listeners.filter((l, i) => {
+    const p = pl(l, i);
     return !p || p.status !== l.status || p.currentSessions !== l.currentSessions || p.maxSessions !== l.maxSessions ||
       p.sessionLimit !== l.sessionLimit || !sameCounters(p.totals!, l.totals!);
   });
-  const pp = new Map(prev.pools.map((p) => [p.name, p]));
+  const pp = matcher(prev.pools, (p) => p.name);
   const pools: PoolStats[] = [];
-  for (const pool of cur.pools) {
-    const p = pp.get(pool.name);
+  for (let i = 0; i < cur.pools.length; i++) {
+    const pool = cur.pools[i]!;
+    const p = pp(pool, i);
     if (!p) {
       pools.push(pool);
       continue;
     }
-    const pm = new Map(p.members.map((m) => [m.memberId, m]));
-    const members = pool.members.filter((m) => {
-      const o = pm.get(m.memberId);
+    const pm = matcher(p.members, (m) => m.memberId);
+    const members = pool.members.filter((m, j) => {
+      const o = pm(m, j);
       return !o || memberChanged(o, m);
     });
     if (members.length || p.status !== pool.status || p.currentSessions !== pool.currentSessions || !sameCounters(p.totals!, pool.totals!)) {
@@ -230,6 +247,8 @@ class PollGroup {
   private timer: NodeJS.Timeout | undefined;
   private ticking = false;
   private nextAt = 0;
+  /** Subscribers in CHANGES mode: only they need statuses tracked. */
+  private changesSubs = 0;
   stopped = false;
   ticks = 0;
 
@@ -247,6 +266,10 @@ class PollGroup {
     this.timer.unref();
   }
 
+  remove(s: Subscription): void {
+    if (this.subs.delete(s) && s.options.mode === "changes") this.changesSubs--;
+  }
+
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
@@ -254,6 +277,11 @@ class PollGroup {
 
   add(s: Subscription): void {
     this.subs.add(s);
+    if (s.options.mode === "changes" && this.changesSubs++ === 0) {
+      // Statuses were not tracked without CHANGES subscribers: start from the last tick.
+      this.statusSent.clear();
+      for (const lb of this.view) this.statusSent.set(lb.lbId, statusSignature(lb));
+    }
     // A group that has polled already answers at once from its last tick.
     if (this.ready && !this.ticking) {
       s.firstPending = false;
@@ -291,7 +319,7 @@ class PollGroup {
       for (const lb of stats) {
         const d = diffLb(prevById.get(lb.lbId), lb);
         if (d) changes.push(d);
-        this.statusSent.set(lb.lbId, statusSignature(lb));
+        if (this.changesSubs) this.statusSent.set(lb.lbId, statusSignature(lb));
       }
       for (const id of removed) this.statusSent.delete(id);
       this.view = stats;
@@ -332,7 +360,7 @@ class PollGroup {
   /** Any collection of a load balancer (another group, the heartbeat, an event). */
   onCollected(c: CollectedStats): void {
     const lbId = c.stats.lbId;
-    if (!this.ready || this.collecting.has(lbId) || !this.collector.catalog.get(lbId)) return;
+    if (!this.changesSubs || !this.ready || this.collecting.has(lbId) || !this.collector.catalog.get(lbId)) return;
     const d = statusDiff(this.statusSent.get(lbId), c.stats);
     if (!d) return;
     this.statusSent.set(lbId, statusSignature(c.stats));
@@ -384,7 +412,7 @@ export class WatchHub {
     if (!g) this.groups.set(intervalMs, (g = new PollGroup(intervalMs, this.collector, this.logger)));
     const group = g;
     const s = new Subscription({ ...o, intervalMs }, group, (sub) => {
-      group.subs.delete(sub);
+      group.remove(sub);
       // The last subscriber gone: stop polling for this interval.
       if (!group.subs.size && this.groups.get(intervalMs) === group) {
         group.stop();
