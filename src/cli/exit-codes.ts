@@ -14,6 +14,8 @@ export const EXIT = {
   SERVER: 4,
   /** Several agents: some succeeded, some failed (see the per-agent output). */
   PARTIAL: 5,
+  /** Interrupted (Ctrl-C) before the agent answered. */
+  INTERRUPTED: 130,
 } as const;
 
 /** Text for --help. */
@@ -24,6 +26,7 @@ export const EXIT_CODES_HELP = `exit codes:
   3  could not talk to the agent: connection refused/unreachable, TLS failure, timeout
   4  the agent answered with an error (invalid request, not found, failed, unimplemented)
   5  several agents: some succeeded and some failed
+  130 interrupted (Ctrl-C) before the answer came; \`watch\` ends with 0 on Ctrl-C
 `;
 
 /** A mistake on the command line or in local input: exits with 2 and the usage hint. */
@@ -35,5 +38,5 @@ export class UsageError extends Error {
 }
 
 export function exitCodeFor(e: AmphoraError): number {
-  return e.category === "server" ? EXIT.SERVER : e.category === "canceled" ? EXIT.INTERNAL : EXIT.CONNECTION;
+  return e.category === "server" ? EXIT.SERVER : e.category === "canceled" ? EXIT.INTERRUPTED : EXIT.CONNECTION;
 }

@@ -1,0 +1,125 @@
+// `amphora watch` as a child process: the live table on a terminal (a pty
+// from util-linux `script`), Ctrl-C ending it cleanly, and the stream
+// surviving an agent restart (same state dir and port) with a note on stderr.
+import { test, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomUUID } from "node:crypto";
+import { startTestAgent, type TestAgent } from "../support/agent.js";
+import { freePort, startBackend, octaviaConfig, killHaproxiesUnder } from "../support/haproxy.js";
+import { LoadBalancerService, LoadBalancerAction } from "../../src/gen/amphora/v1/load_balancer_pb.js";
+
+const REPO = join(import.meta.dirname, "..", "..");
+const MAIN = join(REPO, "src", "cli", "main.ts");
+
+function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("AMPHORA_") && k !== "NO_COLOR") env[k] = v;
+  return { ...env, XDG_CONFIG_HOME: join(tmpdir(), "amt-no-config"), ...extra };
+}
+
+/** An agent with one running load balancer on loopback haproxy. */
+async function setup(t: TestContext, o: { stateDir?: string; listen?: string } = {}): Promise<{ agent: TestAgent; lbId: string; listenerId: string }> {
+  const runDir = mkdtempSync(join(tmpdir(), "amt-run-"));
+  const agent = await startTestAgent(o);
+  const backend = await startBackend("watch-be");
+  t.after(async () => {
+    await killHaproxiesUnder(agent.stateDir);
+    await agent.cleanup();
+    await backend.close();
+    rmSync(runDir, { recursive: true, force: true });
+  });
+  const lbId = randomUUID();
+  const cfg = octaviaConfig({ lbId, runDir, listeners: [{ port: await freePort(), members: [{ port: backend.port }] }] });
+  const lb = agent.client(LoadBalancerService);
+  await lb.putConfig({ amphoraId: agent.config.amphoraId, lbId, config: cfg.text });
+  await lb.controlLoadBalancer({ lbId, action: LoadBalancerAction.START });
+  return { agent, lbId, listenerId: cfg.listeners[0]!.id };
+}
+
+interface Child {
+  p: ChildProcess;
+  out: () => string;
+  err: () => string;
+  exit: Promise<number>;
+  waitFor(re: RegExp, what: "out" | "err", ms?: number): Promise<void>;
+}
+
+function start(cmd: string, args: string[], env: Record<string, string>): Child {
+  const p = spawn(cmd, args, { cwd: REPO, env, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  p.stdout!.on("data", (d) => (out += d));
+  p.stderr!.on("data", (d) => (err += d));
+  const exit = new Promise<number>((r) => p.on("close", (code, sig) => r(code ?? (sig ? 128 : -1))));
+  return {
+    p,
+    out: () => out,
+    err: () => err,
+    exit,
+    async waitFor(re, what, ms = 20_000) {
+      const end = Date.now() + ms;
+      while (!re.test(what === "out" ? out : err)) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${re} on std${what}\nstdout: ${out}\nstderr: ${err}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+  };
+}
+
+function killOnExit(t: TestContext, c: Child): void {
+  t.after(() => {
+    if (c.p.exitCode === null && c.p.signalCode === null) c.p.kill("SIGKILL");
+  });
+}
+
+test("on a terminal: a redrawn table with status colours, cursor restored at the end", async (t) => {
+  const { agent, lbId, listenerId } = await setup(t);
+  const cmd = [process.execPath, "--import", "tsx", MAIN, "--agent", agent.url, "--dev-state", agent.stateDir, "watch", "--interval", "200", "--count", "2"];
+  // `script` gives the CLI a pseudo-terminal as stdout.
+  const c = start("script", ["-qec", cmd.map((a) => `'${a}'`).join(" "), "/dev/null"], cleanEnv({ TERM: "xterm" }));
+  killOnExit(t, c);
+  assert.equal(await c.exit, 0, c.out() + c.err());
+  const out = c.out();
+  assert.equal(out.split("\x1b[H\x1b[2J").length - 1, 2, "the screen is cleared and redrawn per update");
+  assert.match(out, /amphora watch/);
+  assert.match(out, new RegExp(`${listenerId}\\s+${lbId}\\s+\\x1b\\[32mOPEN\\x1b\\[0m`), "OPEN in green");
+  assert.match(out, /SESS\/S/);
+  assert.ok(out.includes("\x1b[?25l") && out.includes("\x1b[?25h"), "cursor hidden, then shown again");
+});
+
+test("Ctrl-C ends watch with exit 0", async (t) => {
+  const { agent, listenerId } = await setup(t);
+  const c = start(process.execPath, ["--import", "tsx", MAIN, "--agent", agent.url, "--dev-state", agent.stateDir, "watch", "--interval", "200"], cleanEnv());
+  killOnExit(t, c);
+  await c.waitFor(new RegExp(`listener ${listenerId}`), "out");
+  c.p.kill("SIGINT");
+  assert.equal(await c.exit, 0, c.err());
+  assert.equal(c.err(), "");
+});
+
+test("watch follows the agent through a restart on the same state dir and port", async (t) => {
+  const port = await freePort();
+  const stateDir = mkdtempSync(join(tmpdir(), "amt-state-"));
+  t.after(() => rmSync(stateDir, { recursive: true, force: true }));
+  const { agent, listenerId } = await setup(t, { stateDir, listen: `127.0.0.1:${port}` });
+  const c = start(process.execPath, ["--import", "tsx", MAIN, "--agent", agent.url, "--dev-state", stateDir, "watch", "--interval", "200"], cleanEnv());
+  killOnExit(t, c);
+  const line = new RegExp(`listener ${listenerId} .*status=OPEN`, "g");
+  await c.waitFor(line, "out");
+  await agent.cleanup();
+  await c.waitFor(/reconnecting \(attempt 1/, "err");
+  const before = (c.out().match(line) ?? []).length;
+  const again = await startTestAgent({ stateDir, listen: `127.0.0.1:${port}` });
+  t.after(() => again.cleanup());
+  const end = Date.now() + 20_000;
+  while ((c.out().match(line) ?? []).length < before + 2) {
+    assert.ok(Date.now() < end, `no updates after the restart\nstdout: ${c.out()}\nstderr: ${c.err()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  c.p.kill("SIGINT");
+  assert.equal(await c.exit, 0);
+});
