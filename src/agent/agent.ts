@@ -18,6 +18,7 @@ import { CertificateStore } from "../certs/store.js";
 import { NetworkPlumbing } from "../network/plumbing.js";
 import { KeepalivedVrrp } from "../keepalived/vrrp.js";
 import { LvsListeners } from "../keepalived/lvs.js";
+import { restoreAtStart } from "../network/restore.js";
 import { startMonitoring } from "../metrics/monitoring.js";
 import type { LoadBalancerCatalog } from "../haproxy/catalog.js";
 
@@ -112,6 +113,7 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
   ctx.network = new NetworkPlumbing(config.netns, config.stateDir, () => store.current.topology, logger);
   ctx.keepalived = new KeepalivedVrrp(config.stateDir, config.netns, logger);
   ctx.lvs = new LvsListeners(config.stateDir, config.netns, logger);
+  await restoreAtStart(ctx.network, ctx.keepalived, logger);
   // Stats, /metrics and heartbeat (stopped with the agent, not with haproxy).
   const monitoring = (ctx.monitoring = startMonitoring({ catalog: o.catalog ?? lbs, config: store, logger }));
   server = createAgentServer({

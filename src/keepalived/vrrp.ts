@@ -11,7 +11,7 @@ import type { Logger } from "../log.js";
 import { silentLogger } from "../log.js";
 import { run } from "../system/exec.js";
 import { writeFileAtomic } from "../system/fs-atomic.js";
-import { livePid, waitFor } from "./pid.js";
+import { isRunning, livePid, waitFor } from "./pid.js";
 
 export interface KeepalivedStatus {
   running: boolean;
@@ -72,6 +72,8 @@ export class KeepalivedVrrp {
   readonly pidFile: string;
   readonly vrrpPidFile: string;
   readonly checkersPidFile: string;
+  /** "running" or "stopped": what the controller last asked for, so a reboot can restore it. */
+  readonly wantedFile: string;
 
   constructor(
     stateDir: string,
@@ -84,6 +86,7 @@ export class KeepalivedVrrp {
     this.pidFile = join(this.dir, "keepalived.pid");
     this.vrrpPidFile = join(this.dir, "vrrp.pid");
     this.checkersPidFile = join(this.dir, "checkers.pid");
+    this.wantedFile = join(this.dir, "wanted-state");
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -94,7 +97,8 @@ export class KeepalivedVrrp {
 
   async status(): Promise<KeepalivedStatus> {
     const pid = await livePid(this.pidFile, COMM);
-    const vrrpPid = pid ? await livePid(this.vrrpPidFile, COMM) : undefined;
+    // Reported even without a parent: a SIGKILLed parent leaves its VRRP child running (and holding VIPs).
+    const vrrpPid = await livePid(this.vrrpPidFile, COMM);
     const configured = await readFile(this.configFile).then(() => true, () => false);
     return { running: pid !== undefined, pid, vrrpPid, configured };
   }
@@ -118,8 +122,12 @@ export class KeepalivedVrrp {
   start(): Promise<KeepalivedStatus> {
     return this.serial(async () => {
       const st = await this.status();
-      if (st.running) return st;
+      if (st.running) {
+        await writeFileAtomic(this.wantedFile, "running\n");
+        return st;
+      }
       if (!st.configured) throw failed("Failed to start keepalived", "no keepalived configuration has been uploaded", "NOT_CONFIGURED");
+      if (st.vrrpPid) await this.terminate(st.vrrpPid, "orphaned VRRP process");
       // Pid files of a killed daemon would make keepalived think it still runs.
       await this.removePidFiles();
       const r = await run(
@@ -135,6 +143,7 @@ export class KeepalivedVrrp {
       if (!up) {
         throw failed("Failed to start keepalived", `keepalived did not come up within ${this.timeouts.startMs} ms (see the system log)`, "START_FAILED");
       }
+      await writeFileAtomic(this.wantedFile, "running\n");
       const now = await this.status();
       this.logger.info({ pid: now.pid, vrrpPid: now.vrrpPid, netns: this.netns }, "keepalived started");
       return now;
@@ -144,23 +153,31 @@ export class KeepalivedVrrp {
   /** SIGTERM (keepalived then releases its VIPs); stopping a stopped keepalived is fine. */
   stop(): Promise<KeepalivedStatus> {
     return this.serial(async () => {
+      await mkdir(this.dir, { recursive: true, mode: 0o700 });
+      await writeFileAtomic(this.wantedFile, "stopped\n");
       const st = await this.status();
-      if (!st.running) {
-        await this.removePidFiles();
-        return st;
-      }
-      this.signal(st.pid!, "SIGTERM");
-      let gone = await waitFor(async () => !(await this.status()).running, this.timeouts.stopMs);
-      if (!gone) {
-        this.logger.warn({ pid: st.pid }, "keepalived ignored SIGTERM; killing it");
-        this.signal(st.pid!, "SIGKILL");
-        gone = await waitFor(async () => !(await this.status()).running, 2000);
-      }
-      if (!gone) throw failed("Failed to stop keepalived", `process ${st.pid} is still running`, "STOP_FAILED");
+      if (st.pid) await this.terminate(st.pid, "keepalived");
+      // The parent's exit takes its children along; one left without a parent must go too.
+      const orphan = await livePid(this.vrrpPidFile, COMM);
+      if (orphan) await this.terminate(orphan, "orphaned VRRP process");
       await this.removePidFiles();
-      this.logger.info({ pid: st.pid }, "keepalived stopped");
+      if (st.pid) this.logger.info({ pid: st.pid }, "keepalived stopped");
       return this.status();
     });
+  }
+
+  /**
+   * At agent start: a keepalived that was started and not stopped through
+   * the agent, but is not running now (the amphora rebooted, or it died), is
+   * started again. A running one (the agent alone restarted) is adopted as is.
+   */
+  async resume(): Promise<"adopted" | "started" | "idle"> {
+    const wanted = (await readFile(this.wantedFile, "utf8").catch(() => "")).trim();
+    const st = await this.status();
+    if (st.running) return "adopted";
+    if (wanted !== "running" || !st.configured) return "idle";
+    await this.start();
+    return "started";
   }
 
   /** SIGHUP: keepalived re-reads the stored configuration without a state change. */
@@ -172,6 +189,18 @@ export class KeepalivedVrrp {
       this.logger.info({ pid: st.pid }, "keepalived reloaded");
       return st;
     });
+  }
+
+  /** SIGTERM, bounded wait, then SIGKILL; throws when the process survives both. */
+  private async terminate(pid: number, what: string): Promise<void> {
+    this.signal(pid, "SIGTERM");
+    let gone = await waitFor(async () => !(await isRunning(pid, COMM)), this.timeouts.stopMs);
+    if (!gone) {
+      this.logger.warn({ pid, what }, "keepalived ignored SIGTERM; killing it");
+      this.signal(pid, "SIGKILL");
+      gone = await waitFor(async () => !(await isRunning(pid, COMM)), 2000);
+    }
+    if (!gone) throw failed("Failed to stop keepalived", `${what} ${pid} is still running`, "STOP_FAILED");
   }
 
   private signal(pid: number, sig: NodeJS.Signals) {

@@ -148,22 +148,28 @@ vrrp_instance amt_octavia {
     const pid = (await agent.ctx.keepalived!.status()).pid!;
     process.kill(pid, "SIGKILL");
     assert.ok(await eventually(async () => !(await isRunning(pid, "keepalived")), 5000));
-    await stopKeepalivedChildren(agent);
+    // Its VRRP child may outlive it, still holding the VIP; start must not run a second one beside it.
+    const orphan = await readPidFile(agent.ctx.keepalived!.vrrpPidFile);
     await client.controlVrrp({ action: VrrpAction.START });
     const st = await agent.ctx.keepalived!.status();
     assert.equal(st.running, true);
     assert.notEqual(st.pid, pid);
+    if (orphan) assert.equal(await isRunning(orphan, "keepalived"), false, "orphaned VRRP child was ended");
+  });
+
+  test("stop also ends a VRRP child whose parent was SIGKILLed, releasing the VIP", async () => {
+    const client = agent.client(KeepalivedService);
+    const k = agent.ctx.keepalived!;
+    assert.ok(await eventually(async () => (await k.status()).vrrpPid !== undefined, 5000));
+    const st = await k.status();
+    assert.ok(await eventually(async () => (await ipv4Of(topo, ns, "eth1")).includes("192.0.2.10/32"), 10_000));
+    process.kill(st.pid!, "SIGKILL");
+    assert.ok(await eventually(async () => !(await isRunning(st.pid!, "keepalived")), 5000));
+    await client.controlVrrp({ action: VrrpAction.STOP });
+    assert.equal(await isRunning(st.vrrpPid!, "keepalived"), false);
+    assert.ok(await eventually(async () => !(await ipv4Of(topo, ns, "eth1")).includes("192.0.2.10/32"), 5000), "VIP released");
   });
 });
-
-/** The VRRP child outlives a SIGKILLed parent for a moment; end it by its pid file. */
-async function stopKeepalivedChildren(agent: TestAgent) {
-  const pid = await readPidFile(agent.ctx.keepalived!.vrrpPidFile);
-  if (pid && (await isRunning(pid, "keepalived"))) {
-    process.kill(pid, "SIGTERM");
-    await eventually(async () => !(await isRunning(pid, "keepalived")), 5000);
-  }
-}
 
 /** Network namespace identity of a process. */
 function netnsOfPid(pid: number): string {

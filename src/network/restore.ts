@@ -1,0 +1,23 @@
+// What the agent does at start for the network side: after a reboot the
+// load-balancer namespace is bare, so recorded plugs are applied again and a
+// keepalived that should run is started. After a mere agent restart both
+// find everything in place and change nothing. Never fails the agent's start:
+// problems are logged and the controller can plug again.
+import type { Logger } from "../log.js";
+import type { KeepalivedVrrp } from "../keepalived/vrrp.js";
+import type { NetworkPlumbing } from "./plumbing.js";
+
+export async function restoreAtStart(network: NetworkPlumbing, keepalived: KeepalivedVrrp, logger: Logger): Promise<void> {
+  try {
+    const r = await network.reapply();
+    if (r.applied.length || r.failures.length) logger.info({ applied: r.applied, failures: r.failures }, "recorded plugs re-applied");
+  } catch (e) {
+    logger.error({ err: e }, "could not re-apply recorded plugs");
+  }
+  try {
+    const k = await keepalived.resume();
+    if (k !== "idle") logger.info({ keepalived: k }, "keepalived resumed");
+  } catch (e) {
+    logger.error({ err: e }, "could not restart keepalived");
+  }
+}
