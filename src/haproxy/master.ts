@@ -8,7 +8,7 @@ import { failed, DomainError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { masterCommand } from "./master-cli.js";
 import { parseShowProc, type ShowProc } from "./show-proc.js";
-import { processAlive, processName } from "./proc-fs.js";
+import { processAlive, processArgs, processName } from "./proc-fs.js";
 
 export interface MasterOptions {
   haproxyCmd: string;
@@ -48,9 +48,11 @@ export async function readPid(pidFile: string): Promise<number | undefined> {
 export async function runningMasterPid(pidFile: string): Promise<number | undefined> {
   const pid = await readPid(pidFile);
   if (pid === undefined || !(await processAlive(pid))) return undefined;
-  // A recycled pid belonging to something else is not our master.
+  // A recycled pid belonging to something else (or to the haproxy of
+  // another load balancer) is not our master: it must name our pid file.
   const name = await processName(pid);
-  return name.startsWith("haproxy") ? pid : undefined;
+  if (!name.startsWith("haproxy")) return undefined;
+  return (await processArgs(pid)).includes(pidFile) ? pid : undefined;
 }
 
 export async function removeRunFiles(o: Pick<MasterOptions, "pidFile" | "masterSocket">): Promise<void> {

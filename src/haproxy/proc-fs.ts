@@ -43,3 +43,12 @@ export async function memAvailableBytes(): Promise<number> {
   if (!m) throw new Error("MemAvailable missing from /proc/meminfo");
   return Number(m[1]) * 1024;
 }
+
+/** The command line of a process as arguments ([] if it is gone). */
+export async function processArgs(pid: number): Promise<string[]> {
+  try {
+    return (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0").filter(Boolean);
+  } catch {
+    return [];
+  }
+}

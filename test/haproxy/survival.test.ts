@@ -181,3 +181,31 @@ test("a crash mid-upload leaves the old or the new complete config; metadata is 
   assert.equal((await m.status(lbId)).configMd5, md5(c2));
   m.close();
 });
+
+test("a stale pid file naming an unrelated live process is not adopted and that process is never signalled", async (t) => {
+  const stateDir = mkdtempSync(join(tmpdir(), "amt-pid-"));
+  const runDir = mkdtempSync(join(tmpdir(), "amt-run-"));
+  t.after(() => {
+    rmSync(stateDir, { recursive: true, force: true });
+    rmSync(runDir, { recursive: true, force: true });
+  });
+  const open = () => LoadBalancerManager.open({ stateDir, certDir: join(stateDir, "certs"), settings: () => ({ haproxyCmd: "/usr/sbin/haproxy", netns: "" }), watchIntervalMs: 0 });
+  const lbId = randomUUID();
+  let m = await open();
+  await m.putConfig(randomUUID(), lbId, octaviaConfig({ lbId, runDir, listeners: [{ port: 1, members: [], returnBody: "x" }] }).text);
+  m.close();
+  const dir = join(stateDir, "lb", lbId);
+  // This very test process: alive, but not haproxy.
+  writeFileSync(join(dir, "haproxy.pid"), `${process.pid}\n`);
+  writeFileSync(join(dir, "master.sock"), "");
+  m = await open();
+  t.after(() => m.close());
+  assert.equal(m.get(lbId)!.running, false);
+  assert.equal(existsSync(join(dir, "haproxy.pid")), false);
+  assert.equal(existsSync(join(dir, "master.sock")), false);
+  writeFileSync(join(dir, "haproxy.pid"), `${process.pid}\n`);
+  assert.equal((await m.control(lbId, "stop")).details, "haproxy was not running");
+  await m.delete(lbId);
+  assert.equal(existsSync(dir), false);
+  assert.ok(processRuns(process.pid));
+});
