@@ -81,6 +81,8 @@ test("upload, start, traffic, reload with a changed config, listeners, status, d
   assert.equal(st.failedReloads, 0);
   assert.deepEqual(st.listenerIds, [listenerId]);
   const masterPid = st.masterPid;
+  const all = (await lb.listLoadBalancers({})).loadBalancers;
+  assert.deepEqual(all.map((s) => [s.lbId, s.state, s.configVersion, s.masterPid]), [[lbId, "RUNNING", 2n, masterPid]]);
   assert.ok(processRuns(masterPid));
 
   const details = await agent.client(SystemService).getDetails({});
