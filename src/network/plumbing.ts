@@ -57,13 +57,21 @@ export class NetworkPlumbing {
   private readonly ip: IpTool;
   private readonly stateFile: string;
 
+  private readonly source: IpTool;
+
   constructor(
     readonly netns: string,
     stateDir: string,
     private readonly topology: () => Topology = () => "SINGLE",
     private readonly logger: Logger = silentLogger,
+    /**
+     * Where hot-plugged ports appear before they are moved into `netns`:
+     * the agent's own namespace ("") on an amphora; a test namespace in tests.
+     */
+    readonly sourceNetns = "",
   ) {
     this.ip = new IpTool(netns, logger);
+    this.source = new IpTool(sourceNetns, logger);
     this.stateFile = join(stateDir, "network", "plugged.json");
   }
 
@@ -75,25 +83,51 @@ export class NetworkPlumbing {
   }
 
   plugVip(spec: VipSpec): Promise<PlugResult> {
-    return this.serial(async () => {
-      const link = await this.findLink(spec.macAddress);
-      const table = tableFor(link.ifindex);
-      const plan = planVip(spec, table, this.topology());
-      await this.applyWithRollback(link, plan, "Error plugging VIP");
-      await this.record(spec.macAddress, { kind: "vip", ifname: link.ifname, table, spec, plan, pluggedAt: new Date().toISOString() });
-      return { ifname: link.ifname, plan };
-    });
+    return this.plug("vip", spec, (table) => planVip(spec, table, this.topology()), "Error plugging VIP");
   }
 
   plugNetwork(spec: NetworkSpec): Promise<PlugResult> {
+    return this.plug("network", spec, (table) => planNetwork(spec, table, this.topology()), "Error plugging network");
+  }
+
+  private plug(kind: "vip" | "network", spec: VipSpec | NetworkSpec, plan: (table: string) => InterfacePlan, message: string) {
     return this.serial(async () => {
-      const link = await this.findLink(spec.macAddress);
-      const table = tableFor(link.ifindex);
-      const plan = planNetwork(spec, table, this.topology());
-      await this.applyWithRollback(link, plan, "Error plugging network");
-      await this.record(spec.macAddress, { kind: "network", ifname: link.ifname, table, spec, plan, pluggedAt: new Date().toISOString() });
-      return { ifname: link.ifname, plan };
+      // Check the request before anything is touched (the table number does not change validity).
+      plan("0");
+      const { link, moveBack } = await this.findOrAdopt(spec.macAddress);
+      try {
+        const table = tableFor(link.ifindex);
+        const p = plan(table);
+        await this.applyWithRollback(link, p, message);
+        await this.record(spec.macAddress, { kind, ifname: link.ifname, table, spec, plan: p, pluggedAt: new Date().toISOString() });
+        return { ifname: link.ifname, plan: p };
+      } catch (e) {
+        await moveBack?.();
+        throw e;
+      }
     });
+  }
+
+  /**
+   * The port with that MAC in the load-balancer namespace; a port that is
+   * still in the source namespace (just hot-plugged) is moved in first, as
+   * Octavia's agent does. `moveBack` undoes that move if the plug fails.
+   */
+  private async findOrAdopt(mac: string): Promise<{ link: IpLink; moveBack?: () => Promise<unknown> }> {
+    const here = await this.ip.linkByMac(mac);
+    if (here) return { link: here };
+    if (!this.netns || this.sourceNetns === this.netns) return { link: await this.findLink(mac) };
+    const there = await this.source.linkByMac(mac);
+    if (!there) return { link: await this.findLink(mac) };
+    try {
+      await this.source.exec(["link", "set", "dev", there.ifname, "netns", this.netns]);
+    } catch (e) {
+      throw failed(`Error moving interface ${there.ifname} into namespace ${this.netns}`, e instanceof DomainError ? e.details : String(e), "PLUG_FAILED");
+    }
+    this.logger.info({ ifname: there.ifname, netns: this.netns }, "moved hot-plugged port into the load-balancer namespace");
+    // Back to the source: by name, or by our own pid for the agent's namespace.
+    const back = this.sourceNetns || String(process.pid);
+    return { link: await this.findLink(mac), moveBack: () => this.ip.tryExec(["link", "set", "dev", there.ifname, "netns", back]) };
   }
 
   /** What has been plugged, as recorded. */

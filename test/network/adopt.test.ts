@@ -1,0 +1,65 @@
+// Hot-plugged ports appear outside the load-balancer namespace; plugging
+// moves them in (as Octavia's agent does) and moves them back if the plug
+// fails. The "host" side is a test namespace here, never the real host.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DomainError } from "../../src/errors.js";
+import { NetworkPlumbing } from "../../src/network/plumbing.js";
+import { Topology, ipv4Of } from "./netns.js";
+
+const MAC = "02:a5:00:00:0f:01";
+
+describe("plugging a port that is still in the source namespace", () => {
+  const topo = new Topology();
+  const stateDir = mkdtempSync(join(tmpdir(), "amphora-adopt-"));
+  let host = "";
+  let lb = "";
+  let plumbing: NetworkPlumbing;
+  const names = async (ns: string) => (await topo.ip<{ ifname: string; address: string }[]>(ns, ["link", "show"])).filter((l) => l.address === MAC).map((l) => l.ifname);
+
+  before(async () => {
+    host = await topo.netns();
+    lb = await topo.netns();
+    const peer = await topo.netns();
+    await topo.veth(host, "ens7", peer, "p1", { macA: MAC });
+    plumbing = new NetworkPlumbing(lb, stateDir, () => "SINGLE", undefined, host);
+  });
+  after(async () => {
+    await topo.cleanup();
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  test("a failed plug moves the port back where it was", async () => {
+    await assert.rejects(
+      plumbing.plugVip({
+        vip: "192.0.2.10", subnetCidr: "192.0.2.0/24", gateway: "192.0.2.1", macAddress: MAC, vrrpIp: "",
+        hostRoutes: [{ destination: "198.51.100.0/24", nexthop: "255.255.255.255" }], additionalVips: [],
+      }),
+      (e: DomainError) => e.kind === "failed" && e.message === "Error plugging VIP",
+    );
+    assert.deepEqual(await names(host), ["ens7"]);
+    assert.deepEqual(await names(lb), []);
+  });
+
+  test("an invalid request does not move the port at all", async () => {
+    await assert.rejects(
+      plumbing.plugVip({ vip: "203.0.113.10", subnetCidr: "192.0.2.0/24", gateway: "", macAddress: MAC, vrrpIp: "", hostRoutes: [], additionalVips: [] }),
+      (e: DomainError) => e.kind === "invalid",
+    );
+    assert.deepEqual(await names(host), ["ens7"]);
+  });
+
+  test("plug VIP moves the port into the load-balancer namespace and configures it there", async () => {
+    const r = await plumbing.plugVip({ vip: "192.0.2.10", subnetCidr: "192.0.2.0/24", gateway: "192.0.2.1", macAddress: MAC, vrrpIp: "", hostRoutes: [], additionalVips: [] });
+    assert.equal(r.ifname, "ens7");
+    assert.deepEqual(await names(host), []);
+    assert.deepEqual(await names(lb), ["ens7"]);
+    assert.deepEqual(await ipv4Of(topo, lb, "ens7"), ["192.0.2.10/24"]);
+    // Plugging again finds it in place.
+    await plumbing.plugVip({ vip: "192.0.2.10", subnetCidr: "192.0.2.0/24", gateway: "192.0.2.1", macAddress: MAC, vrrpIp: "", hostRoutes: [], additionalVips: [] });
+    assert.deepEqual(await ipv4Of(topo, lb, "ens7"), ["192.0.2.10/24"]);
+  });
+});
