@@ -51,11 +51,13 @@ export class AmphoraError extends ConnectError {
     const info = from.findDetails(ErrorInfoSchema)[0];
     this.errorDetails = info?.details ?? "";
     this.reason = info?.reason ?? "";
-    this.agent = o.agent ?? (from instanceof AmphoraError ? from.agent : "");
-    this.procedure = o.procedure ?? (from instanceof AmphoraError ? from.procedure : "");
+    const prev = from instanceof AmphoraError ? from : undefined;
+    this.agent = o.agent || prev?.agent || "";
+    this.procedure = o.procedure || prev?.procedure || "";
     const nodeCodes = nodeErrorCodes(from);
-    this.category = o.category ?? categorize(from, nodeCodes);
-    this.hint = o.hint ?? hintFor(this, nodeCodes, o.timeoutMs);
+    this.category = o.category ?? prev?.category ?? categorize(from, nodeCodes);
+    // Re-derived when the agent became known (the hint names it).
+    this.hint = o.hint ?? (prev?.hint && prev.agent ? prev.hint : hintFor(this, nodeCodes, o.timeoutMs));
   }
 
   static override [Symbol.hasInstance](v: unknown): boolean {

@@ -8,6 +8,7 @@ import { randomUUID } from "node:crypto";
 import { startTestAgent, type TestAgent } from "../support/agent.js";
 import {
   createAmphoraClient,
+  followStats,
   AmphoraError,
   ConnectError,
   Code,
@@ -64,6 +65,18 @@ test("every protocol reaches every service over one connection", async () => {
       assert.equal((await c.network.getInterface({ ip: "127.0.0.1" })).interface, "lo");
       assert.ok(Array.isArray((await c.loadBalancer.listListeners({})).listeners));
       assert.ok(Array.isArray((await c.stats.getStats({})).loadBalancers));
+      // A server stream over the same connection, ended by breaking out (followStats aborts it).
+      for await (const msg of followStats(c, { intervalMs: 100 })) {
+        assert.ok(msg.full);
+        assert.equal(a.ctx.monitoring!.hub.subscriberCount, 1);
+        break;
+      }
+      // `break` alone does not cancel a connect-es stream; followStats does.
+      const end = Date.now() + 5000;
+      while (a.ctx.monitoring!.hub.subscriberCount !== 0) {
+        assert.ok(Date.now() < end, `${protocol}: the agent still streams after break`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
       assert.equal(connections - before, 1, `${protocol}: all calls share one TLS connection`);
     } finally {
       c.close();
