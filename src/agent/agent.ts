@@ -19,6 +19,8 @@ import { NetworkPlumbing } from "../network/plumbing.js";
 import { KeepalivedVrrp } from "../keepalived/vrrp.js";
 import { LvsListeners } from "../keepalived/lvs.js";
 import { restoreAtStart } from "../network/restore.js";
+import { createRestHandler } from "../rest/handler.js";
+import { registerOnce } from "../rest/in-process.js";
 import { startMonitoring } from "../metrics/monitoring.js";
 import type { LoadBalancerCatalog } from "../haproxy/catalog.js";
 
@@ -116,12 +118,16 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
   await restoreAtStart(ctx.network, ctx.keepalived, logger);
   // Stats, /metrics and heartbeat (stopped with the agent, not with haproxy).
   const monitoring = (ctx.monitoring = startMonitoring({ catalog: o.catalog ?? lbs, config: store, logger }));
+  // One registration and one interceptor list for Connect and REST alike.
+  const routes = registerOnce(agentRoutes(ctx));
+  const interceptors = [loggingInterceptor(logger, monitoring.metrics.observeCall)];
+  const restApi = createRestHandler({ routes, interceptors, logger });
   server = createAgentServer({
     tls: tlsMaterial,
     logger,
-    routes: agentRoutes(ctx),
-    interceptors: [loggingInterceptor(logger, monitoring.metrics.observeCall)],
-    fallbacks: [monitoring.fallback],
+    routes,
+    interceptors,
+    fallbacks: [monitoring.fallback, restApi.fallback],
     requestTimeoutMs: config.requestReadTimeoutS * 1000,
   });
   const addr = await server.listen(config.bindHost, config.bindPort);

@@ -1,0 +1,253 @@
+// REST/JSON at the classic /1.0 paths: a fallback of the agent server that
+// turns an HTTP request into the request message of the method its route
+// names, calls it in-process through the same router and interceptors as
+// Connect, and turns the answer (or the error) into what an Octavia
+// controller expects.
+import type { ServerResponse } from "node:http";
+import type { Http2ServerRequest } from "node:http2";
+import http2 from "node:http2";
+import { create, ScalarType, type DescField, type JsonValue, type Message } from "@bufbuild/protobuf";
+import { createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import type { Logger } from "../log.js";
+import { peerSubject, type FallbackHandler, type NodeRequest, type NodeResponse } from "../agent/server.js";
+import { peerSubjectKey, protocolKey } from "../agent/interceptors.js";
+import { BodyTooLarge, checkDeclaredLength, readLimited } from "./body.js";
+import { restError } from "./errors.js";
+import { createInProcess } from "./in-process.js";
+import { listFieldToJson, messageFromJson, messageToJson } from "./json.js";
+import { endpointsOf, RouteTable, splitPath, type RestEndpoint } from "./route-table.js";
+
+export interface RestOptions {
+  /** The agent's routes; pass them through registerOnce so both routers share implementations. */
+  routes: (router: ConnectRouter) => void;
+  /** The same interceptors the server gets (validation is added after them, as there). */
+  interceptors: Interceptor[];
+  logger: Logger;
+}
+
+export interface RestHandler {
+  fallback: FallbackHandler;
+  table: RouteTable;
+}
+
+/** A client-caused problem found before the call (bad path value, bad JSON, too large). */
+class RestReject extends Error {
+  constructor(readonly status: number, message: string, readonly details: string, readonly headers: Record<string, string> = {}) {
+    super(message);
+  }
+}
+
+const JSON_TYPE = "application/json";
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+function send(res: NodeResponse, status: number, body: string, headers: Record<string, string>): void {
+  const r = res as ServerResponse;
+  r.writeHead(status, { ...headers, "content-length": String(Buffer.byteLength(body)) });
+  r.end(body);
+}
+
+function sendJson(res: NodeResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+  send(res, status, body, { "content-type": JSON_TYPE, ...headers });
+}
+
+function errorBody(message: string, details: string): string {
+  return JSON.stringify({ message, details });
+}
+
+/** Strips the quotes and weak marker of an If-Match value; "*" means any version. */
+export function ifMatchValue(h: string | string[] | undefined): string | undefined {
+  const raw = (Array.isArray(h) ? h[0] : h)?.split(",")[0]?.trim();
+  if (!raw || raw === "*") return undefined;
+  return raw.replace(/^W\//, "").replace(/^"(.*)"$/, "$1");
+}
+
+/** The value of a path variable for its field; enums by their short lower-case name. */
+function pathValue(e: RestEndpoint, f: DescField, raw: string): unknown {
+  if (f.fieldKind === "enum") {
+    const v = f.enum.values.find((x) => x.number !== 0 && x.localName.toLowerCase() === raw.toLowerCase());
+    if (!v) throw new RestReject(400, e.invalidMessage, `Unknown ${f.name}: ${raw}`);
+    return v.number;
+  }
+  if (f.fieldKind !== "scalar") throw new RestReject(400, e.invalidMessage, `${f.name}: not a path field`);
+  switch (f.scalar) {
+    case ScalarType.STRING:
+      return raw;
+    case ScalarType.BOOL:
+      if (raw !== "true" && raw !== "false") throw new RestReject(400, e.invalidMessage, `${f.name}: expected true or false`);
+      return raw === "true";
+    case ScalarType.BYTES:
+      return new TextEncoder().encode(raw);
+    case ScalarType.INT64: case ScalarType.UINT64: case ScalarType.SINT64: case ScalarType.FIXED64: case ScalarType.SFIXED64:
+      if (!/^-?\d+$/.test(raw)) throw new RestReject(400, e.invalidMessage, `${f.name}: expected an integer`);
+      return BigInt(raw);
+    default:
+      if (!/^-?\d+(\.\d+)?$/.test(raw)) throw new RestReject(400, e.invalidMessage, `${f.name}: expected a number`);
+      return Number(raw);
+  }
+}
+
+function parseJson(e: RestEndpoint, buf: Buffer): JsonValue {
+  try {
+    return JSON.parse(utf8.decode(buf)) as JsonValue;
+  } catch (err) {
+    throw new RestReject(400, e.invalidMessage, `body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+async function buildRequest(e: RestEndpoint, req: NodeRequest, params: Map<DescField, string>): Promise<Message> {
+  let msg: Message;
+  checkDeclaredLength(req.headers["content-length"], e.bodyLimit);
+  const body = await readLimited(req, e.bodyLimit);
+  try {
+    switch (e.body.kind) {
+      case "json-object": {
+        const json = body.length ? parseJson(e, body) : {};
+        if (json === null || typeof json !== "object" || Array.isArray(json)) throw new RestReject(400, e.invalidMessage, "body must be a JSON object");
+        msg = messageFromJson(e.method.input, json);
+        break;
+      }
+      case "json-list": {
+        const json = parseJson(e, body);
+        if (!Array.isArray(json)) throw new RestReject(400, e.invalidMessage, "body must be a JSON array");
+        msg = messageFromJson(e.method.input, { [e.body.field.name]: json });
+        break;
+      }
+      default:
+        msg = create(e.method.input);
+    }
+  } catch (err) {
+    if (err instanceof RestReject) throw err;
+    // fromJson: a field of the wrong type, an unknown enum name...
+    throw new RestReject(400, e.invalidMessage, (err as Error).message);
+  }
+  const m = msg as unknown as Record<string, unknown>;
+  if (e.body.kind === "text") {
+    try {
+      m[e.body.field.localName] = utf8.decode(body);
+    } catch {
+      throw new RestReject(400, e.invalidMessage, "body is not valid UTF-8 text");
+    }
+  } else if (e.body.kind === "bytes") {
+    m[e.body.field.localName] = new Uint8Array(body);
+  }
+  // Path values win over the same field in a JSON body.
+  for (const [f, raw] of params) m[f.localName] = pathValue(e, f, raw);
+  if (e.ifMatchField) {
+    const v = ifMatchValue(req.headers["if-match"]);
+    if (v !== undefined) m[e.ifMatchField.localName] = v;
+  }
+  return msg;
+}
+
+function writeSuccess(e: RestEndpoint, res: NodeResponse, out: Message): void {
+  const o = out as unknown as Record<string, unknown>;
+  const headers: Record<string, string> = {};
+  if (e.etagField) {
+    const tag = o[e.etagField.localName];
+    // Unquoted md5, as the Python agent sends it; If-Match accepts either form.
+    if (typeof tag === "string" && tag !== "") headers.etag = tag;
+  }
+  switch (e.response.kind) {
+    case "text":
+      send(res, e.successStatus, String(o[e.response.field.localName] ?? ""), { ...headers, "content-type": "text/plain; charset=utf-8" });
+      return;
+    case "json-list":
+      sendJson(res, e.successStatus, listFieldToJson(e.method.output, out, e.response.field), headers);
+      return;
+    default:
+      sendJson(res, e.successStatus, messageToJson(e.method.output, out), headers);
+  }
+}
+
+/**
+ * After answering before the body was read (413), tell the client to stop
+ * sending: HTTP/1.1 closes the connection once the answer is out (the only
+ * way to stop an upload), HTTP/2 resets just that stream with NO_ERROR.
+ */
+function stopUpload(req: NodeRequest, res: NodeResponse): void {
+  if (req.httpVersionMajor >= 2) {
+    res.once("finish", () => {
+      const stream = (req as Http2ServerRequest).stream;
+      if (!stream.destroyed && !req.complete) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+    });
+  }
+}
+
+export function createRestHandler(o: RestOptions): RestHandler {
+  const inProcess = createInProcess(o.routes, o.interceptors);
+  const table = new RouteTable(endpointsOf(inProcess.methods));
+
+  const fallback: FallbackHandler = async (req, res) => {
+    const url = req.url ?? "/";
+    const pathOnly = url.split("?")[0];
+    let segments: string[];
+    try {
+      segments = splitPath(pathOnly).map((s) => decodeURIComponent(s));
+    } catch {
+      return false; // a path that does not decode is no route of ours: JSON 404
+    }
+    const verb = (req.method ?? "GET").toUpperCase();
+    const m = table.match(verb, segments);
+    if (m.kind === "none") return false;
+    const peer = peerSubject(req.socket);
+    const started = performance.now();
+    const logReject = (status: number, message: string, details: string) =>
+      o.logger.warn({ protocol: "rest", peer, request: `${verb} ${pathOnly}`, status, err: message, details, ms: Math.round((performance.now() - started) * 10) / 10 }, "rest request refused");
+
+    if (m.kind === "wrong-verb") {
+      const details = `${verb} is not allowed here; use ${m.allowed.join(", ")}`;
+      logReject(405, "Method Not Allowed", details);
+      sendJson(res, 405, errorBody("Method Not Allowed", details), { allow: m.allowed.join(", ") });
+      return true;
+    }
+
+    const e = m.endpoint;
+    let input: Message;
+    try {
+      input = await buildRequest(e, req, m.params);
+    } catch (err) {
+      if (err instanceof BodyTooLarge) {
+        logReject(413, "Request Entity Too Large", err.message);
+        // HTTP/1.1: close after answering, so the rest of the upload is not read.
+        const close: Record<string, string> = req.httpVersionMajor === 1 ? { connection: "close" } : {};
+        stopUpload(req, res);
+        sendJson(res, 413, errorBody("Request Entity Too Large", err.message), close);
+        return true;
+      }
+      if (err instanceof RestReject) {
+        logReject(err.status, err.message, err.details);
+        sendJson(res, err.status, errorBody(err.message, err.details), err.headers);
+        return true;
+      }
+      // The client went away while sending: nobody to answer.
+      if (!res.writableEnded) res.end();
+      return true;
+    }
+
+    const values = createContextValues().set(peerSubjectKey, peer).set(protocolKey, "rest");
+    const call = inProcess.callHeader(values);
+    // Like the Connect adapter: a client that goes away cancels the call.
+    const abort = new AbortController();
+    const onClose = () => {
+      if (!res.writableEnded) abort.abort();
+    };
+    res.once("close", onClose);
+    try {
+      const r = await inProcess.transport.unary(e.method, abort.signal, undefined, call.header, input as never);
+      if (!res.writableEnded && !abort.signal.aborted) writeSuccess(e, res, r.message as Message);
+    } catch (err) {
+      if (abort.signal.aborted) {
+        if (!res.writableEnded) res.end();
+        return true;
+      }
+      const re = restError(err, e.invalidMessage);
+      sendJson(res, re.status, errorBody(re.message, re.details));
+    } finally {
+      call.release();
+      res.off("close", onClose);
+    }
+    return true;
+  };
+
+  return { fallback, table };
+}
