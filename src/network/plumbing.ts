@@ -11,7 +11,7 @@ import { silentLogger } from "../log.js";
 import { writeFileAtomic } from "../system/fs-atomic.js";
 import { familyOf, parsePrefix } from "./cidr.js";
 import { normalizeIp } from "./interfaces.js";
-import { IpTool, type IpLink, type IpRoute } from "./ip-tool.js";
+import { IpTool, type IpLink, type IpRoute, type IpRule } from "./ip-tool.js";
 import {
   planNetwork, planVip, tableFor,
   type InterfacePlan, type NetworkSpec, type PlannedAddress, type PlannedRoute, type PlannedRule, type VipSpec,
@@ -40,6 +40,10 @@ export interface PlugResult {
 }
 
 type Undo = () => Promise<unknown>;
+interface Listings {
+  routes: Map<string, IpRoute[]>;
+  rules: Map<number, IpRule[]>;
+}
 
 const routeKey = (r: PlannedRoute) => `${r.family}|${r.table}|${r.dst}|${r.via ?? ""}|${r.onlink ? 1 : 0}`;
 const ruleKey = (r: PlannedRule) => `${r.family}|${r.from}|${r.table}|${r.priority}`;
@@ -186,6 +190,7 @@ export class NetworkPlumbing {
    */
   private async applyWithRollback(link: IpLink, plan: InterfacePlan, message: string): Promise<void> {
     const undo: Undo[] = [];
+    const seen: Listings = { routes: new Map(), rules: new Map() };
     const dev = link.ifname;
     try {
       // Without this, deleting an interface's first IPv4 address (a stale
@@ -210,7 +215,7 @@ export class NetworkPlumbing {
         undo.push(() => this.ip.tryExec(["addr", "del", `${a.ip}/${a.prefixlen}`, "dev", dev]));
       }
       for (const r of plan.routes) {
-        const existing = await this.findRoute(r);
+        const existing = await this.findRoute(r, seen);
         if (existing && this.sameRoute(existing, r, dev)) continue;
         await this.ip.exec(this.routeArgs("replace", r, dev));
         undo.push(() =>
@@ -221,7 +226,7 @@ export class NetworkPlumbing {
         );
       }
       for (const rule of plan.rules) {
-        if (await this.hasRule(rule)) continue;
+        if (await this.hasRule(rule, seen)) continue;
         await this.ip.exec(this.ruleArgs("add", rule));
         undo.push(() => this.ip.tryExec(this.ruleArgs("del", rule)));
       }
@@ -259,8 +264,18 @@ export class NetworkPlumbing {
     return [`-${r.family}`, "rule", verb, "from", r.from, "table", r.table, "priority", String(r.priority)];
   }
 
-  private async findRoute(r: PlannedRoute): Promise<IpRoute | undefined> {
-    const routes = await this.ip.routes(r.family, r.table);
+  /**
+   * Looks routes up in a listing read once per table and family per apply
+   * (`seen`): each `ip` run in a namespace costs milliseconds, and the steps
+   * of one apply never change a route that a later step of it looks at.
+   */
+  private async findRoute(r: PlannedRoute, seen?: Listings): Promise<IpRoute | undefined> {
+    const key = `${r.family}|${r.table}`;
+    let routes = seen?.routes.get(key);
+    if (!routes) {
+      routes = await this.ip.routes(r.family, r.table);
+      seen?.routes.set(key, routes);
+    }
     return routes.find((x) => canonicalDst(x.dst, r.family) === r.dst && !(x as { type?: string }).type);
   }
 
@@ -268,9 +283,14 @@ export class NetworkPlumbing {
     return x.dev === dev && normalizeIp(x.gateway ?? "") === normalizeIp(r.via ?? "") && !!x.flags?.includes("onlink") === !!r.onlink;
   }
 
-  private async hasRule(r: PlannedRule): Promise<boolean> {
+  private async hasRule(r: PlannedRule, seen?: Listings): Promise<boolean> {
     const [addr, len] = r.from.split("/");
-    return (await this.ip.rules(r.family)).some(
+    let rules = seen?.rules.get(r.family);
+    if (!rules) {
+      rules = await this.ip.rules(r.family);
+      seen?.rules.set(r.family, rules);
+    }
+    return rules.some(
       (x) => x.priority === r.priority && x.table === r.table && x.src !== undefined &&
         normalizeIp(x.src) === normalizeIp(addr!) && (x.srclen ?? (r.family === 4 ? 32 : 128)) === Number(len),
     );
