@@ -55,7 +55,7 @@ function optionLines(opts: Record<string, OptSpec>): string {
 
 const usageOf = (c: Command) => `amphora ${c.path.join(" ")}${c.args.length ? " " + c.args.join(" ") : ""}${c.options ? " [options]" : ""}`;
 
-function mainHelp(): string {
+function mainHelp(env: NodeJS.ProcessEnv): string {
   const lines = COMMANDS.map((c) => [`${c.path.join(" ")}${c.args.length ? " " + c.args.join(" ") : ""}`, c.summary]);
   const w = Math.max(...lines.map((l) => l[0]!.length));
   return (
@@ -64,7 +64,7 @@ function mainHelp(): string {
     `commands:\n${lines.map(([a, b]) => `  ${a!.padEnd(w)}  ${b}`).join("\n")}\n\n` +
     `global options:\n${optionLines(GLOBAL_OPTIONS)}\n` +
     `Settings come from flags, then AMPHORA_* environment variables, then the config\n` +
-    `file (${defaultConfigPath(process.env)} unless --cli-config/AMPHORA_CONFIG), e.g.\n` +
+    `file (${defaultConfigPath(env)} unless --cli-config/AMPHORA_CONFIG), e.g.\n` +
     `  {"agent": "https://192.0.2.10:9443", "ca": "ca.pem", "cert": "client.pem", "key": "client-key.pem",\n` +
     `   "profiles": {"dev": {"agent": "https://127.0.0.1:9443", "devState": "/path/to/state"}}}\n` +
     `(paths relative to the file). The agent defaults to https://127.0.0.1:9443.\n` +
@@ -137,12 +137,13 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
     command = findCommand(positionals);
     if (!command) {
       const group = positionals[0] && commandGroups().get(positionals[0]);
+      // Asked for: stdout and 0. Not asked for (nothing to run): stderr and 2.
       if (group && (opts.help || positionals.length === 1)) {
-        io.stdout.write(groupHelp(positionals[0]!, group));
+        (opts.help ? io.stdout : io.stderr).write(groupHelp(positionals[0]!, group));
         return opts.help ? EXIT.OK : EXIT.USAGE;
       }
       if (opts.help || !positionals.length) {
-        io.stdout.write(mainHelp());
+        (opts.help ? io.stdout : io.stderr).write(mainHelp(io.env));
         return opts.help ? EXIT.OK : EXIT.USAGE;
       }
       throw new UsageError(
@@ -264,6 +265,12 @@ export function main(): void {
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  // `amphora watch | head`: the reader went away; that is a normal end.
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(EXIT.OK);
+    process.stderr.write(`amphora: cannot write output: ${e.message}\n`);
+    process.exit(EXIT.INTERNAL);
+  });
   runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env, signal: ac.signal }).then(
     (code) => {
       process.exitCode = code;

@@ -127,7 +127,7 @@ export async function waitForListenersActive(client: AmphoraClient, input: WaitF
     if (failed.length) {
       throw new AmphoraError(
         new ConnectError(`listener(s) in ERROR: ${failed.map((l) => l.uuid).join(", ")}`, Code.FailedPrecondition),
-        { agent: client.baseUrl, procedure: "waitForListenersActive", hint: "the stored haproxy config does not parse: check it with `amphora config get`" },
+        { agent: client.baseUrl, procedure: "waitForListenersActive", category: "server", hint: "the stored haproxy config does not parse: check it with `amphora config get`" },
       );
     }
     if (mine.length && !missing.length && mine.every((l) => l.status === "ACTIVE")) return mine;
@@ -136,6 +136,8 @@ export async function waitForListenersActive(client: AmphoraClient, input: WaitF
       throw new AmphoraError(new ConnectError(`listeners not ACTIVE after ${timeoutMs} ms: ${last}`, Code.DeadlineExceeded), {
         agent: client.baseUrl,
         procedure: "waitForListenersActive",
+        // The agent answered; its listeners just are not ACTIVE.
+        category: "server",
         hint: "is the load balancer started? see `amphora lb status`",
       });
     }
