@@ -115,7 +115,7 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
   ctx.network = new NetworkPlumbing(config.netns, config.stateDir, () => store.current.topology, logger);
   ctx.keepalived = new KeepalivedVrrp(config.stateDir, config.netns, logger);
   ctx.lvs = new LvsListeners(config.stateDir, config.netns, logger);
-  await restoreAtStart(ctx.network, ctx.keepalived, logger);
+  await restoreAtStart(ctx.network, ctx.keepalived, logger, config.stateDir);
   // Stats, /metrics and heartbeat (stopped with the agent, not with haproxy).
   const monitoring = (ctx.monitoring = startMonitoring({ catalog: o.catalog ?? lbs, config: store, logger }));
   // One registration and one interceptor list for Connect and REST alike.

@@ -9,7 +9,9 @@
 // checks, members reached through this interface) are admitted without a
 // rule each, and ARP is never affected.
 import { failed, invalid } from "../errors.js";
-import { runChecked } from "../system/exec.js";
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { run, runChecked } from "../system/exec.js";
 import { safeJoin, writeFileAtomic } from "../system/fs-atomic.js";
 import type { Logger } from "../log.js";
 import { parsePrefix } from "./cidr.js";
@@ -77,6 +79,25 @@ export function renderRuleset(ifname: string, rules: InterfaceRule[]): string {
     `}`,
     "",
   ].join("\n");
+}
+
+/**
+ * Loads every stored rule set again (after a reboot the namespace has no
+ * nftables tables, and an interface that lost its rules would be open).
+ * Interfaces that do not exist (yet) are reported, not fatal.
+ */
+export async function reloadStoredRules(netns: string, stateDir: string, logger?: Logger): Promise<{ loaded: string[]; failures: { ifname: string; error: string }[] }> {
+  const dir = safeJoin(stateDir, "network", "rules");
+  const files = (await readdir(dir).catch(() => [] as string[])).filter((f) => f.endsWith(".nft"));
+  const loaded: string[] = [];
+  const failures: { ifname: string; error: string }[] = [];
+  for (const f of files) {
+    const ifname = f.slice(0, -4);
+    const r = await run("nft", ["-f", join(dir, f)], { netns, timeoutMs: 10_000, logger });
+    if (r.exitCode === 0) loaded.push(ifname);
+    else failures.push({ ifname, error: (r.stderr || r.stdout).trim() });
+  }
+  return { loaded, failures };
 }
 
 export async function applyInterfaceRules(

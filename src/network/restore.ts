@@ -6,13 +6,21 @@
 import type { Logger } from "../log.js";
 import type { KeepalivedVrrp } from "../keepalived/vrrp.js";
 import type { NetworkPlumbing } from "./plumbing.js";
+import { reloadStoredRules } from "./interface-rules.js";
 
-export async function restoreAtStart(network: NetworkPlumbing, keepalived: KeepalivedVrrp, logger: Logger): Promise<void> {
+export async function restoreAtStart(network: NetworkPlumbing, keepalived: KeepalivedVrrp, logger: Logger, stateDir: string): Promise<void> {
   try {
     const r = await network.reapply();
     if (r.applied.length || r.failures.length) logger.info({ applied: r.applied, failures: r.failures }, "recorded plugs re-applied");
   } catch (e) {
     logger.error({ err: e }, "could not re-apply recorded plugs");
+  }
+  try {
+    // After the plugs, so that interfaces moved back in are there to match.
+    const r = await reloadStoredRules(network.netns, stateDir, logger);
+    if (r.failures.length) logger.warn({ loaded: r.loaded, failures: r.failures }, "some stored interface rules could not be loaded");
+  } catch (e) {
+    logger.error({ err: e }, "could not reload interface rules");
   }
   try {
     const k = await keepalived.resume();

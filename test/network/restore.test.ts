@@ -1,8 +1,8 @@
 // Agent restarts: with the namespace intact, a new agent on the same state
 // directory adopts the running keepalived and changes nothing; after a
 // simulated reboot (addresses flushed, keepalived killed) it re-applies the
-// recorded plug and starts keepalived again. A keepalived stopped through the
-// agent stays stopped.
+// recorded plug, loads the stored interface rules and starts keepalived
+// again. A keepalived stopped through the
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -11,11 +11,18 @@ import { join } from "node:path";
 import { KeepalivedService, VrrpAction } from "../../src/gen/amphora/v1/keepalived_pb.js";
 import { NetworkService } from "../../src/gen/amphora/v1/network_pb.js";
 import { isRunning, readPidFile } from "../../src/keepalived/pid.js";
+import { tableName } from "../../src/network/interface-rules.js";
+import { runChecked } from "../../src/system/exec.js";
 import { startTestAgent, type TestAgent } from "../support/agent.js";
 import { stopKeepalived, vrrpConfig } from "../keepalived/support.js";
 import { Topology, eventually, ipv4Of } from "./netns.js";
 
 const MAC = "02:a5:00:00:0d:01";
+
+async function hasRulesTable(ns: string): Promise<boolean> {
+  const r = await runChecked("nft", ["-j", "list", "tables"], { netns: ns });
+  return (JSON.parse(r.stdout) as { nftables: { table?: { name: string } }[] }).nftables.some((i) => i.table?.name === tableName("eth1"));
+}
 
 /** A reboot leaves no process behind: end the VRRP child of the killed parent too. */
 async function killOrphan(pidFile: string) {
@@ -52,6 +59,7 @@ describe("restoring network state when the agent starts", () => {
       config: vrrpConfig({ routerId: "amt_r", state: "MASTER", priority: 100, iface: "eth1", src: "192.0.2.11", peer: "192.0.2.12", vips: ["192.0.2.20/32"] }),
     });
     await a.client(KeepalivedService).controlVrrp({ action: VrrpAction.START });
+    await a.client(NetworkService).setInterfaceRules({ ip: "192.0.2.11", rules: [{ protocol: "TCP", port: 443 }, { protocol: "VRRP", port: 0 }] });
     const pid1 = (await a.ctx.keepalived!.status()).pid!;
     await a.cleanup();
 
@@ -65,7 +73,10 @@ describe("restoring network state when the agent starts", () => {
     assert.ok(await eventually(async () => !(await isRunning(pid1, "keepalived")), 5000));
     await killOrphan(a.ctx.keepalived!.vrrpPidFile);
     await topo.sh(ns, "ip", ["addr", "flush", "dev", "eth1"]);
+    await topo.sh(ns, "nft", ["flush", "ruleset"]);
+    assert.equal(await hasRulesTable(ns), false);
     a = await start();
+    assert.equal(await hasRulesTable(ns), true, "interface rules loaded again");
     assert.deepEqual((await ipv4Of(topo, ns, "eth1")).filter((x) => x !== "192.0.2.20/32"), ["192.0.2.10/24", "192.0.2.11/24"]);
     const st = await a.ctx.keepalived!.status();
     assert.equal(st.running, true);
