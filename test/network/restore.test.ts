@@ -2,7 +2,7 @@
 // directory adopts the running keepalived and changes nothing; after a
 // simulated reboot (addresses flushed, keepalived killed) it re-applies the
 // recorded plug, loads the stored interface rules and starts keepalived
-// again. A keepalived stopped through the
+// again. A keepalived stopped through the agent stays stopped.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
