@@ -27,7 +27,7 @@ const GLOBAL_OPTIONS: Record<string, OptSpec> = {
   "dev-state": { type: "string", value: "DIR", help: "use the dev PKI of an agent run with --dev --state-dir DIR [AMPHORA_DEV_STATE]" },
   "server-name": { type: "string", value: "NAME", help: "name to check the agent's certificate against, e.g. the amphora id [AMPHORA_SERVER_NAME]" },
   protocol: { type: "string", value: "P", help: "connect (default), grpc or grpc-web [AMPHORA_PROTOCOL]" },
-  timeout: { type: "string", value: "MS", help: "deadline per call, retries included (default 30000) [AMPHORA_TIMEOUT]" },
+  timeout: { type: "string", value: "MS", help: "deadline per call, retries included (default: 10000 reads, 30000 changes, 60000 lb start/stop/reload/delete) [AMPHORA_TIMEOUT]" },
   concurrency: { type: "string", value: "N", help: "with several agents: how many at once (default 8)" },
   "cli-config": { type: "string", value: "FILE", help: "CLI config file [AMPHORA_CONFIG]" },
   profile: { type: "string", value: "NAME", help: "profile of the config file [AMPHORA_PROFILE]" },

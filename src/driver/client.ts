@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { isIP } from "node:net";
 import tls from "node:tls";
 import { createClient, type CallOptions, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
-import type { DescService } from "@bufbuild/protobuf";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import {
   createConnectTransport,
   createGrpcTransport,
@@ -40,8 +41,9 @@ export interface AmphoraClientOptions {
   /** Connect protocol only: JSON instead of binary Protobuf (easier to read on the wire). */
   json?: boolean;
   /**
-   * Deadline of each call in ms, retries included (default 30 s). A call can
-   * pass its own `timeoutMs`; 0 means none (what long-lived streams use).
+   * Deadline of every unary call in ms, retries included. Without it each
+   * method gets a default that fits it (see defaultDeadlineMs). A call can
+   * pass its own `timeoutMs`; 0 means none. Streams have none by default.
    */
   timeoutMs?: number;
   /**
@@ -57,6 +59,7 @@ export interface AmphoraClientOptions {
 
 export interface AmphoraClient {
   readonly baseUrl: string;
+  /** The `timeoutMs` option, or DEFAULT_TIMEOUT_MS: what a multi-call flow budgets per call. */
   readonly timeoutMs: number;
   readonly transport: Transport;
   readonly system: Client<typeof SystemService>;
@@ -121,7 +124,7 @@ export function createAmphoraClient(o: AmphoraClientOptions): AmphoraClient {
     tlsOptions,
   );
   const interceptors: Interceptor[] = [
-    errorInterceptor(baseUrl, timeoutMs, (since) => (socketErrors.last && socketErrors.last.at >= since ? socketErrors.last.error : undefined)),
+    errorInterceptor(baseUrl, undefined, (since) => (socketErrors.last && socketErrors.last.at >= since ? socketErrors.last.error : undefined)),
     ...(o.retry === false ? [] : [retryInterceptor(o.retry ?? {})]),
     ...(o.interceptors ?? []),
   ];
@@ -130,7 +133,6 @@ export function createAmphoraClient(o: AmphoraClientOptions): AmphoraClient {
     httpVersion: "2" as const,
     sessionManager,
     interceptors,
-    defaultTimeoutMs: timeoutMs > 0 ? timeoutMs : undefined,
   };
   const protocol = o.protocol ?? "connect";
   let closed = false;
@@ -145,12 +147,12 @@ export function createAmphoraClient(o: AmphoraClientOptions): AmphoraClient {
     baseUrl,
     timeoutMs,
     transport,
-    system: typedClient(SystemService, transport, baseUrl, timeoutMs),
-    loadBalancer: typedClient(LoadBalancerService, transport, baseUrl, timeoutMs),
-    certificate: typedClient(CertificateService, transport, baseUrl, timeoutMs),
-    network: typedClient(NetworkService, transport, baseUrl, timeoutMs),
-    keepalived: typedClient(KeepalivedService, transport, baseUrl, timeoutMs),
-    stats: typedClient(StatsService, transport, baseUrl, timeoutMs),
+    system: typedClient(SystemService, transport, baseUrl, o.timeoutMs),
+    loadBalancer: typedClient(LoadBalancerService, transport, baseUrl, o.timeoutMs),
+    certificate: typedClient(CertificateService, transport, baseUrl, o.timeoutMs),
+    network: typedClient(NetworkService, transport, baseUrl, o.timeoutMs),
+    keepalived: typedClient(KeepalivedService, transport, baseUrl, o.timeoutMs),
+    stats: typedClient(StatsService, transport, baseUrl, o.timeoutMs),
     get closed() {
       return closed;
     },
@@ -164,27 +166,46 @@ export function createAmphoraClient(o: AmphoraClientOptions): AmphoraClient {
 type AnyFn = (req: unknown, o?: CallOptions) => unknown;
 
 /**
+ * Default deadline of a method: reads answer fast or the agent is in
+ * trouble; haproxy start/stop/reload and delete wait for processes (a
+ * graceful stop up to its stop timeout, 10 s by default); other changes run
+ * a validation or a program. Streams run until cancelled.
+ */
+export function defaultDeadlineMs(m: DescMethod): number {
+  if (m.methodKind !== "unary") return 0;
+  if (m.name === "ControlLoadBalancer" || m.name === "DeleteLoadBalancer") return 60_000;
+  return m.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS ? 10_000 : DEFAULT_TIMEOUT_MS;
+}
+
+/**
  * The generated client, with every error turned into an AmphoraError. The
  * interceptor does most of that, but connect-es replaces whatever an
  * interceptor threw by the abort reason when the deadline passes or the
  * caller aborts, so the last word is here.
  */
-function typedClient<S extends DescService>(service: S, transport: Transport, agent: string, timeoutMs: number): Client<S> {
+function typedClient<S extends DescService>(service: S, transport: Transport, agent: string, timeoutMs: number | undefined): Client<S> {
   const inner = createClient(service, transport) as unknown as Record<string, AnyFn>;
   const out: Record<string, AnyFn> = {};
   for (const m of service.methods) {
     const fn = inner[m.localName]!;
     const procedure = `${service.typeName}/${m.name}`;
-    const wrap = (e: unknown, o?: CallOptions) => toAmphoraError(e, { agent, procedure, timeoutMs: o?.timeoutMs || timeoutMs });
+    const deadline = m.methodKind === "unary" ? (timeoutMs ?? defaultDeadlineMs(m)) : 0;
+    // connect-es: timeoutMs <= 0 means no deadline.
+    const withDeadline = (o?: CallOptions): CallOptions => ({ ...o, timeoutMs: o?.timeoutMs ?? deadline });
+    const wrap = (e: unknown, o: CallOptions) => toAmphoraError(e, { agent, procedure, timeoutMs: o.timeoutMs || undefined });
     if (m.methodKind === "unary") {
-      out[m.localName] = (req, o) => (fn(req, o) as Promise<unknown>).catch((e) => Promise.reject(wrap(e, o)));
+      out[m.localName] = (req, o) => {
+        const co = withDeadline(o);
+        return (fn(req, co) as Promise<unknown>).catch((e) => Promise.reject(wrap(e, co)));
+      };
     } else if (m.methodKind === "server_streaming") {
       out[m.localName] = (req, o) =>
         (async function* () {
+          const co = withDeadline(o);
           try {
-            yield* fn(req, o) as AsyncIterable<unknown>;
+            yield* fn(req, co) as AsyncIterable<unknown>;
           } catch (e) {
-            throw wrap(e, o);
+            throw wrap(e, co);
           }
         })();
     } else {

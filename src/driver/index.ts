@@ -1,6 +1,7 @@
 // The driver's public surface (package export "amphora-agent/driver").
 export {
   createAmphoraClient,
+  defaultDeadlineMs,
   devStateCredentialPaths,
   readCredentials,
   DEFAULT_TIMEOUT_MS,

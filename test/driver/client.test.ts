@@ -5,9 +5,14 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type Server, type Socket } from "node:net";
 import { randomUUID } from "node:crypto";
+import type { DescMethod } from "@bufbuild/protobuf";
 import { startTestAgent, type TestAgent } from "../support/agent.js";
 import {
   createAmphoraClient,
+  defaultDeadlineMs,
+  SystemService,
+  LoadBalancerService,
+  StatsService,
   followStats,
   AmphoraError,
   ConnectError,
@@ -208,6 +213,15 @@ test("a call has a deadline: a peer that never answers gives deadline_exceeded w
     for (const s of sockets) s.destroy();
     await new Promise<void>((r) => silent.close(() => r()));
   }
+});
+
+test("default deadlines fit the method", () => {
+  const m = (svc: { methods: DescMethod[] }, name: string) => svc.methods.find((x) => x.name === name)!;
+  assert.equal(defaultDeadlineMs(m(SystemService, "GetInfo")), 10_000);
+  assert.equal(defaultDeadlineMs(m(LoadBalancerService, "PutConfig")), 30_000);
+  assert.equal(defaultDeadlineMs(m(LoadBalancerService, "ControlLoadBalancer")), 60_000);
+  assert.equal(defaultDeadlineMs(m(LoadBalancerService, "DeleteLoadBalancer")), 60_000);
+  assert.equal(defaultDeadlineMs(m(StatsService, "WatchStats")), 0, "streams run until cancelled");
 });
 
 test("bad options fail at once with a clear message", () => {
