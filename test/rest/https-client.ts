@@ -33,7 +33,7 @@ export class RestClient {
   private readonly ids = new WeakMap<Socket, number>();
   private opened = 0;
 
-  constructor(readonly baseUrl: string, private readonly tls: TlsIdentity, readonly amphoraId?: string) {
+  constructor(readonly baseUrl: string, tls: TlsIdentity, readonly amphoraId?: string) {
     this.agent = new https.Agent({
       keepAlive: true,
       maxSockets: 1,
