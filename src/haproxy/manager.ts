@@ -3,7 +3,7 @@
 // deletion, listener statuses, and re-adoption of running masters at agent
 // start. Implements the LoadBalancerCatalog other modules read.
 import { EventEmitter } from "node:events";
-import { mkdir, readdir, readFile, rm, copyFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { resolve, sep } from "node:path";
 import { writeFileAtomic } from "../system/fs-atomic.js";
 import { DomainError, conflict, failed, invalid, notFound } from "../errors.js";
@@ -350,8 +350,12 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     });
   }
 
-  private async markGood(lb: Lb): Promise<void> {
-    await copyFile(lb.paths.config, lb.paths.lastGood);
+  /** Records the stored config as the one haproxy runs (and may roll back to). */
+  private async markGood(lb: Lb, text?: string): Promise<void> {
+    if (lb.meta.lastGood?.md5 !== lb.meta.md5) {
+      // Atomic like every other write: a rollback must never restore half a file.
+      await writeFileAtomic(lb.paths.lastGood, text ?? (await readFile(lb.paths.config, "utf8")), 0o600);
+    }
     lb.meta.lastGood = { version: lb.meta.version, md5: lb.meta.md5 };
     lb.meta.served = { version: lb.meta.version, md5: lb.meta.md5 };
   }
@@ -419,7 +423,7 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     await this.saveServerState(lb, text);
     const r = await reloadMaster(opts, proc);
     if (r.ok) {
-      await this.markGood(lb);
+      await this.markGood(lb, text);
       lb.meta.lastAction = `reloaded to config version ${lb.meta.version}`;
       await writeMeta(lb.paths.meta, lb.meta);
       this.emitEvent({ type: "reloaded", lbId: lb.id });
@@ -429,7 +433,12 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     // next reload (or a restart) does not pick up the bad one.
     let rolledBack = "";
     if (lb.meta.lastGood && lb.meta.lastGood.md5 !== lb.meta.md5) {
-      const good = await readFile(lb.paths.lastGood, "utf8");
+      const good = await readFile(lb.paths.lastGood, "utf8").catch(() => "");
+      if (md5(good) !== lb.meta.lastGood.md5) {
+        lb.meta.lastAction = `reload failed: ${r.details}; the last good config is missing or damaged, nothing rolled back`;
+        await writeMeta(lb.paths.meta, lb.meta);
+        throw failed("Error reloading haproxy", lb.meta.lastAction, "RELOAD_FAILED");
+      }
       await writeFileAtomic(lb.paths.config, good, 0o600);
       const from = lb.meta.version;
       lb.meta.version += 1;
