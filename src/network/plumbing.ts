@@ -156,12 +156,18 @@ export class NetworkPlumbing {
       const st = await this.state();
       for (const [mac, e] of Object.entries(st.interfaces)) {
         try {
-          const link = await this.findLink(mac);
-          const table = tableFor(link.ifindex);
-          const plan = e.kind === "vip" ? planVip(e.spec as VipSpec, table, this.topology()) : planNetwork(e.spec as NetworkSpec, table, this.topology());
-          await this.applyWithRollback(link, plan, "Error re-applying plugged interface");
-          await this.record(mac, { ...e, ifname: link.ifname, table, plan });
-          applied.push(link.ifname);
+          // After a reboot hot-plugged ports are back in the source namespace.
+          const { link, moveBack } = await this.findOrAdopt(mac);
+          try {
+            const table = tableFor(link.ifindex);
+            const plan = e.kind === "vip" ? planVip(e.spec as VipSpec, table, this.topology()) : planNetwork(e.spec as NetworkSpec, table, this.topology());
+            await this.applyWithRollback(link, plan, "Error re-applying plugged interface");
+            await this.record(mac, { ...e, ifname: link.ifname, table, plan });
+            applied.push(link.ifname);
+          } catch (err) {
+            await moveBack?.();
+            throw err;
+          }
         } catch (err) {
           failures.push({ mac, error: err instanceof DomainError ? `${err.message}: ${err.details}` : String(err) });
         }

@@ -62,4 +62,13 @@ describe("plugging a port that is still in the source namespace", () => {
     await plumbing.plugVip({ vip: "192.0.2.10", subnetCidr: "192.0.2.0/24", gateway: "192.0.2.1", macAddress: MAC, vrrpIp: "", hostRoutes: [], additionalVips: [] });
     assert.deepEqual(await ipv4Of(topo, lb, "ens7"), ["192.0.2.10/24"]);
   });
+
+  test("after a reboot (port back in the source namespace, bare) re-applying moves and configures it again", async () => {
+    await topo.sh(lb, "ip", ["link", "set", "dev", "ens7", "netns", host]);
+    assert.deepEqual(await names(lb), []);
+    const r = await plumbing.reapply();
+    assert.deepEqual(r, { applied: ["ens7"], failures: [] });
+    assert.deepEqual(await names(lb), ["ens7"]);
+    assert.deepEqual(await ipv4Of(topo, lb, "ens7"), ["192.0.2.10/24"]);
+  });
 });
