@@ -60,9 +60,14 @@ export class IpTool {
     return (await run("ip", args, this.opts())).exitCode === 0;
   }
 
+  /** Sets kernel parameters of this namespace (`sysctl -w KEY=VALUE ...`). */
+  async sysctl(settings: Record<string, string | number>): Promise<void> {
+    await runChecked("sysctl", ["-q", "-w", ...Object.entries(settings).map(([k, v]) => `${k}=${v}`)], this.opts());
+  }
+
   /** Keeps the other IPv4 addresses of `dev` when its primary one is deleted. */
   async promoteSecondaries(dev: string): Promise<void> {
-    await runChecked("sysctl", ["-q", "-w", `net.ipv4.conf.${dev.replace(/\./g, "/")}.promote_secondaries=1`], this.opts());
+    await this.sysctl({ [`net.ipv4.conf.${dev.replace(/\./g, "/")}.promote_secondaries`]: 1 });
   }
 
   links(): Promise<IpLink[]> {

@@ -90,6 +90,15 @@ export class NetworkPlumbing {
     return this.plug("vip", spec, (table) => planVip(spec, table, this.topology()), "Error plugging VIP");
   }
 
+  /**
+   * haproxy binds the VIP on both amphorae of a pair, but only the MASTER
+   * holds it: non-local binds must be allowed in the namespace (Octavia's
+   * image sets the same at boot).
+   */
+  private async allowNonLocalBind(): Promise<void> {
+    await this.ip.sysctl({ "net.ipv4.ip_nonlocal_bind": 1, "net.ipv6.ip_nonlocal_bind": 1 });
+  }
+
   plugNetwork(spec: NetworkSpec): Promise<PlugResult> {
     return this.plug("network", spec, (table) => planNetwork(spec, table, this.topology()), "Error plugging network");
   }
@@ -103,6 +112,7 @@ export class NetworkPlumbing {
         const table = tableFor(link.ifindex);
         const p = plan(table);
         await this.applyWithRollback(link, p, message);
+        if (kind === "vip") await this.allowNonLocalBind();
         await this.record(spec.macAddress, { kind, ifname: link.ifname, table, spec, plan: p, pluggedAt: new Date().toISOString() });
         return { ifname: link.ifname, plan: p };
       } catch (e) {
@@ -162,6 +172,7 @@ export class NetworkPlumbing {
             const table = tableFor(link.ifindex);
             const plan = e.kind === "vip" ? planVip(e.spec as VipSpec, table, this.topology()) : planNetwork(e.spec as NetworkSpec, table, this.topology());
             await this.applyWithRollback(link, plan, "Error re-applying plugged interface");
+            if (e.kind === "vip") await this.allowNonLocalBind();
             await this.record(mac, { ...e, ifname: link.ifname, table, plan });
             applied.push(link.ifname);
           } catch (err) {

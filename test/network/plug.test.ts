@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { NetworkService } from "../../src/gen/amphora/v1/network_pb.js";
 import { ErrorInfoSchema } from "../../src/gen/amphora/v1/errors_pb.js";
-import { run } from "../../src/system/exec.js";
+import { run, runChecked } from "../../src/system/exec.js";
 import { startTestAgent, type TestAgent } from "../support/agent.js";
 import { Topology, ipv4Of } from "./netns.js";
 
@@ -120,6 +120,10 @@ describe("plug VIP and plug network in a namespace", () => {
     const rules = await topo.ip<{ priority: number; src: string; table: string }[]>(ns, ["-4", "rule", "show"]);
     const ours = rules.filter((r) => r.table === table).map((r) => `${r.priority} ${r.src}`).sort();
     assert.deepEqual(ours, ["100 192.0.2.10", "100 203.0.113.10"]);
+
+    // haproxy on a BACKUP must be able to bind the VIP it does not hold.
+    const sysctl = await runChecked("sysctl", ["-n", "net.ipv4.ip_nonlocal_bind"], { netns: ns });
+    assert.equal(sysctl.stdout.trim(), "1");
 
     await client.plugVip(req);
     assert.deepEqual(await snapshot(), s1, "second plug changes nothing");
