@@ -12,7 +12,7 @@ import type { LoadBalancerCatalog, LoadBalancerEvent, LoadBalancerRef } from "./
 import { masterCommand } from "./master-cli.js";
 import { KeyedLock } from "./keyed-lock.js";
 import { lbPaths, lbRoot, scratchDir, userGroupFile, checkLbId, type LbPaths } from "./layout.js";
-import { md5, readMeta, writeMeta, type LbMeta } from "./meta.js";
+import { md5, readMeta, replaceFile, writeMeta, type LbMeta } from "./meta.js";
 import { parseConfigFacts, type ListenerFact } from "./config-facts.js";
 import { peerName } from "./peer-name.js";
 import { userGroupConfig } from "./user-group.js";
@@ -353,8 +353,8 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
   /** Records the stored config as the one haproxy runs (and may roll back to). */
   private async markGood(lb: Lb, text?: string): Promise<void> {
     if (lb.meta.lastGood?.md5 !== lb.meta.md5) {
-      // Atomic like every other write: a rollback must never restore half a file.
-      await writeFileAtomic(lb.paths.lastGood, text ?? (await readFile(lb.paths.config, "utf8")), 0o600);
+      // Replaced whole (a rollback never restores half a file; it checks the md5 too).
+      await replaceFile(lb.paths.lastGood, text ?? (await readFile(lb.paths.config, "utf8")));
     }
     lb.meta.lastGood = { version: lb.meta.version, md5: lb.meta.md5 };
     lb.meta.served = { version: lb.meta.version, md5: lb.meta.md5 };
