@@ -38,6 +38,13 @@ export class Topology {
     await runChecked(file, args, { netns: ns });
   }
 
+  /** A fresh amt- name, not created: for code under test that creates it; deleted at cleanup. */
+  reserveName(): string {
+    const name = `amt-${randomBytes(4).toString("hex")}`;
+    this.namespaces.push(name);
+    return name;
+  }
+
   /** Deletes every namespace made here (veths die with them). */
   async cleanup(): Promise<void> {
     for (const ns of this.namespaces.splice(0)) await run("ip", ["netns", "del", ns]);

@@ -5,7 +5,7 @@
 // again. A keepalived stopped through the agent stays stopped.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KeepalivedService, VrrpAction } from "../../src/gen/amphora/v1/keepalived_pb.js";
@@ -86,5 +86,19 @@ describe("restoring network state when the agent starts", () => {
     await a.cleanup();
     a = await start();
     assert.equal((await a.ctx.keepalived!.status()).running, false, "stopped through the agent: not restarted");
+  });
+
+  test("a configured namespace that does not exist is created at start", async () => {
+    const fresh = topo.reserveName();
+    const dir = mkdtempSync(join(tmpdir(), "amphora-restore-"));
+    const b = await startTestAgent({ stateDir: dir, overrides: { netns: fresh } });
+    try {
+      assert.ok(existsSync(`/run/netns/${fresh}`));
+      const lo = await topo.ip<{ flags: string[] }[]>(fresh, ["link", "show", "dev", "lo"]);
+      assert.ok(lo[0]!.flags.includes("UP"));
+    } finally {
+      await b.cleanup();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
