@@ -46,7 +46,9 @@ test("WatchStats rejects an interval out of bounds", async () => {
   }
 });
 
-for (const kind of ["connect", "grpc", "grpc-web"] as const) {
+// Binary protocols carry the load balancers pre-encoded (shared by all
+// streams); connect-json gets ordinary messages. Both must decode the same.
+for (const kind of ["connect", "connect-json", "grpc", "grpc-web"] as const) {
   test(`WatchStats over ${kind}: snapshots follow traffic; cancellation releases the poller`, async () => {
     const ac = new AbortController();
     const got: WatchStatsResponse[] = [];
@@ -101,4 +103,30 @@ test("WatchStats CHANGES over grpc-web: first complete, then only what changed; 
   await until("removed", () => got.find((x) => x.removedLbIds.includes(other.lbId)));
   ac.abort();
   await done;
+});
+
+test("the shared pre-encoded form is byte-for-byte the ordinary encoding", async () => {
+  const { toBinary } = await import("@bufbuild/protobuf");
+  const { WatchStatsResponseSchema } = await import("../../src/gen/amphora/v1/stats_pb.js");
+  const { testing } = await import("../../src/agent/services/stats-service.js");
+  await lb.traffic(1);
+  const stats = (await mon.collector.collect(lb.ref())).stats;
+  const u = { loadBalancers: [stats, stats], removedLbIds: ["x"], collectedAt: new Date(), full: true, statusOnly: false, missedUpdates: 2, sequence: 7 };
+  const shared = toBinary(WatchStatsResponseSchema, testing.updateToProto(u, true));
+  const plain = toBinary(WatchStatsResponseSchema, testing.updateToProto(u, false));
+  assert.equal(shared.length, plain.length);
+  const { fromBinary } = await import("@bufbuild/protobuf");
+  assert.deepEqual(fromBinary(WatchStatsResponseSchema, shared), fromBinary(WatchStatsResponseSchema, plain));
+  assert.equal(fromBinary(WatchStatsResponseSchema, shared).loadBalancers.length, 2);
+});
+
+test("binary calls are recognised by content type; REST and JSON are not", async () => {
+  const { isBinaryCall } = await import("../../src/agent/services/stats-service.js");
+  for (const ct of ["application/connect+proto", "application/grpc", "application/grpc+proto", "application/grpc-web", "application/grpc-web+proto", "application/proto"]) {
+    assert.equal(isBinaryCall(ct, ""), true, ct);
+  }
+  for (const ct of ["application/connect+json", "application/grpc+json", "application/grpc-web+json", "application/json", null]) {
+    assert.equal(isBinaryCall(ct, ""), false, String(ct));
+  }
+  assert.equal(isBinaryCall("application/connect+proto", "rest"), false);
 });
