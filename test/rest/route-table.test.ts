@@ -3,13 +3,13 @@
 // literal segments over variables, and derive body limits from the rules.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { DescFile, DescMethod } from "@bufbuild/protobuf";
+import { normalizeTemplate, referenceRoutes } from "./reference-routes.js";
 import { endpointsOf, NO_BODY_LIMIT, DEFAULT_JSON_LIMIT, RouteTable, splitPath } from "../../src/rest/route-table.js";
 
-const REFERENCE = "/work/shared/reference/amphora-api-v1.md";
 const GEN = join(import.meta.dirname, "../../src/gen/amphora/v1");
 
 /** Every method of every service of every generated amphora file. */
@@ -25,19 +25,7 @@ async function allMethods(): Promise<DescMethod[]> {
   return out;
 }
 
-/** "VERB /path/{}/..." for every route row of the reference (variables unnamed, ".pem" suffix dropped). */
-function referenceRoutes(): string[] {
-  const rows: string[] = [];
-  const md = readFileSync(REFERENCE, "utf8");
-  for (const line of md.split("\n")) {
-    const m = /^\| (GET|PUT|POST|DELETE) \| (.+?) \|/.exec(line);
-    if (!m) continue;
-    for (const p of m[2].matchAll(/`([^`]+)`/g)) rows.push(`${m[1]} ${normalize(p[1])}`);
-  }
-  return rows.sort();
-}
-
-const normalize = (p: string) => p.replace(/\{[a-z_]+\}(\.pem)?/g, "{}");
+const normalize = normalizeTemplate;
 
 test("the proto options declare exactly the reference's routes", async () => {
   const endpoints = endpointsOf(await allMethods());
