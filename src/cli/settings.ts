@@ -76,7 +76,7 @@ function loadConfigFile(flags: SettingFlags, env: NodeJS.ProcessEnv): { file?: s
   const dir = dirname(file);
   for (const k of ["ca", "cert", "key", "devState"] as const) {
     const v = settings[k];
-    if (typeof v === "string" && !isAbsolute(v)) settings[k] = resolve(dir, v.replace(/^~(?=\/)/, homedir()));
+    if (typeof v === "string" && v !== "" && !isAbsolute(v)) settings[k] = resolve(dir, v.replace(/^~(?=\/)/, homedir()));
   }
   return { file, settings };
 }
