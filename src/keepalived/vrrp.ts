@@ -12,6 +12,8 @@ import { silentLogger } from "../log.js";
 import { run } from "../system/exec.js";
 import { writeFileAtomic } from "../system/fs-atomic.js";
 import { isRunning, livePid, waitFor } from "./pid.js";
+import { isIP } from "node:net";
+import { listAddresses, normalizeIp } from "../network/interfaces.js";
 
 export interface KeepalivedStatus {
   running: boolean;
@@ -65,6 +67,19 @@ export async function checkKeepalivedConfig(
   }
 }
 
+/** Addresses of the virtual_ipaddress and virtual_ipaddress_excluded blocks of a configuration. */
+export function configuredVips(text: string): string[] {
+  const out: string[] = [];
+  const noComments = text.split("\n").map((l) => l.replace(/[#!].*$/, "")).join("\n");
+  for (const m of noComments.matchAll(/\bvirtual_ipaddress(?:_excluded)?\s*\{([^}]*)\}/g)) {
+    for (const line of m[1]!.split("\n")) {
+      const addr = line.trim().split(/\s+/)[0]?.split("/")[0];
+      if (addr && isIP(addr)) out.push(normalizeIp(addr));
+    }
+  }
+  return [...new Set(out)];
+}
+
 export class KeepalivedVrrp {
   private queue: Promise<unknown> = Promise.resolve();
   readonly dir: string;
@@ -101,6 +116,14 @@ export class KeepalivedVrrp {
     const vrrpPid = await livePid(this.vrrpPidFile, COMM);
     const configured = await readFile(this.configFile).then(() => true, () => false);
     return { running: pid !== undefined, pid, vrrpPid, configured };
+  }
+
+  /** The configured VIPs and those of them present in the namespace now. */
+  async vips(): Promise<{ vips: string[]; held: string[] }> {
+    const vips = configuredVips((await this.config()) ?? "");
+    if (!vips.length) return { vips, held: [] };
+    const present = new Set((await listAddresses(this.netns)).flatMap((l) => l.addr_info ?? []).map((a) => normalizeIp(a.local)));
+    return { vips, held: vips.filter((v) => present.has(v)) };
   }
 
   async config(): Promise<string | undefined> {

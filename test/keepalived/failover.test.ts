@@ -62,8 +62,12 @@ describe("VRRP failover between two agents", () => {
     await new Promise((r) => setTimeout(r, 3000));
     assert.equal(await hasVip(nsB), false, "BACKUP does not hold the VIP while the MASTER runs");
 
+    assert.deepEqual((await a.client(KeepalivedService).getVrrpStatus({})).vipsHeld, [VIP]);
+    assert.deepEqual((await b.client(KeepalivedService).getVrrpStatus({})).vipsHeld, []);
+
     await a.client(KeepalivedService).controlVrrp({ action: VrrpAction.STOP });
     assert.ok(await eventually(() => hasVip(nsB), 15_000), "VIP moved to the former BACKUP");
+    assert.deepEqual((await b.client(KeepalivedService).getVrrpStatus({})).vipsHeld, [VIP]);
     assert.equal(await hasVip(nsA), false, "stopped MASTER released the VIP");
   });
 });

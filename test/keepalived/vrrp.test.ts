@@ -8,6 +8,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { KeepalivedService, VrrpAction } from "../../src/gen/amphora/v1/keepalived_pb.js";
 import { ErrorInfoSchema } from "../../src/gen/amphora/v1/errors_pb.js";
 import { isRunning, readPidFile } from "../../src/keepalived/pid.js";
+import { configuredVips } from "../../src/keepalived/vrrp.js";
 import { startTestAgent, type TestAgent } from "../support/agent.js";
 import { Topology, eventually, ipv4Of } from "../network/netns.js";
 import { stopKeepalived, vrrpConfig } from "./support.js";
@@ -110,6 +111,12 @@ vrrp_instance amt_octavia {
     assert.equal(netnsOfPid(st.pid!), netnsId(ns));
     assert.ok(await eventually(async () => (await ipv4Of(topo, ns, "eth1")).includes("192.0.2.10/32"), 10_000), "VIP appears");
 
+    const status = await client.getVrrpStatus({});
+    assert.deepEqual(
+      { configured: status.configured, running: status.running, pid: status.pid, vips: status.vips, held: status.vipsHeld },
+      { configured: true, running: true, pid: st.pid, vips: ["192.0.2.10"], held: ["192.0.2.10"] },
+    );
+
     // Starting again leaves the running one alone.
     await client.controlVrrp({ action: VrrpAction.START });
     assert.equal((await agent.ctx.keepalived!.status()).pid, st.pid);
@@ -135,6 +142,11 @@ vrrp_instance amt_octavia {
     assert.equal(await isRunning(pid, "keepalived"), false);
     assert.equal(await readPidFile(agent.ctx.keepalived!.pidFile), undefined);
     assert.deepEqual(await ipv4Of(topo, ns, "eth1"), ["192.0.2.11/24"]);
+    const status = await client.getVrrpStatus({});
+    assert.equal(status.running, false);
+    assert.equal(status.pid, 0);
+    assert.deepEqual(status.vips, ["192.0.2.10", "192.0.2.20"]);
+    assert.deepEqual(status.vipsHeld, []);
     await client.controlVrrp({ action: VrrpAction.STOP });
     const e = await fail(client.controlVrrp({ action: VrrpAction.RELOAD }));
     assert.equal(e.rawMessage, "Failed to reload keepalived");
@@ -179,3 +191,20 @@ function netnsOfPid(pid: number): string {
 function netnsId(ns: string): string {
   return `net:[${statSync(`/run/netns/${ns}`).ino}]`;
 }
+
+test("configuredVips reads virtual_ipaddress blocks, ignoring comments and options", () => {
+  const conf = `vrrp_instance a {
+  virtual_ipaddress {
+    192.0.2.10
+    192.0.2.11/32 dev eth1 label eth1:1   # comment 198.51.100.1
+    ! 198.51.100.2
+  }
+  virtual_ipaddress_excluded {
+    2001:DB8::10/128
+  }
+  unicast_peer {
+    192.0.2.12
+  }
+}`;
+  assert.deepEqual(configuredVips(conf), ["192.0.2.10", "192.0.2.11", "2001:db8::10"]);
+});

@@ -30,6 +30,11 @@ export function keepalivedService(ctx: AgentContext): Partial<ServiceImpl<typeof
           throw invalid("Invalid Request", `Unknown action: ${String(req.action)}`);
       }
     },
+    async getVrrpStatus() {
+      const k = need(ctx.keepalived, "keepalived");
+      const [st, v] = await Promise.all([k.status(), k.vips()]);
+      return { configured: st.configured, running: st.running, pid: st.pid ?? 0, vips: v.vips, vipsHeld: v.held };
+    },
     async putUdpListenerConfig(req) {
       const r = await need(ctx.lvs, "UDP listener store").put(req.listenerId, req.config);
       return { message: "OK", details: r.note };

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file amphora/v1/keepalived.proto.
  */
 export const file_amphora_v1_keepalived: GenFile = /*@__PURE__*/
-  fileDesc("ChthbXBob3JhL3YxL2tlZXBhbGl2ZWQucHJvdG8SCmFtcGhvcmEudjEiMwoUUHV0VnJycENvbmZpZ1JlcXVlc3QSGwoGY29uZmlnGAEgASgJQgu6SAhyBhABKICAQCI5ChVQdXRWcnJwQ29uZmlnUmVzcG9uc2USDwoHbWVzc2FnZRgBIAEoCRIPCgdkZXRhaWxzGAIgASgJIkgKEkNvbnRyb2xWcnJwUmVxdWVzdBIyCgZhY3Rpb24YASABKA4yFi5hbXBob3JhLnYxLlZycnBBY3Rpb25CCrpIB4IBBBABIAAiNwoTQ29udHJvbFZycnBSZXNwb25zZRIPCgdtZXNzYWdlGAEgASgJEg8KB2RldGFpbHMYAiABKAkidwobUHV0VWRwTGlzdGVuZXJDb25maWdSZXF1ZXN0EhwKCmFtcGhvcmFfaWQYASABKAlCCLpIBXIDsAEBEh0KC2xpc3RlbmVyX2lkGAIgASgJQgi6SAVyA7ABARIbCgZjb25maWcYAyABKAlCC7pICHIGEAEogIBAIkAKHFB1dFVkcExpc3RlbmVyQ29uZmlnUmVzcG9uc2USDwoHbWVzc2FnZRgBIAEoCRIPCgdkZXRhaWxzGAIgASgJIjwKG0dldFVkcExpc3RlbmVyQ29uZmlnUmVxdWVzdBIdCgtsaXN0ZW5lcl9pZBgBIAEoCUIIukgFcgOwAQEiLgocR2V0VWRwTGlzdGVuZXJDb25maWdSZXNwb25zZRIOCgZjb25maWcYASABKAkqbgoKVnJycEFjdGlvbhIbChdWUlJQX0FDVElPTl9VTlNQRUNJRklFRBAAEhUKEVZSUlBfQUNUSU9OX1NUQVJUEAESFAoQVlJSUF9BQ1RJT05fU1RPUBACEhYKElZSUlBfQUNUSU9OX1JFTE9BRBADMssFChFLZWVwYWxpdmVkU2VydmljZRKoAQoNUHV0VnJycENvbmZpZxIgLmFtcGhvcmEudjEuUHV0VnJycENvbmZpZ1JlcXVlc3QaIS5hbXBob3JhLnYxLlB1dFZycnBDb25maWdSZXNwb25zZSJSkAICyvMYSwoDUFVUEhAvMS4wL3ZycnAvdXBsb2FkIgZjb25maWdKKkZhaWxlZCB0byB1cGxvYWQga2VlcGFsaXZlZCBjb25maWd1cmF0aW9uLhKBAQoLQ29udHJvbFZycnASHi5hbXBob3JhLnYxLkNvbnRyb2xWcnJwUmVxdWVzdBofLmFtcGhvcmEudjEuQ29udHJvbFZycnBSZXNwb25zZSIxyvMYLQoDUFVUEhIvMS4wL3ZycnAve2FjdGlvbn0wygFKD0ludmFsaWQgUmVxdWVzdBLIAQoUUHV0VWRwTGlzdGVuZXJDb25maWcSJy5hbXBob3JhLnYxLlB1dFVkcExpc3RlbmVyQ29uZmlnUmVxdWVzdBooLmFtcGhvcmEudjEuUHV0VWRwTGlzdGVuZXJDb25maWdSZXNwb25zZSJdkAICyvMYVgoDUFVUEjYvMS4wL2xpc3RlbmVycy97YW1waG9yYV9pZH0ve2xpc3RlbmVyX2lkfS91ZHBfbGlzdGVuZXIiBmNvbmZpZ0oPSW52YWxpZCByZXF1ZXN0ErsBChRHZXRVZHBMaXN0ZW5lckNvbmZpZxInLmFtcGhvcmEudjEuR2V0VWRwTGlzdGVuZXJDb25maWdSZXF1ZXN0GiguYW1waG9yYS52MS5HZXRVZHBMaXN0ZW5lckNvbmZpZ1Jlc3BvbnNlIlCQAgHK8xhJCgNHRVQSKS8xLjAvbGlzdGVuZXJzL3tsaXN0ZW5lcl9pZH0vdWRwX2xpc3RlbmVyKgZjb25maWdKD0ludmFsaWQgcmVxdWVzdGIGcHJvdG8z", [file_amphora_v1_options, file_buf_validate_validate]);
+  fileDesc("ChthbXBob3JhL3YxL2tlZXBhbGl2ZWQucHJvdG8SCmFtcGhvcmEudjEiMwoUUHV0VnJycENvbmZpZ1JlcXVlc3QSGwoGY29uZmlnGAEgASgJQgu6SAhyBhABKICAQCI5ChVQdXRWcnJwQ29uZmlnUmVzcG9uc2USDwoHbWVzc2FnZRgBIAEoCRIPCgdkZXRhaWxzGAIgASgJIkgKEkNvbnRyb2xWcnJwUmVxdWVzdBIyCgZhY3Rpb24YASABKA4yFi5hbXBob3JhLnYxLlZycnBBY3Rpb25CCrpIB4IBBBABIAAiNwoTQ29udHJvbFZycnBSZXNwb25zZRIPCgdtZXNzYWdlGAEgASgJEg8KB2RldGFpbHMYAiABKAkiFgoUR2V0VnJycFN0YXR1c1JlcXVlc3QiagoVR2V0VnJycFN0YXR1c1Jlc3BvbnNlEhIKCmNvbmZpZ3VyZWQYASABKAgSDwoHcnVubmluZxgCIAEoCBILCgNwaWQYAyABKA0SDAoEdmlwcxgEIAMoCRIRCgl2aXBzX2hlbGQYBSADKAkidwobUHV0VWRwTGlzdGVuZXJDb25maWdSZXF1ZXN0EhwKCmFtcGhvcmFfaWQYASABKAlCCLpIBXIDsAEBEh0KC2xpc3RlbmVyX2lkGAIgASgJQgi6SAVyA7ABARIbCgZjb25maWcYAyABKAlCC7pICHIGEAEogIBAIkAKHFB1dFVkcExpc3RlbmVyQ29uZmlnUmVzcG9uc2USDwoHbWVzc2FnZRgBIAEoCRIPCgdkZXRhaWxzGAIgASgJIjwKG0dldFVkcExpc3RlbmVyQ29uZmlnUmVxdWVzdBIdCgtsaXN0ZW5lcl9pZBgBIAEoCUIIukgFcgOwAQEiLgocR2V0VWRwTGlzdGVuZXJDb25maWdSZXNwb25zZRIOCgZjb25maWcYASABKAkqbgoKVnJycEFjdGlvbhIbChdWUlJQX0FDVElPTl9VTlNQRUNJRklFRBAAEhUKEVZSUlBfQUNUSU9OX1NUQVJUEAESFAoQVlJSUF9BQ1RJT05fU1RPUBACEhYKElZSUlBfQUNUSU9OX1JFTE9BRBADMqYGChFLZWVwYWxpdmVkU2VydmljZRKoAQoNUHV0VnJycENvbmZpZxIgLmFtcGhvcmEudjEuUHV0VnJycENvbmZpZ1JlcXVlc3QaIS5hbXBob3JhLnYxLlB1dFZycnBDb25maWdSZXNwb25zZSJSkAICyvMYSwoDUFVUEhAvMS4wL3ZycnAvdXBsb2FkIgZjb25maWdKKkZhaWxlZCB0byB1cGxvYWQga2VlcGFsaXZlZCBjb25maWd1cmF0aW9uLhKBAQoLQ29udHJvbFZycnASHi5hbXBob3JhLnYxLkNvbnRyb2xWcnJwUmVxdWVzdBofLmFtcGhvcmEudjEuQ29udHJvbFZycnBSZXNwb25zZSIxyvMYLQoDUFVUEhIvMS4wL3ZycnAve2FjdGlvbn0wygFKD0ludmFsaWQgUmVxdWVzdBJZCg1HZXRWcnJwU3RhdHVzEiAuYW1waG9yYS52MS5HZXRWcnJwU3RhdHVzUmVxdWVzdBohLmFtcGhvcmEudjEuR2V0VnJycFN0YXR1c1Jlc3BvbnNlIgOQAgESyAEKFFB1dFVkcExpc3RlbmVyQ29uZmlnEicuYW1waG9yYS52MS5QdXRVZHBMaXN0ZW5lckNvbmZpZ1JlcXVlc3QaKC5hbXBob3JhLnYxLlB1dFVkcExpc3RlbmVyQ29uZmlnUmVzcG9uc2UiXZACAsrzGFYKA1BVVBI2LzEuMC9saXN0ZW5lcnMve2FtcGhvcmFfaWR9L3tsaXN0ZW5lcl9pZH0vdWRwX2xpc3RlbmVyIgZjb25maWdKD0ludmFsaWQgcmVxdWVzdBK7AQoUR2V0VWRwTGlzdGVuZXJDb25maWcSJy5hbXBob3JhLnYxLkdldFVkcExpc3RlbmVyQ29uZmlnUmVxdWVzdBooLmFtcGhvcmEudjEuR2V0VWRwTGlzdGVuZXJDb25maWdSZXNwb25zZSJQkAIByvMYSQoDR0VUEikvMS4wL2xpc3RlbmVycy97bGlzdGVuZXJfaWR9L3VkcF9saXN0ZW5lcioGY29uZmlnSg9JbnZhbGlkIHJlcXVlc3RiBnByb3RvMw", [file_amphora_v1_options, file_buf_validate_validate]);
 
 /**
  * @generated from message amphora.v1.PutVrrpConfigRequest
@@ -93,6 +93,64 @@ export const ControlVrrpResponseSchema: GenMessage<ControlVrrpResponse> = /*@__P
   messageDesc(file_amphora_v1_keepalived, 3);
 
 /**
+ * @generated from message amphora.v1.GetVrrpStatusRequest
+ */
+export type GetVrrpStatusRequest = Message<"amphora.v1.GetVrrpStatusRequest"> & {
+};
+
+/**
+ * Describes the message amphora.v1.GetVrrpStatusRequest.
+ * Use `create(GetVrrpStatusRequestSchema)` to create a new message.
+ */
+export const GetVrrpStatusRequestSchema: GenMessage<GetVrrpStatusRequest> = /*@__PURE__*/
+  messageDesc(file_amphora_v1_keepalived, 4);
+
+/**
+ * @generated from message amphora.v1.GetVrrpStatusResponse
+ */
+export type GetVrrpStatusResponse = Message<"amphora.v1.GetVrrpStatusResponse"> & {
+  /**
+   * A configuration has been uploaded.
+   *
+   * @generated from field: bool configured = 1;
+   */
+  configured: boolean;
+
+  /**
+   * @generated from field: bool running = 2;
+   */
+  running: boolean;
+
+  /**
+   * keepalived's parent process, 0 when not running.
+   *
+   * @generated from field: uint32 pid = 3;
+   */
+  pid: number;
+
+  /**
+   * Addresses of the virtual_ipaddress (and _excluded) blocks of the stored configuration.
+   *
+   * @generated from field: repeated string vips = 4;
+   */
+  vips: string[];
+
+  /**
+   * Those of `vips` present in the namespace now.
+   *
+   * @generated from field: repeated string vips_held = 5;
+   */
+  vipsHeld: string[];
+};
+
+/**
+ * Describes the message amphora.v1.GetVrrpStatusResponse.
+ * Use `create(GetVrrpStatusResponseSchema)` to create a new message.
+ */
+export const GetVrrpStatusResponseSchema: GenMessage<GetVrrpStatusResponse> = /*@__PURE__*/
+  messageDesc(file_amphora_v1_keepalived, 5);
+
+/**
  * @generated from message amphora.v1.PutUdpListenerConfigRequest
  */
 export type PutUdpListenerConfigRequest = Message<"amphora.v1.PutUdpListenerConfigRequest"> & {
@@ -117,7 +175,7 @@ export type PutUdpListenerConfigRequest = Message<"amphora.v1.PutUdpListenerConf
  * Use `create(PutUdpListenerConfigRequestSchema)` to create a new message.
  */
 export const PutUdpListenerConfigRequestSchema: GenMessage<PutUdpListenerConfigRequest> = /*@__PURE__*/
-  messageDesc(file_amphora_v1_keepalived, 4);
+  messageDesc(file_amphora_v1_keepalived, 6);
 
 /**
  * @generated from message amphora.v1.PutUdpListenerConfigResponse
@@ -139,7 +197,7 @@ export type PutUdpListenerConfigResponse = Message<"amphora.v1.PutUdpListenerCon
  * Use `create(PutUdpListenerConfigResponseSchema)` to create a new message.
  */
 export const PutUdpListenerConfigResponseSchema: GenMessage<PutUdpListenerConfigResponse> = /*@__PURE__*/
-  messageDesc(file_amphora_v1_keepalived, 5);
+  messageDesc(file_amphora_v1_keepalived, 7);
 
 /**
  * @generated from message amphora.v1.GetUdpListenerConfigRequest
@@ -156,7 +214,7 @@ export type GetUdpListenerConfigRequest = Message<"amphora.v1.GetUdpListenerConf
  * Use `create(GetUdpListenerConfigRequestSchema)` to create a new message.
  */
 export const GetUdpListenerConfigRequestSchema: GenMessage<GetUdpListenerConfigRequest> = /*@__PURE__*/
-  messageDesc(file_amphora_v1_keepalived, 6);
+  messageDesc(file_amphora_v1_keepalived, 8);
 
 /**
  * @generated from message amphora.v1.GetUdpListenerConfigResponse
@@ -173,7 +231,7 @@ export type GetUdpListenerConfigResponse = Message<"amphora.v1.GetUdpListenerCon
  * Use `create(GetUdpListenerConfigResponseSchema)` to create a new message.
  */
 export const GetUdpListenerConfigResponseSchema: GenMessage<GetUdpListenerConfigResponse> = /*@__PURE__*/
-  messageDesc(file_amphora_v1_keepalived, 7);
+  messageDesc(file_amphora_v1_keepalived, 9);
 
 /**
  * @generated from enum amphora.v1.VrrpAction
@@ -231,6 +289,18 @@ export const KeepalivedService: GenService<{
     methodKind: "unary";
     input: typeof ControlVrrpRequestSchema;
     output: typeof ControlVrrpResponseSchema;
+  },
+  /**
+   * Whether keepalived is configured and running, and which of the
+   * configured VIPs this amphora holds now (all of them on the MASTER).
+   * Not part of Octavia's REST interface.
+   *
+   * @generated from rpc amphora.v1.KeepalivedService.GetVrrpStatus
+   */
+  getVrrpStatus: {
+    methodKind: "unary";
+    input: typeof GetVrrpStatusRequestSchema;
+    output: typeof GetVrrpStatusResponseSchema;
   },
   /**
    * Stores the keepalived LVS configuration of a UDP listener.
