@@ -14,6 +14,9 @@ export class BodyTooLarge extends Error {
   }
 }
 
+/** The client closed the request before its body ended: nobody to answer. */
+export class ClientGone extends Error {}
+
 /** Throws BodyTooLarge at once when Content-Length already says too much. */
 export function checkDeclaredLength(contentLength: string | string[] | undefined, limit: number): void {
   const v = Array.isArray(contentLength) ? contentLength[0] : contentLength;
@@ -50,13 +53,14 @@ export function readLimited(req: Readable, limit: number): Promise<Buffer> {
       done();
       resolve(Buffer.concat(chunks, size));
     };
+    // A request stream only fails when its connection does.
     const onError = (e: Error) => {
       done();
-      reject(e);
+      reject(new ClientGone(`the request failed while reading its body: ${e.message}`));
     };
     const onClose = () => {
       done();
-      reject(new Error("the client closed the request before its body ended"));
+      reject(new ClientGone("the client closed the request before its body ended"));
     };
     req.on("data", onData);
     req.on("close", onClose);

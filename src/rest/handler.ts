@@ -11,7 +11,7 @@ import { createContextValues, type ConnectRouter, type Interceptor } from "@conn
 import type { Logger } from "../log.js";
 import { peerSubject, type FallbackHandler, type NodeRequest, type NodeResponse } from "../agent/server.js";
 import { peerSubjectKey, protocolKey } from "../agent/interceptors.js";
-import { BodyTooLarge, checkDeclaredLength, readLimited } from "./body.js";
+import { BodyTooLarge, checkDeclaredLength, ClientGone, readLimited } from "./body.js";
 import { restError } from "./errors.js";
 import { createInProcess } from "./in-process.js";
 import { listFieldToJson, messageFromJson, messageToJson } from "./json.js";
@@ -219,9 +219,11 @@ export function createRestHandler(o: RestOptions): RestHandler {
         sendJson(res, err.status, errorBody(err.message, err.details), err.headers);
         return true;
       }
-      // The client went away while sending: nobody to answer.
-      if (!res.writableEnded) res.end();
-      return true;
+      if (err instanceof ClientGone) {
+        if (!res.writableEnded) res.end();
+        return true;
+      }
+      throw err; // the server answers 500 JSON and logs it
     }
 
     const values = createContextValues().set(peerSubjectKey, peer).set(protocolKey, "rest");

@@ -197,6 +197,12 @@ describe("every route of the reference, over HTTP/1.1 keep-alive and TLS 1.2", (
     expectJson(await a.request("PUT", `/1.0/loadbalancer/${lbId}/reload`), 202, { message: "OK" });
     assert.equal((await httpGet(port)).body, "hello again");
   });
+  row("PUT /1.0/loadbalancer/{object_id}/{action}", "If-Match: reload only the config version the caller saw (409 otherwise)", async () => {
+    const stale = await a.request("PUT", `/1.0/loadbalancer/${lbId}/reload`, { headers: { "if-match": md5("an older config") } });
+    expectJson(stale, 409, (j) => assert.match(String(j.message), /not the expected/));
+    expectJson(await a.request("PUT", `/1.0/loadbalancer/${lbId}/reload`, { headers: { "if-match": `"${md5(config)}"` } }), 202, { message: "OK" });
+    expectError(await a.request("PUT", `/1.0/loadbalancer/${lbId}/reload`, { headers: { "if-match": "v1" } }), 400, "Invalid Request", /expected_md5/);
+  });
   row("PUT /1.0/loadbalancer/{object_id}/{action}", "400 Invalid Request: Unknown action", async () => {
     expectError(await a.request("PUT", `/1.0/loadbalancer/${lbId}/explode`), 400, "Invalid Request", "Unknown action: explode");
   });
