@@ -339,6 +339,14 @@ describe("every route of the reference, over HTTP/1.1 keep-alive and TLS 1.2", (
   row("POST /1.0/plug/vip/{vip}", "404 No suitable network interface found", async () => {
     expectError(await b.request("POST", "/1.0/plug/vip/192.0.2.10", { json: vipBody({ mac_address: "02:a5:00:00:01:99" }) }), 404, "No suitable network interface found");
   });
+  // The controller retries a 404 only when "No suitable network interface
+  // found" is in "details" (a hot-plugged NIC may not have appeared yet).
+  row("POST /1.0/plug/vip/{vip}", "the 404's details carry the phrase the controller retries on", async () => {
+    const vip = await b.request("POST", "/1.0/plug/vip/192.0.2.10", { json: vipBody({ mac_address: "02:a5:00:00:01:99" }) });
+    expectJson(vip, 404, (j) => assert.match(String(j.details), /No suitable network interface found/));
+    const net = await b.request("POST", "/1.0/plug/network", { json: netBody({ mac_address: "02:a5:00:00:01:98" }) });
+    expectJson(net, 404, (j) => assert.match(String(j.details), /No suitable network interface found/));
+  }, "src/network/plumbing.ts puts the phrase in message only (details: \"no interface with MAC address ...\")");
   row("POST /1.0/plug/vip/{vip}", "500 Error plugging VIP (and nothing left behind)", async () => {
     const r = await b.request("POST", "/1.0/plug/vip/192.0.2.10", { json: vipBody({ host_routes: [{ destination: "203.0.113.0/24", nexthop: "255.255.255.255" }] }) });
     expectError(r, 500, "Error plugging VIP");
