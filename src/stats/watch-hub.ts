@@ -256,6 +256,7 @@ class PollGroup {
     readonly intervalMs: number,
     private readonly collector: StatsCollector,
     private readonly logger: Logger,
+    private readonly onTick: () => void = () => {},
   ) {
     this.nextAt = Date.now();
     this.schedule(0);
@@ -326,6 +327,7 @@ class PollGroup {
       this.viewAt = results.length ? new Date(Math.max(...results.map((r) => r.collectedAt.getTime()))) : new Date();
       this.ready = true;
       this.ticks++;
+      this.onTick();
       this.deliver(changes, removed);
     } catch (e) {
       this.logger.error({ err: (e as Error).message, intervalMs: this.intervalMs }, "stats poll group tick failed");
@@ -383,6 +385,8 @@ class PollGroup {
 
 export class WatchHub {
   private readonly groups = new Map<number, PollGroup>();
+  /** Ticks of all poll groups so far (polls / ticks = LBs polled per tick). */
+  ticks = 0;
   private readonly onLb = (e: LoadBalancerEvent) => this.handleLb(e);
   private readonly onCollected = (c: CollectedStats) => {
     for (const g of this.groups.values()) g.onCollected(c);
@@ -409,7 +413,7 @@ export class WatchHub {
   subscribe(o: WatchOptions): Subscription {
     const intervalMs = Math.min(MAX_INTERVAL_MS, Math.max(MIN_INTERVAL_MS, Math.round(o.intervalMs)));
     let g = this.groups.get(intervalMs);
-    if (!g) this.groups.set(intervalMs, (g = new PollGroup(intervalMs, this.collector, this.logger)));
+    if (!g) this.groups.set(intervalMs, (g = new PollGroup(intervalMs, this.collector, this.logger, () => this.ticks++)));
     const group = g;
     const s = new Subscription({ ...o, intervalMs }, group, (sub) => {
       group.remove(sub);

@@ -1,0 +1,383 @@
+// Benchmark of WatchStats: 1, 100 and 1,000 concurrent subscribers at 1 s
+// against one small load balancer and, separately, one generated load
+// balancer with 1,000 listeners and 10,000 members. Reports the agent's CPU
+// and RSS, haproxy polls per interval (target: 1 per load balancer) and
+// delivery lag p50/p99 (collected_at -> received by the client).
+//
+// The agent runs in a child process (so its CPU and RSS are its own) with a
+// fixed catalog naming the haproxy processes this benchmark starts itself in
+// master-worker mode; clients run here. Both share the machine's 2 cores
+// with haproxy and with each other, so lag includes client-side decoding.
+import { spawn, type ChildProcess } from "node:child_process";
+import { EventEmitter, setMaxListeners } from "node:events";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { createServer, request, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomUUID } from "node:crypto";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { setTimeout as sleep } from "node:timers/promises";
+import http2 from "node:http2";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
+import { WatchMode, WatchStatsRequestSchema } from "../src/gen/amphora/v1/stats_pb.js";
+import type { LoadBalancerCatalog, LoadBalancerEvent, LoadBalancerRef } from "../src/haproxy/catalog.js";
+
+const INTERVAL_MS = 1000;
+const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? 6000);
+const COUNTS = (process.env.BENCH_SUBSCRIBERS ?? "1,100,1000").split(",").map(Number);
+const STREAMS_PER_SESSION = 100;
+
+// ---------------------------------------------------------------- child: the agent
+
+class FixedCatalog extends EventEmitter<{ event: [LoadBalancerEvent] }> implements LoadBalancerCatalog {
+  constructor(private readonly refs: LoadBalancerRef[]) {
+    super();
+  }
+  list() {
+    return this.refs;
+  }
+  get(id: string) {
+    return this.refs.find((r) => r.lbId === id);
+  }
+}
+
+async function agentChild(arg: string): Promise<void> {
+  const { startAgent } = await import("../src/agent/agent.js");
+  const { silentLogger } = await import("../src/log.js");
+  const o = JSON.parse(arg) as { stateDir: string; refs: LoadBalancerRef[] };
+  const agent = await startAgent({ dev: true, stateDir: o.stateDir, listen: "127.0.0.1:0", logger: silentLogger, catalog: new FixedCatalog(o.refs) });
+  const mon = agent.ctx.monitoring!;
+  process.on("message", (m: { id: number }) => {
+    process.send!({
+      id: m.id,
+      polls: mon.collector.polls,
+      ticks: mon.hub.ticks,
+      pollErrors: mon.collector.pollErrors,
+      subscribers: mon.hub.subscriberCount,
+      groups: mon.hub.groupCount,
+    });
+  });
+  process.on("SIGTERM", () => void agent.stop(500).then(() => process.exit(0)));
+  process.send!({ ready: true, url: agent.url, pki: agent.pki });
+}
+
+// ---------------------------------------------------------------- parent
+
+interface Child {
+  proc: ChildProcess;
+  url: string;
+  ca: string;
+  cert: string;
+  key: string;
+  ask(): Promise<{ polls: number; ticks: number; pollErrors: number; subscribers: number; groups: number }>;
+  stop(): Promise<void>;
+}
+
+async function startChild(stateDir: string, refs: LoadBalancerRef[]): Promise<Child> {
+  const self = fileURLToPath(import.meta.url);
+  const proc = spawn(process.execPath, ["--import", "tsx", self, "--agent-child", JSON.stringify({ stateDir, refs })], {
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  const ready = await new Promise<{ url: string; pki: { ca: string; clientCert: string; clientKey: string } }>((resolve, reject) => {
+    proc.once("exit", (c) => reject(new Error(`agent child exited with ${c}`)));
+    proc.on("message", (m: { ready?: boolean }) => m.ready && resolve(m as never));
+  });
+  let next = 0;
+  const waiting = new Map<number, (v: never) => void>();
+  proc.on("message", (m: { id?: number }) => {
+    if (m.id !== undefined) waiting.get(m.id)?.(m as never);
+  });
+  return {
+    proc,
+    url: ready.url,
+    ca: readFileSync(ready.pki.ca, "utf8"),
+    cert: readFileSync(ready.pki.clientCert, "utf8"),
+    key: readFileSync(ready.pki.clientKey, "utf8"),
+    ask() {
+      const id = next++;
+      return new Promise((r) => {
+        waiting.set(id, r as never);
+        proc.send({ id });
+      });
+    },
+    async stop() {
+      if (proc.exitCode !== null) return;
+      const gone = new Promise((r) => proc.once("exit", r));
+      proc.kill("SIGTERM");
+      await Promise.race([gone, sleep(3000).then(() => proc.kill("SIGKILL"))]);
+    },
+  };
+}
+
+/** CPU seconds (user+system) and RSS bytes of a process. */
+function procUsage(pid: number): { cpuS: number; rss: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ticks = Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
+  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) * 1024;
+  return { cpuS: ticks / 100, rss };
+}
+
+function pct(sorted: number[], p: number): number {
+  if (!sorted.length) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+interface Figures {
+  lb: string;
+  mode: string;
+  subscribers: number;
+  cpuPct: number;
+  rssMb: number;
+  /** haproxy polls per tick of the (one) poll group: must be 1 for one LB. */
+  pollsPerTick: number;
+  /** Ticks per interval: below 1 when a tick overran the interval and the next was skipped. */
+  ticksPerInterval: number;
+  lagP50: number;
+  lagP99: number;
+  messages: number;
+  missed: number;
+  mbPerS: number;
+}
+
+/** Where client traffic goes: a TCP port or abstract unix socket names. */
+type Targets = { port: number } | { abns: string[] };
+
+function hit(t: Targets): Promise<void> {
+  const where = "port" in t ? { host: "127.0.0.1", port: t.port } : { socketPath: `\0${t.abns[Math.floor(Math.random() * t.abns.length)]}` };
+  return new Promise((resolve) => {
+    const req = request({ ...where, path: "/", agent: false }, (res) => {
+      res.resume();
+      res.on("end", resolve);
+    });
+    req.on("error", () => resolve());
+    req.end();
+  });
+}
+
+/**
+ * A minimal Connect streaming client (binary) that reads only the envelope
+ * fields it needs and skips the load balancers without decoding them: the
+ * clients share the 2 cores with the agent, and decoding 1,000 copies of a
+ * 10,000-member snapshot per second here would measure this process, not
+ * the agent.
+ */
+function watch(session: http2.ClientHttp2Session, req: Uint8Array, signal: AbortSignal,
+  onMessage: (m: { collectedAtMs: number; missed: number; bytes: number }) => void): Promise<void> {
+  return new Promise((resolve) => {
+    const body = Buffer.alloc(5 + req.length);
+    body.writeUInt32BE(req.length, 1);
+    body.set(req, 5);
+    const stream = session.request({
+      ":method": "POST", ":path": "/amphora.v1.StatsService/WatchStats",
+      "content-type": "application/connect+proto", "connect-protocol-version": "1",
+    });
+    signal.addEventListener("abort", () => stream.close(http2.constants.NGHTTP2_CANCEL), { once: true });
+    stream.end(body);
+    let buf: Buffer = Buffer.alloc(0);
+    stream.on("data", (chunk: Buffer) => {
+      buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+      while (buf.length >= 5) {
+        const len = buf.readUInt32BE(1);
+        if (buf.length < 5 + len) break;
+        const flags = buf[0]!;
+        const msg = buf.subarray(5, 5 + len);
+        buf = buf.subarray(5 + len);
+        if (flags & 2) continue; // end-of-stream frame
+        const r = new BinaryReader(msg);
+        let collectedAtMs = 0;
+        let missed = 0;
+        while (r.pos < r.len) {
+          const [no, wt] = r.tag();
+          if (no === 3) {
+            const t = new BinaryReader(r.bytes());
+            let sec = 0;
+            let nanos = 0;
+            while (t.pos < t.len) {
+              const [tn, tw] = t.tag();
+              if (tn === 1) sec = Number(t.int64());
+              else if (tn === 2) nanos = t.int32();
+              else t.skip(tw);
+            }
+            collectedAtMs = sec * 1000 + nanos / 1e6;
+          } else if (no === 5 && wt === WireType.Varint) missed = Number(r.uint64());
+          else r.skip(wt);
+        }
+        onMessage({ collectedAtMs, missed, bytes: len });
+      }
+    });
+    stream.on("close", () => resolve());
+    stream.on("error", () => resolve());
+  });
+}
+
+async function scenario(child: Child, lbLabel: string, lbId: string, n: number, mode: WatchMode, targets: Targets): Promise<Figures> {
+  const sessions: http2.ClientHttp2Session[] = [];
+  for (let i = 0; i < Math.ceil(n / STREAMS_PER_SESSION); i++) {
+    // Large flow-control windows, as a monitoring client of big snapshots would use.
+    const s = http2.connect(child.url, { ca: child.ca, cert: child.cert, key: child.key, settings: { initialWindowSize: 8 << 20 } });
+    s.on("connect", () => s.setLocalWindowSize(64 << 20));
+    s.on("error", () => {});
+    sessions.push(s);
+  }
+  const req = toBinary(WatchStatsRequestSchema, create(WatchStatsRequestSchema, { intervalMs: INTERVAL_MS, mode, filter: { lbIds: [lbId] } }));
+  const ac = new AbortController();
+  setMaxListeners(0, ac.signal);
+  let measuring = false;
+  const lags: number[] = [];
+  let messages = 0;
+  let missed = 0;
+  let firsts = 0;
+  let bytes = 0;
+  const loops = Array.from({ length: n }, (_, i) => {
+    let first = true;
+    return watch(sessions[Math.floor(i / STREAMS_PER_SESSION)]!, req, ac.signal, (m) => {
+      if (first) {
+        first = false;
+        firsts++;
+      }
+      if (!measuring) return;
+      messages++;
+      missed += m.missed;
+      bytes += m.bytes;
+      lags.push(Date.now() - m.collectedAtMs);
+    });
+  });
+  const deadline = Date.now() + 120_000;
+  while (firsts < n && Date.now() < deadline) await sleep(50);
+  await sleep(INTERVAL_MS); // settle after the connection storm
+  const pid = child.proc.pid!;
+  const u0 = procUsage(pid);
+  const s0 = await child.ask();
+  measuring = true;
+  const t0 = performance.now();
+  // Light traffic (10 requests/s) so that counters, and CHANGES, move.
+  while (performance.now() - t0 < WINDOW_MS) await Promise.all([hit(targets), sleep(100)]);
+  measuring = false;
+  const elapsed = performance.now() - t0;
+  const u1 = procUsage(pid);
+  const s1 = await child.ask();
+  ac.abort();
+  await Promise.all(loops);
+  for (const s of sessions) s.close();
+  for (let i = 0; i < 100 && (await child.ask()).subscribers > 0; i++) await sleep(50);
+  lags.sort((a, b) => a - b);
+  return {
+    lb: lbLabel,
+    mode: mode === WatchMode.CHANGES ? "changes" : "snapshots",
+    subscribers: n,
+    cpuPct: Math.round(((u1.cpuS - u0.cpuS) / (elapsed / 1000)) * 1000) / 10,
+    rssMb: Math.round(u1.rss / 1e5) / 10,
+    pollsPerTick: Math.round(((s1.polls - s0.polls) / Math.max(1, s1.ticks - s0.ticks)) * 100) / 100,
+    ticksPerInterval: Math.round(((s1.ticks - s0.ticks) / (elapsed / INTERVAL_MS)) * 100) / 100,
+    lagP50: pct(lags, 50),
+    lagP99: pct(lags, 99),
+    messages,
+    missed,
+    mbPerS: Math.round(bytes / (elapsed / 1000) / 1e5) / 10,
+  };
+}
+
+async function startBackendServer(): Promise<Server> {
+  const s = createServer((_req, res) => res.end("ok"));
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
+  return s;
+}
+
+async function startHaproxy(dir: string, name: string, cfg: string): Promise<LoadBalancerRef & { pidFile: string }> {
+  const lbDir = join(dir, name);
+  mkdirSync(lbDir, { recursive: true });
+  const cfgPath = join(lbDir, "haproxy.cfg");
+  writeFileSync(cfgPath, cfg);
+  const pidFile = join(lbDir, "haproxy.pid");
+  const sock = join(lbDir, "master.sock");
+  const p = spawn("haproxy", ["-W", "-D", "-p", pidFile, "-S", `${sock},mode,600`, "-f", cfgPath], { stdio: ["ignore", "ignore", "pipe"] });
+  let err = "";
+  p.stderr!.on("data", (c) => (err += c));
+  const code = await new Promise<number | null>((r) => p.on("exit", r));
+  if (code !== 0) throw new Error(`haproxy for ${name} failed: ${err}`);
+  const listenerIds = [...cfg.matchAll(/^frontend (\S+)/gm)].map((m) => m[1]!);
+  return { lbId: randomUUID(), masterSocket: sock, running: true, listenerIds, pidFile };
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+function generatedConfig(listeners: number, membersEach: number, backendPort: number, tag: string, tcpPort = 0): string {
+  const out = ["global", "    maxconn 4000", "", "defaults", "    mode http", "    timeout connect 5s", "    timeout client 50s", "    timeout server 50s", ""];
+  for (let i = 0; i < listeners; i++) {
+    const l = randomUUID();
+    const p = randomUUID();
+    // Abstract sockets: 1,000 listeners without using 1,000 TCP ports.
+    out.push(`frontend ${l}`, tcpPort ? `    bind 127.0.0.1:${tcpPort}` : `    bind abns@${tag}-${i}`, `    default_backend ${p}:${l}`, "");
+    out.push(`backend ${p}:${l}`);
+    for (let m = 0; m < membersEach; m++) out.push(`    server ${randomUUID()} 127.0.0.1:${backendPort} weight 1`);
+    out.push("");
+  }
+  return out.join("\n");
+}
+
+export async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "amphora-bench-stats-"));
+  const backend = await startBackendServer();
+  const backendPort = (backend.address() as AddressInfo).port;
+  const pidFiles: string[] = [];
+  const children: Child[] = [];
+  const results: Figures[] = [];
+  try {
+    const tag = `amb-${randomUUID().slice(0, 8)}`;
+    const smallPort = await freePort();
+    const small = await startHaproxy(dir, "small", generatedConfig(1, 2, backendPort, tag, smallPort));
+    pidFiles.push(small.pidFile);
+    const big = await startHaproxy(dir, "big", generatedConfig(1000, 10, backendPort, tag));
+    pidFiles.push(big.pidFile);
+    const sets: [string, LoadBalancerRef, WatchMode[], Targets][] = [
+      ["1 listener / 2 members", small, [WatchMode.SNAPSHOTS], { port: smallPort }],
+      ["1,000 listeners / 10,000 members", big, [WatchMode.SNAPSHOTS, WatchMode.CHANGES], { abns: Array.from({ length: 1000 }, (_, i) => `${tag}-${i}`) }],
+    ];
+    for (const [label, ref, modes, targets] of sets) {
+      // One agent per load balancer, so one LB's polls do not weigh on the other's figures.
+      const child = await startChild(join(dir, `agent-${children.length}`), [{ lbId: ref.lbId, masterSocket: ref.masterSocket, running: true, listenerIds: ref.listenerIds }]);
+      children.push(child);
+      for (const mode of modes) {
+        for (const n of COUNTS) {
+          const f = await scenario(child, label, ref.lbId, n, mode, targets);
+          results.push(f);
+          console.log(JSON.stringify(f));
+        }
+      }
+      await child.stop();
+    }
+  } finally {
+    for (const c of children) await c.stop();
+    for (const f of pidFiles) {
+      try {
+        process.kill(Number(readFileSync(f, "utf8").trim()), "SIGTERM");
+      } catch {
+        // not running
+      }
+    }
+    backend.closeAllConnections();
+    backend.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  console.log("\nWatchStats at 1 s (agent in its own process; targets: 1,000 subscribers < 25% of one core, 1 poll per LB per interval, lag p99 < 100 ms)");
+  console.log("load balancer                     | mode      | subs | agent CPU % | RSS MB | polls/tick | ticks/interval | lag p50 ms | lag p99 ms | msgs | missed | MB/s out");
+  for (const f of results) {
+    console.log(
+      `${f.lb.padEnd(33)} | ${f.mode.padEnd(9)} | ${String(f.subscribers).padStart(4)} | ${String(f.cpuPct).padStart(11)} | ${String(f.rssMb).padStart(6)} | ${String(f.pollsPerTick).padStart(10)} | ${String(f.ticksPerInterval).padStart(14)} | ${String(f.lagP50).padStart(10)} | ${String(f.lagP99).padStart(10)} | ${String(f.messages).padStart(4)} | ${String(f.missed).padStart(6)} | ${f.mbPerS}`,
+    );
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  if (process.argv[2] === "--agent-child") await agentChild(process.argv[3]!);
+  else await main();
+}
