@@ -70,8 +70,10 @@ function maxBytesRule(f: DescField): number | undefined {
   if (rules.type.case === "string" || rules.type.case === "bytes") {
     const v = rules.type.value as { maxBytes?: bigint; maxLen?: bigint };
     if (v.maxBytes && v.maxBytes > 0n) return Number(v.maxBytes);
-    // A character limit bounds the UTF-8 size at four bytes a character.
-    if (rules.type.case === "string" && v.maxLen && v.maxLen > 0n) return Number(v.maxLen) * 4;
+    if (v.maxLen && v.maxLen > 0n) {
+      // bytes: max_len counts bytes; string: characters, at most four UTF-8 bytes each.
+      return rules.type.case === "bytes" ? Number(v.maxLen) : Number(v.maxLen) * 4;
+    }
   }
   return undefined;
 }
