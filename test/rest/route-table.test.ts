@@ -6,7 +6,9 @@ import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import type { DescFile, DescMethod } from "@bufbuild/protobuf";
+import { create, createFileRegistry, setExtension, type DescFile, type DescMethod } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema, MethodOptionsSchema, file_google_protobuf_descriptor } from "@bufbuild/protobuf/wkt";
+import { rest, RestRouteSchema, file_amphora_v1_options } from "../../src/gen/amphora/v1/options_pb.js";
 import { normalizeTemplate, referenceRoutes } from "./reference-routes.js";
 import { endpointsOf, NO_BODY_LIMIT, DEFAULT_JSON_LIMIT, RouteTable, splitPath } from "../../src/rest/route-table.js";
 
@@ -91,4 +93,45 @@ test("body kinds and limits come from the options and the protovalidate rules", 
 test("methods without a (rest) option get no route; streaming methods are not routed", async () => {
   const names = new Set(endpointsOf(await allMethods()).map((e) => e.method.name));
   for (const n of ["ListLoadBalancers", "GetLoadBalancerStatus", "GetStats", "WatchStats"]) assert.ok(!names.has(n), n);
+});
+
+/** Methods of a throw-away service whose methods carry the given (rest) options. */
+function methodsWith(...routes: Record<string, unknown>[]): DescMethod[] {
+  const fp = create(FileDescriptorProtoSchema, {
+    name: "t/v1/t.proto", package: "t.v1", syntax: "proto3", dependency: ["amphora/v1/options.proto"],
+    messageType: [
+      { name: "Req", field: [{ name: "id", number: 1, type: 9, label: 1, jsonName: "id" }, { name: "n", number: 2, type: 13, label: 1, jsonName: "n" }] },
+      { name: "Res", field: [] },
+    ],
+    service: [{
+      name: "S",
+      method: routes.map((r, i) => {
+        const options = create(MethodOptionsSchema);
+        setExtension(options, rest, create(RestRouteSchema, r));
+        return { name: `M${i}`, inputType: ".t.v1.Req", outputType: ".t.v1.Res", options };
+      }),
+    }],
+  });
+  const deps: Record<string, DescFile> = { "amphora/v1/options.proto": file_amphora_v1_options, "google/protobuf/descriptor.proto": file_google_protobuf_descriptor };
+  return createFileRegistry(fp, (name) => deps[name]).getService("t.v1.S")!.methods;
+}
+
+test("a wrong (rest) option fails the start with a clear error, not a request", () => {
+  assert.deepEqual(endpointsOf(methodsWith({ method: "get", path: "/a/{id}" })).map((e) => `${e.verb} ${e.template}`), ["GET /a/{id}"]);
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ method: "GET", path: "/a/{nope}" }, /path names "nope", which t\.v1\.Req does not have/],
+    [{ method: "PUT", path: "/a", body: "n" }, /body field n must be a string, bytes or repeated field/],
+    [{ method: "PUT", path: "/a", body: "missing" }, /body names "missing"/],
+    [{ method: "GET", path: "/a", responseBody: "x" }, /response_body names "x"/],
+    [{ method: "FETCH", path: "/a" }, /unknown REST verb "FETCH"/],
+    [{ method: "GET", path: "a" }, /must start with "\/"/],
+    [{ method: "GET", path: "/a/{id}/{id}" }, /appears twice/],
+    [{ method: "GET", path: "/a/x{id}" }, /bad segment/],
+    [{ method: "GET", path: "/a", ifMatchField: "n" }, /if_match_field must be a string field/],
+  ];
+  for (const [route, err] of cases) assert.throws(() => endpointsOf(methodsWith(route)), err, JSON.stringify(route));
+  // Two methods that would answer the same requests.
+  assert.throws(() => new RouteTable(endpointsOf(methodsWith({ method: "GET", path: "/a/{id}" }, { method: "GET", path: "/a/{n}" }))), /match the same requests/);
+  // Same shape, different verbs: fine.
+  new RouteTable(endpointsOf(methodsWith({ method: "GET", path: "/a/{id}" }, { method: "PUT", path: "/a/{n}" })));
 });
