@@ -116,6 +116,7 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
   ctx.keepalived = new KeepalivedVrrp(config.stateDir, config.netns, logger);
   ctx.lvs = new LvsListeners(config.stateDir, config.netns, logger);
   await restoreAtStart(ctx.network, ctx.keepalived, logger, config.stateDir);
+  const endKeepalivedSupervision = ctx.keepalived.supervise();
   // Stats, /metrics and heartbeat (stopped with the agent, not with haproxy).
   const monitoring = (ctx.monitoring = startMonitoring({ catalog: o.catalog ?? lbs, config: store, logger }));
   // One registration and one interceptor list for Connect and REST alike.
@@ -140,6 +141,8 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
     async stop(graceMs?: number) {
       await s.close(graceMs);
       await monitoring.stop();
+      // keepalived keeps running too; only its supervision ends with the agent.
+      endKeepalivedSupervision();
       // haproxy keeps serving: stopping the agent never stops load balancers.
       lbs.close();
       logger.info("agent stopped");

@@ -143,34 +143,37 @@ export class KeepalivedVrrp {
 
   /** Starts keepalived; a running one is left alone. Ready once both pid files name live processes. */
   start(): Promise<KeepalivedStatus> {
-    return this.serial(async () => {
-      const st = await this.status();
-      if (st.running) {
-        await writeFileAtomic(this.wantedFile, "running\n");
-        return st;
-      }
-      if (!st.configured) throw failed("Failed to start keepalived", "no keepalived configuration has been uploaded", "NOT_CONFIGURED");
-      if (st.vrrpPid) await this.terminate(st.vrrpPid, "orphaned VRRP process");
-      // Pid files of a killed daemon would make keepalived think it still runs.
-      await this.removePidFiles();
-      const r = await run(
-        "keepalived",
-        ["-D", "-f", this.configFile, "-p", this.pidFile, "-r", this.vrrpPidFile, "-c", this.checkersPidFile],
-        { netns: this.netns, timeoutMs: 15_000, logger: this.logger },
-      );
-      if (r.exitCode !== 0) throw failed("Failed to start keepalived", (r.stderr || r.stdout).trim(), "START_FAILED");
-      const up = await waitFor(async () => {
-        const s = await this.status();
-        return s.running && s.vrrpPid !== undefined;
-      }, this.timeouts.startMs);
-      if (!up) {
-        throw failed("Failed to start keepalived", `keepalived did not come up within ${this.timeouts.startMs} ms (see the system log)`, "START_FAILED");
-      }
+    return this.serial(() => this.startNow());
+  }
+
+  /** start() without taking the queue (callers hold it). */
+  private async startNow(): Promise<KeepalivedStatus> {
+    const st = await this.status();
+    if (st.running) {
       await writeFileAtomic(this.wantedFile, "running\n");
-      const now = await this.status();
-      this.logger.info({ pid: now.pid, vrrpPid: now.vrrpPid, netns: this.netns }, "keepalived started");
-      return now;
-    });
+      return st;
+    }
+    if (!st.configured) throw failed("Failed to start keepalived", "no keepalived configuration has been uploaded", "NOT_CONFIGURED");
+    if (st.vrrpPid) await this.terminate(st.vrrpPid, "orphaned VRRP process");
+    // Pid files of a killed daemon would make keepalived think it still runs.
+    await this.removePidFiles();
+    const r = await run(
+      "keepalived",
+      ["-D", "-f", this.configFile, "-p", this.pidFile, "-r", this.vrrpPidFile, "-c", this.checkersPidFile],
+      { netns: this.netns, timeoutMs: 15_000, logger: this.logger },
+    );
+    if (r.exitCode !== 0) throw failed("Failed to start keepalived", (r.stderr || r.stdout).trim(), "START_FAILED");
+    const up = await waitFor(async () => {
+      const s = await this.status();
+      return s.running && s.vrrpPid !== undefined;
+    }, this.timeouts.startMs);
+    if (!up) {
+      throw failed("Failed to start keepalived", `keepalived did not come up within ${this.timeouts.startMs} ms (see the system log)`, "START_FAILED");
+    }
+    await writeFileAtomic(this.wantedFile, "running\n");
+    const now = await this.status();
+    this.logger.info({ pid: now.pid, vrrpPid: now.vrrpPid, netns: this.netns }, "keepalived started");
+    return now;
   }
 
   /** SIGTERM (keepalived then releases its VIPs); stopping a stopped keepalived is fine. */
@@ -194,13 +197,36 @@ export class KeepalivedVrrp {
    * the agent, but is not running now (the amphora rebooted, or it died), is
    * started again. A running one (the agent alone restarted) is adopted as is.
    */
-  async resume(): Promise<"adopted" | "started" | "idle"> {
-    const wanted = (await readFile(this.wantedFile, "utf8").catch(() => "")).trim();
-    const st = await this.status();
-    if (st.running) return "adopted";
-    if (wanted !== "running" || !st.configured) return "idle";
-    await this.start();
-    return "started";
+  resume(): Promise<"adopted" | "started" | "idle"> {
+    // In the queue, so a stop() in flight is seen before deciding.
+    return this.serial(async () => {
+      const wanted = (await readFile(this.wantedFile, "utf8").catch(() => "")).trim();
+      const st = await this.status();
+      if (st.running) return "adopted";
+      if (wanted !== "running" || !st.configured) return "idle";
+      await this.startNow();
+      return "started";
+    });
+  }
+
+  /**
+   * There is no systemd here to restart a keepalived that died: every
+   * `intervalMs` one that should run (started, not stopped, through the
+   * agent) but does not is started again. Returns the function that ends
+   * the supervision.
+   */
+  supervise(intervalMs = 5000): () => void {
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      this.resume()
+        .then((r) => { if (r === "started") this.logger.warn({ netns: this.netns }, "keepalived was not running although it should; started it again"); })
+        .catch((e) => this.logger.error({ err: e }, "could not restart keepalived"))
+        .finally(() => { busy = false; });
+    }, intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
   }
 
   /** SIGHUP: keepalived re-reads the stored configuration without a state change. */
