@@ -21,6 +21,8 @@ export interface Monitoring {
   fallback: FallbackHandler;
   /** Deltas of GetStats: since the previous GetStats call. */
   getStatsDeltas: DeltaTracker;
+  /** Silence after which a WatchStats stream gets an empty keepalive message. */
+  keepaliveMs(): number;
   stop(): Promise<void>;
 }
 
@@ -46,6 +48,8 @@ export function startMonitoring(o: { catalog: LoadBalancerCatalog; config: Confi
     collector, hub, heartbeat, metrics,
     fallback: metricsFallback(metrics),
     getStatsDeltas: new DeltaTracker("zero"),
+    // Well inside the server's inactivity timeout (request read timeout).
+    keepaliveMs: () => Math.max(200, Math.min(15_000, Math.floor((o.config.current.requestReadTimeoutS * 1000) / 3))),
     async stop() {
       o.catalog.off("event", onEvent);
       await heartbeat.stop();

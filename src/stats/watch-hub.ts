@@ -28,6 +28,12 @@ export interface WatchOptions {
   mode: WatchMode;
   /** Updates queued before they collapse into one snapshot (default 16). */
   queueLimit?: number;
+  /**
+   * After this long without a message, send an empty one (no load
+   * balancers, not full): idle connections are otherwise closed by the
+   * server's inactivity timeout. 0 = never.
+   */
+  keepaliveMs?: number;
 }
 
 export const MIN_INTERVAL_MS = 100;
@@ -150,6 +156,8 @@ export class Subscription implements AsyncIterable<StatsUpdate> {
   /** Load balancers this subscriber was told about (for removed_lb_ids). */
   readonly seen = new Set<string>();
   readonly filterKey: string;
+  private lastSent = Date.now();
+  private keepaliveTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly options: WatchOptions,
@@ -158,6 +166,15 @@ export class Subscription implements AsyncIterable<StatsUpdate> {
   ) {
     const f = options.filter ?? {};
     this.filterKey = JSON.stringify([[...(f.lbIds ?? [])].sort(), [...(f.listenerIds ?? [])].sort()]);
+    const k = options.keepaliveMs ?? 0;
+    if (k > 0) {
+      this.keepaliveTimer = setInterval(() => {
+        if (Date.now() - this.lastSent >= k && !this.queued && !this.firstPending) {
+          this.push({ loadBalancers: [], removedLbIds: [], collectedAt: new Date(), full: false, statusOnly: false });
+        }
+      }, Math.max(50, Math.floor(k / 2)));
+      this.keepaliveTimer.unref();
+    }
   }
 
   get queued(): number {
@@ -168,6 +185,7 @@ export class Subscription implements AsyncIterable<StatsUpdate> {
     if (p.full) this.seen.clear();
     else for (const id of p.removedLbIds) this.seen.delete(id);
     for (const lb of p.loadBalancers) this.seen.add(lb.lbId);
+    this.lastSent = Date.now();
     return { ...p, missedUpdates: missed, sequence: ++this.seq };
   }
 
@@ -212,6 +230,7 @@ export class Subscription implements AsyncIterable<StatsUpdate> {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.keepaliveTimer);
     this.queue = [];
     const w = this.waiter;
     this.waiter = undefined;

@@ -127,6 +127,7 @@ export function statsService(m: Monitoring): Partial<ServiceImpl<typeof StatsSer
         intervalMs: req.intervalMs,
         filter: filterOf(req.filter),
         mode: req.mode === WatchMode.CHANGES ? "changes" : "snapshots",
+        keepaliveMs: m.keepaliveMs(),
       });
       // Cancellation (client gone, deadline, shutdown) ends the subscription
       // and, with the last one, the poll group.

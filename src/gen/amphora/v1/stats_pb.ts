@@ -108,6 +108,10 @@ export const WatchStatsRequestSchema: GenMessage<WatchStatsRequest> = /*@__PURE_
   messageDesc(file_amphora_v1_stats, 3);
 
 /**
+ * A message with no load balancers, no removed ids and full = false is a
+ * keepalive, sent when the stream would otherwise stay silent long enough
+ * for an idle connection to be closed.
+ *
  * @generated from message amphora.v1.WatchStatsResponse
  */
 export type WatchStatsResponse = Message<"amphora.v1.WatchStatsResponse"> & {
