@@ -139,8 +139,10 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
   return {
     ctx, config, host: addr.host, port: addr.port, url, pki, server: s,
     async stop(graceMs?: number) {
-      await s.close(graceMs);
+      // First: open WatchStats streams end normally rather than being cut
+      // when the grace period runs out.
       await monitoring.stop();
+      await s.close(graceMs);
       // keepalived keeps running too; only its supervision ends with the agent.
       endKeepalivedSupervision();
       // haproxy keeps serving: stopping the agent never stops load balancers.

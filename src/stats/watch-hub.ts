@@ -430,6 +430,12 @@ export class WatchHub {
   }
 
   subscribe(o: WatchOptions): Subscription {
+    if (this.closed) {
+      // Shutting down: a stream that ends at once, and no poll group.
+      const s = new Subscription({ ...o, keepaliveMs: 0 }, undefined as never, () => {});
+      s.close();
+      return s;
+    }
     const intervalMs = Math.min(MAX_INTERVAL_MS, Math.max(MIN_INTERVAL_MS, Math.round(o.intervalMs)));
     let g = this.groups.get(intervalMs);
     if (!g) this.groups.set(intervalMs, (g = new PollGroup(intervalMs, this.collector, this.logger, () => this.ticks++)));
@@ -458,7 +464,11 @@ export class WatchHub {
     if (ref) this.collector.collect(ref).catch((err) => this.logger.warn({ lbId: e.lbId, err: (err as Error).message }, "stats poll after event failed"));
   }
 
+  private closed = false;
+
+  /** Ends every stream (normally) and stops all polling; later subscriptions end at once. */
   close(): void {
+    this.closed = true;
     this.collector.off("lb", this.onLb);
     this.collector.off("collected", this.onCollected);
     for (const g of this.groups.values()) {
