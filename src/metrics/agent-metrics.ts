@@ -17,9 +17,9 @@ export class AgentMetrics {
   readonly registry = new Registry();
   readonly rpcs: Counter<"method" | "code">;
   readonly rpcSeconds: Histogram<"method">;
-  /** haproxy reloads by outcome (ok from catalog events; the haproxy module may count failures). */
+  /** haproxy reloads by outcome: "ok" from the catalog's reloaded events; failures are not visible through the catalog. */
   readonly reloads: Counter<"outcome">;
-  /** haproxy config validations by outcome (incremented by the haproxy module). */
+  /** haproxy config validations by outcome (valid/invalid/error, from PutConfig results). */
   readonly configValidations: Counter<"outcome">;
   readonly lbEvents: Counter<"type">;
   readonly heartbeats: Counter<"outcome">;
@@ -65,6 +65,11 @@ export class AgentMetrics {
   readonly observeCall = (method: string, code: string, seconds: number): void => {
     this.rpcs.inc({ method, code });
     this.rpcSeconds.observe({ method }, seconds);
+    // Every config upload (Connect or REST) is validated with `haproxy -c`
+    // before it is stored: its outcome is the validation's.
+    if (method === "amphora.v1.LoadBalancerService/PutConfig") {
+      this.configValidations.inc({ outcome: code === "OK" ? "valid" : code === "InvalidArgument" ? "invalid" : "error" });
+    }
   };
 
   private async currentStats(): Promise<LoadBalancerStats[]> {

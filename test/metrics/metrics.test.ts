@@ -78,3 +78,33 @@ test("/metrics: RPC counters, subscribers, polls and per-object gauges; mTLS req
   // No client certificate: no TLS session, no metrics.
   await assert.rejects(get(agent, "/metrics", false));
 });
+
+test("/metrics counts config validations (PutConfig outcomes) and reloads from the agent's own load balancers", async () => {
+  const { LoadBalancerService, LoadBalancerAction } = await import("../../src/gen/amphora/v1/load_balancer_pb.js");
+  const { freePort, killHaproxiesUnder, octaviaConfig } = await import("../support/haproxy.js");
+  const { mkdtempSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const { randomUUID } = await import("node:crypto");
+  const runDir = mkdtempSync(join(tmpdir(), "amt-mt-"));
+  const agent = await startTestAgent();
+  after(async () => {
+    await killHaproxiesUnder(agent.stateDir);
+    await agent.cleanup();
+    rmSync(runDir, { recursive: true, force: true });
+  });
+  const lbs = agent.client(LoadBalancerService);
+  const lbId = randomUUID();
+  const amphoraId = agent.config.amphoraId;
+  await assert.rejects(lbs.putConfig({ amphoraId, lbId, config: "frontend x\n  bogus_keyword 1\n" }));
+  const cfg = octaviaConfig({ lbId, runDir, listeners: [{ port: await freePort(), members: [], returnBody: "hi" }] });
+  await lbs.putConfig({ amphoraId, lbId, config: cfg.text });
+  await lbs.controlLoadBalancer({ lbId, action: LoadBalancerAction.START });
+  await lbs.controlLoadBalancer({ lbId, action: LoadBalancerAction.RELOAD });
+  const m = (await get(agent, "/metrics")).body;
+  assert.equal(value(m, 'amphora_haproxy_config_validations_total{outcome="invalid"}'), 1);
+  assert.equal(value(m, 'amphora_haproxy_config_validations_total{outcome="valid"}'), 1);
+  assert.equal(value(m, 'amphora_haproxy_reloads_total{outcome="ok"}'), 1);
+  assert.equal(value(m, 'amphora_lb_events_total{type="started"}'), 1);
+  assert.equal(value(m, `amphora_lb_running{lb_id="${lbId}"}`), 1);
+});
