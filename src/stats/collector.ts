@@ -109,9 +109,11 @@ export class StatsCollector extends EventEmitter<Events> {
         stats = acc.apply(await this.readWithRetry(ref.masterSocket));
       } catch (e) {
         this.pollErrors++;
-        this.o.logger.warn({ lbId: ref.lbId, err: (e as Error).message }, "stats poll failed; reporting the last known stats");
-        // Totals unchanged means zero deltas now and nothing lost later.
-        stats = this.latestByLb.get(ref.lbId)?.stats ?? acc.stopped(ref.listenerIds);
+        this.o.logger.warn({ lbId: ref.lbId, err: (e as Error).message }, "stats poll failed; reporting the load balancer as not running");
+        // Retries covered a master re-executing; a master that does not
+        // answer now is not serving as far as anyone can tell. Totals are
+        // kept (zero deltas now, nothing lost if the same worker answers later).
+        stats = acc.stopped(ref.listenerIds);
       }
     }
     // The LB may have been deleted while we polled: do not resurrect it.

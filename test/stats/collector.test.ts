@@ -117,3 +117,22 @@ test("a stopped load balancer reports STOPPED listeners and keeps its totals", a
   assert.equal(s.listeners[0]!.status, "STOPPED");
   assert.equal(s.listeners[0]!.totals!.totalSessions, 4);
 });
+
+test("a master that stopped answering (killed) is reported not running, totals kept", async () => {
+  const lb = await env.startLb({ members: 1 });
+  const collector = new StatsCollector({ catalog: env.catalog, logger: silentLogger });
+  after(() => collector.close());
+  await lb.traffic(2);
+  await collector.collect(lb.ref());
+  // The catalog has not noticed yet (ref still says running).
+  const ref = lb.ref();
+  const { readFileSync } = await import("node:fs");
+  const { join } = await import("node:path");
+  process.kill(Number(readFileSync(join(lb.dir, "haproxy.pid"), "utf8").trim()), "SIGKILL");
+  await new Promise((r) => setTimeout(r, 100));
+  const s = (await collector.collect(ref)).stats;
+  assert.equal(collector.pollErrors, 1);
+  assert.equal(s.running, false);
+  assert.equal(s.listeners[0]!.status, "STOPPED");
+  assert.equal(s.listeners[0]!.totals!.totalSessions, 2);
+});
