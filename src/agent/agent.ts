@@ -107,7 +107,7 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
   const lbs = await LoadBalancerManager.open({
     stateDir: config.stateDir,
     certDir: config.certDir,
-    settings: () => ({ haproxyCmd: store.current.haproxyCmd, netns: store.current.netns }),
+    settings: () => ({ haproxyCmd: store.current.haproxyCmd, netns: store.current.netns, amphoraId: store.current.amphoraId }),
     logger,
   });
   const certs = new CertificateStore(config.certDir, lbs.lock);

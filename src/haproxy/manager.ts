@@ -30,7 +30,7 @@ export interface ManagerOptions {
   stateDir: string;
   certDir: string;
   /** Read at every use so a changed agent config applies (defaults below). */
-  settings: () => { haproxyCmd: string; netns: string };
+  settings: () => { haproxyCmd: string; netns: string; amphoraId?: string };
   logger?: Logger;
   /** Memory that must stay free after a reload's second set of workers (default 32 MiB). */
   memoryReserveBytes?: number;
@@ -202,7 +202,15 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
 
   /** Under the load balancer's lock: marks it stopped if its master is gone. */
   private async refresh(lb: Lb): Promise<void> {
-    if (!lb.running || (await runningMasterPid(lb.paths.pidFile)) !== undefined) return;
+    if (!lb.running) return;
+    if ((await runningMasterPid(lb.paths.pidFile)) !== undefined) {
+      if (lb.error) {
+        // An adopted master whose CLI did not answer at start may answer now.
+        const ok = await showProc(lb.paths.masterSocket, 1000).then(() => true, () => false);
+        if (ok) lb.error = undefined;
+      }
+      return;
+    }
     lb.running = false;
     lb.error = undefined;
     lb.meta.served = undefined;
@@ -269,7 +277,8 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     return {
       haproxyCmd: s.haproxyCmd,
       netns: s.netns,
-      peer: peerName(lb.meta.amphoraId),
+      // Metadata rebuilt after a crash may lack the upload's amphora id.
+      peer: peerName(lb.meta.amphoraId || s.amphoraId || ""),
       config: lb.paths.config,
       userGroupFile: userGroupFile(this.o.stateDir),
       pidFile: lb.paths.pidFile,

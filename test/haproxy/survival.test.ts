@@ -209,3 +209,30 @@ test("a stale pid file naming an unrelated live process is not adopted and that 
   assert.equal(existsSync(dir), false);
   assert.ok(processRuns(process.pid));
 });
+
+test("metadata lost entirely: the config is adopted as version 1 and started with the agent's own peer name", async (t) => {
+  const stateDir = mkdtempSync(join(tmpdir(), "amt-meta-"));
+  const runDir = mkdtempSync(join(tmpdir(), "amt-run-"));
+  t.after(async () => {
+    await killHaproxiesUnder(stateDir);
+    rmSync(stateDir, { recursive: true, force: true });
+    rmSync(runDir, { recursive: true, force: true });
+  });
+  const amphoraId = randomUUID();
+  const open = () => LoadBalancerManager.open({ stateDir, certDir: join(stateDir, "certs"), settings: () => ({ haproxyCmd: "/usr/sbin/haproxy", netns: "", amphoraId }), watchIntervalMs: 0 });
+  const lbId = randomUUID();
+  const port = await freePort();
+  const { peerName } = await import("../../src/haproxy/peer-name.js");
+  const { masterCommand } = await import("../../src/haproxy/master-cli.js");
+  const cfg = octaviaConfig({ lbId, runDir, peer: { name: peerName(amphoraId), port: await freePort() }, listeners: [{ port, members: [], returnBody: "m" }] });
+  let m = await open();
+  await m.putConfig(amphoraId, lbId, cfg.text);
+  m.close();
+  rmSync(join(stateDir, "lb", lbId, "meta.json"));
+  m = await open();
+  t.after(() => m.close());
+  assert.equal((await m.getConfig(lbId)).version, 1);
+  await m.control(lbId, "start");
+  assert.equal((await httpGet(port)).body, "m");
+  assert.match(await masterCommand(join(stateDir, "lb", lbId, "master.sock"), "@1 show peers"), new RegExp(`${lbId.replace(/-/g, "")}_peers`));
+});
