@@ -37,7 +37,8 @@ export async function validateConfig(config: string, o: ValidateOptions): Promis
     if (/ENOENT/.test(r.stderr) && !/\[ALERT\]/.test(r.stderr)) {
       throw failed(`cannot run ${o.haproxyCmd}`, out, "HAPROXY_MISSING");
     }
-    if (r.exitCode !== 0) throw invalid(`haproxy rejected ${o.displayName}`, out, "CONFIG_INVALID");
+    // The message Octavia controllers know; haproxy's own output is the detail.
+    if (r.exitCode !== 0) throw invalid("Invalid request", out, "CONFIG_INVALID");
     return { warnings: out.split("\n").filter((l) => /\[WARNING\]/.test(l)).join("\n"), durationMs: r.durationMs };
   } finally {
     await unlink(candidate).catch(() => {});

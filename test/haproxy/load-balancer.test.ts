@@ -113,6 +113,7 @@ test("invalid config: haproxy's ALERT lines with a meaningful file name, old con
   const bad = good.text.replace("    maxconn 4096\n", "    maxconn 4096\n    frobnicate yes\n");
   const e = await rpcError(lb.putConfig({ amphoraId, lbId, config: bad }));
   assert.equal(e.code, Code.InvalidArgument);
+  assert.equal(e.rawMessage, "Invalid request", "the message Octavia controllers know");
   const info = e.findDetails(ErrorInfoSchema)[0]!;
   assert.equal(info.reason, "CONFIG_INVALID");
   assert.match(info.details, /\[ALERT\]/);
