@@ -157,3 +157,20 @@ test("optimistic concurrency: stale version or md5 is ABORTED and changes nothin
   assert.equal((await rpcError(lb.controlLoadBalancer({ lbId: randomUUID(), action: LoadBalancerAction.START }))).code, Code.NotFound);
   assert.equal((await rpcError(lb.controlLoadBalancer({ lbId, action: 7 as LoadBalancerAction }))).code, Code.InvalidArgument);
 });
+
+test("concurrent uploads expecting the same version: exactly one wins, the other is ABORTED", async (t) => {
+  const { agent, runDir } = await setup(t);
+  const lb = agent.client(LoadBalancerService);
+  const lbId = randomUUID();
+  const amphoraId = agent.config.amphoraId;
+  const base = octaviaConfig({ lbId, runDir, listeners: [{ port: await freePort(), members: [], returnBody: "base" }] }).text;
+  await lb.putConfig({ amphoraId, lbId, config: base });
+  const attempts = ["x", "y", "z"].map((b) => lb.putConfig({ amphoraId, lbId, config: base.replace('"base"', `"${b}"`), expectedVersion: 1n }).then(
+    (r) => ({ ok: true as const, version: r.version }),
+    (e: unknown) => ({ ok: false as const, code: ConnectError.from(e).code }),
+  ));
+  const results = await Promise.all(attempts);
+  assert.equal(results.filter((r) => r.ok).length, 1);
+  assert.deepEqual(results.filter((r) => !r.ok).map((r) => !r.ok && r.code), [Code.Aborted, Code.Aborted]);
+  assert.equal((await lb.getConfig({ lbId })).version, 2n);
+});
