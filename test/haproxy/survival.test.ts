@@ -109,7 +109,7 @@ test("kill -9 of the agent under traffic: haproxy keeps serving, a restarted age
   stop = true;
   await traffic;
   assert.deepEqual(failures, [], "no failed request at any point");
-  assert.ok(ok > 50);
+  assert.ok(ok > 10, `traffic flowed (${ok} requests)`);
 });
 
 test("haproxy dead while the agent was down: stale pid file and socket are cleaned, status STOPPED, start works", async (t) => {
