@@ -194,9 +194,14 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
   private async watch(): Promise<void> {
     for (const lb of this.lbs.values()) {
       if (!lb.running) continue;
-      await this.lock.run(lb.id, async () => {
-        if (this.lbs.get(lb.id) === lb) await this.refresh(lb);
-      });
+      try {
+        await this.lock.run(lb.id, async () => {
+          if (this.lbs.get(lb.id) === lb) await this.refresh(lb);
+        });
+      } catch (e) {
+        // A timer callback: never let an error escape as an unhandled rejection.
+        this.logger.error({ lbId: lb.id, err: (e as Error).message }, "checking haproxy failed");
+      }
     }
   }
 
