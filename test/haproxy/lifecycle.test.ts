@@ -19,6 +19,8 @@ function tempDirs(t: import("node:test").TestContext) {
   const stateDir = mkdtempSync(join(tmpdir(), "amt-life-"));
   const runDir = mkdtempSync(join(tmpdir(), "amt-run-"));
   t.after(async () => {
+    // Stop watchers first so nothing writes into the folders being removed.
+    for (const m of managers) m.close();
     await killHaproxiesUnder(stateDir);
     rmSync(stateDir, { recursive: true, force: true });
     rmSync(runDir, { recursive: true, force: true });
@@ -26,8 +28,12 @@ function tempDirs(t: import("node:test").TestContext) {
   return { stateDir, runDir };
 }
 
-const openManager = (stateDir: string, watchIntervalMs = 0) =>
-  LoadBalancerManager.open({ stateDir, certDir: join(stateDir, "certs"), settings: () => ({ haproxyCmd: "/usr/sbin/haproxy", netns: "" }), watchIntervalMs });
+const managers = new Set<LoadBalancerManager>();
+const openManager = async (stateDir: string, watchIntervalMs = 0) => {
+  const m = await LoadBalancerManager.open({ stateDir, certDir: join(stateDir, "certs"), settings: () => ({ haproxyCmd: "/usr/sbin/haproxy", netns: "" }), watchIntervalMs });
+  managers.add(m);
+  return m;
+};
 
 test("catalog: refs and events follow created/started/reloaded/stopped/deleted; a haproxy that dies is noticed", async (t) => {
   const { stateDir, runDir } = tempDirs(t);
