@@ -32,6 +32,7 @@ import {
   PlugNetworkResponseSchema,
   PutVrrpConfigResponseSchema,
   ControlVrrpResponseSchema,
+  GetVrrpStatusResponseSchema,
   PutUdpListenerConfigResponseSchema,
   GetUdpListenerConfigResponseSchema,
   GetStatsResponseSchema,
@@ -62,7 +63,7 @@ export interface RunContext<P> {
   input: P;
   signal: AbortSignal;
   style: Style;
-  stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number; rows?: number };
   stderr: NodeJS.WritableStream;
   json: boolean;
 }
@@ -493,6 +494,22 @@ export const COMMANDS: Command<any>[] = [
   vrrpControl("start"),
   vrrpControl("stop"),
   vrrpControl("reload"),
+  {
+    path: ["vrrp", "status"],
+    args: [],
+    summary: "whether keepalived runs and which VIPs this amphora holds (MASTER holds them all)",
+    async run(ctx) {
+      const res = await ctx.client.keepalived.getVrrpStatus({}, { signal: ctx.signal });
+      const json = messageJson(GetVrrpStatusResponseSchema, res) as Record<string, unknown>;
+      // What an operator asks first about a pair: which one has the VIPs.
+      const role = !res.running ? "STOPPED"
+        : !res.vips.length ? "RUNNING"
+        : res.vipsHeld.length === res.vips.length ? "MASTER"
+        : res.vipsHeld.length ? "PARTIAL"
+        : "BACKUP";
+      return { json, text: keyValues({ role, ...json }, ctx.style) };
+    },
+  },
   {
     path: ["udp", "put"],
     args: ["LISTENER_ID", "FILE"],

@@ -16,9 +16,9 @@ export function paint(s: string, tint: Tint | undefined, st: Style): string {
 /** The colour of a status word wherever it appears (listener, member, pool, process). */
 export function statusTint(status: string): Tint | undefined {
   const s = status.toUpperCase();
-  if (["ACTIVE", "OPEN", "UP", "RUNNING", "OK", "ALLOCATED"].includes(s)) return "green";
+  if (["ACTIVE", "OPEN", "UP", "RUNNING", "OK", "ALLOCATED", "MASTER"].includes(s)) return "green";
   if (["ERROR", "DOWN", "FAILED", "FULL"].includes(s)) return "red";
-  if (["MAINT", "DRAIN", "STOPPED", "TOPOLOGY-CHANGE", "NOLB"].includes(s)) return "yellow";
+  if (["MAINT", "DRAIN", "STOPPED", "TOPOLOGY-CHANGE", "NOLB", "PARTIAL"].includes(s)) return "yellow";
   if (["NO_CHECK", "NO CHECK", "UNKNOWN", ""].includes(s)) return "dim";
   return undefined;
 }
@@ -64,7 +64,7 @@ export function keyValues(obj: unknown, st: Style, indent = ""): string {
       out += Object.keys(v).length ? `${indent}${label}\n${keyValues(v, st, indent + "  ")}` : `${indent}${label} -\n`;
     } else {
       const s = String(v);
-      const tint = /status|state|topology_status/i.test(k) ? statusTint(s) : undefined;
+      const tint = /status|state|role/i.test(k) ? statusTint(s) : undefined;
       out += `${indent}${label} ${paint(s, tint, st)}\n`;
     }
   }

@@ -56,7 +56,14 @@ export async function runWatch(ctx: RunContext<unknown>, o: WatchOptions): Promi
       } else if (live) {
         const head = `${paint("amphora watch", "bold", ctx.style)}  ${ctx.client.baseUrl}  every ${o.intervalMs} ms  ${iso}` +
           (msg.missedUpdates ? paint(`  (missed ${msg.missedUpdates} updates)`, "yellow", ctx.style) : "");
-        ctx.stdout.write(CLEAR + head + "\n\n" + renderStats(msg.loadBalancers, ctx.style, { tracker, at }) + "\nCtrl-C to quit\n");
+        let body = renderStats(msg.loadBalancers, ctx.style, { tracker, at }).trimEnd().split("\n");
+        // Taller than the terminal would scroll on every redraw: cut it.
+        const room = (ctx.stdout.rows ?? 0) - 4;
+        if (room > 0 && body.length > room) {
+          const more = body.length - room + 1;
+          body = [...body.slice(0, room - 1), paint(`... ${more} more lines (narrow it with --lb/--listener)`, "dim", ctx.style)];
+        }
+        ctx.stdout.write(CLEAR + head + "\n\n" + body.join("\n") + "\n\nCtrl-C to quit\n");
       } else {
         const lines = statsLines(msg.loadBalancers, iso, tracker, at);
         ctx.stdout.write((lines.length ? lines.join("\n") : `${iso} no load balancers`) + "\n");

@@ -20,7 +20,7 @@ import { CertificateService } from "../gen/amphora/v1/certificate_pb.js";
 import { NetworkService } from "../gen/amphora/v1/network_pb.js";
 import { KeepalivedService } from "../gen/amphora/v1/keepalived_pb.js";
 import { StatsService } from "../gen/amphora/v1/stats_pb.js";
-import { errorInterceptor, toAmphoraError } from "./errors.js";
+import { errorInterceptor, socketErrorInterceptor, toAmphoraError } from "./errors.js";
 import { retryInterceptor, type RetryOptions } from "./retry.js";
 
 export type AmphoraProtocol = "connect" | "grpc" | "grpc-web";
@@ -100,17 +100,23 @@ export function createAmphoraClient(o: AmphoraClientOptions): AmphoraClient {
         ALPNProtocols: ["h2"],
         servername: o.serverName ?? (isIP(host) ? undefined : host),
       });
-      sock.on("error", (error) => (socketErrors.last = { error, at: Date.now() }));
       // An agent that accepted the client sends its HTTP/2 SETTINGS at once.
       // Node servers check the client certificate after the handshake and
-      // just close the socket when they reject it: no alert, no data.
-      sock.on("end", () => {
-        if (sock.bytesRead > 0) return;
-        const error = Object.assign(
-          new Error("the agent closed the connection right after the TLS handshake: it rejected the client certificate"),
+      // destroy the socket when they reject it: no alert, no data; a FIN,
+      // or a RST when our request was still unread.
+      let secured = false;
+      sock.once("secureConnect", () => (secured = true));
+      const rejected = (cause?: Error) =>
+        Object.assign(
+          new Error("the agent closed the connection right after the TLS handshake: it rejected the client certificate", { cause }),
           { code: "ERR_AMPHORA_CLIENT_CERT_REJECTED" },
         );
-        socketErrors.last = { error, at: Date.now() };
+      sock.on("error", (error: NodeJS.ErrnoException) => {
+        const silentReject = secured && sock.bytesRead === 0 && (error.code === "ECONNRESET" || error.code === "EPIPE");
+        socketErrors.last = { error: silentReject ? rejected(error) : error, at: Date.now() };
+      });
+      sock.on("end", () => {
+        if (secured && sock.bytesRead === 0) socketErrors.last = { error: rejected(), at: Date.now() };
       });
       return sock;
     },
@@ -124,8 +130,9 @@ export function createAmphoraClient(o: AmphoraClientOptions): AmphoraClient {
     tlsOptions,
   );
   const interceptors: Interceptor[] = [
-    errorInterceptor(baseUrl, undefined, (since) => (socketErrors.last && socketErrors.last.at >= since ? socketErrors.last.error : undefined)),
+    errorInterceptor(baseUrl),
     ...(o.retry === false ? [] : [retryInterceptor(o.retry ?? {})]),
+    socketErrorInterceptor((since) => (socketErrors.last && socketErrors.last.at >= since ? socketErrors.last.error : undefined)),
     ...(o.interceptors ?? []),
   ];
   const common = {

@@ -156,30 +156,38 @@ function hintFor(e: AmphoraError, nodeCodes: string[], timeoutMs?: number): stri
 }
 
 /**
+ * Explains a failed call by the connection's socket when the agent gave no
+ * answer: with TLS 1.3 a rejected client certificate shows up in connect-es
+ * only as a canceled or reset stream, while the socket saw what happened.
+ * Sits inside the retry interceptor, so a rejection is not retried.
+ */
+export function socketErrorInterceptor(
+  /** The last error of the connection's socket if it happened at or after `since`. */
+  socketError: (since: number) => Error | undefined,
+): Interceptor {
+  return (next) => async (req) => {
+    const started = Date.now();
+    try {
+      return await next(req);
+    } catch (e) {
+      const ce = ConnectError.from(e);
+      const sockErr = req.signal.aborted || ce.findDetails(ErrorInfoSchema).length ? undefined : socketError(started);
+      if (!sockErr || ![Code.Canceled, Code.Aborted, Code.Internal, Code.Unknown, Code.Unavailable].includes(ce.code)) throw e;
+      const rejected = nodeErrorCodes(sockErr).some((c) => TLS_CLIENT_REJECTED.test(c));
+      throw new ConnectError(sockErr.message, rejected ? Code.Unauthenticated : Code.Unavailable, undefined, undefined, sockErr);
+    }
+  };
+}
+
+/**
  * Converts every error of a call, including errors raised while reading a
  * response stream, into an AmphoraError naming the agent and the procedure.
  * Must be the outermost interceptor.
  */
-export function errorInterceptor(
-  agent: string,
-  timeoutMs: number | undefined,
-  /** The last error of the connection's socket if it happened at or after `since`. */
-  socketError: (since: number) => Error | undefined = () => undefined,
-): Interceptor {
+export function errorInterceptor(agent: string, timeoutMs?: number): Interceptor {
   return (next) => async (req) => {
     const procedure = `${req.service.typeName}/${req.method.name}`;
-    const started = Date.now();
-    const wrap = (e: unknown) => {
-      const ce = ConnectError.from(e);
-      // A stream reset without an answer of the agent: the socket's error
-      // (TLS alert, reset) is what explains it.
-      const sockErr = req.signal.aborted || ce.findDetails(ErrorInfoSchema).length ? undefined : socketError(started);
-      if (sockErr && [Code.Canceled, Code.Aborted, Code.Internal, Code.Unknown, Code.Unavailable].includes(ce.code)) {
-        const rejected = nodeErrorCodes(sockErr).some((c) => TLS_CLIENT_REJECTED.test(c));
-        return toAmphoraError(new ConnectError(sockErr.message, rejected ? Code.Unauthenticated : Code.Unavailable, undefined, undefined, sockErr), { agent, procedure, timeoutMs });
-      }
-      return toAmphoraError(e, { agent, procedure, timeoutMs });
-    };
+    const wrap = (e: unknown) => toAmphoraError(e, { agent, procedure, timeoutMs });
     try {
       const res = await next(req);
       if (!res.stream) return res;

@@ -322,8 +322,13 @@ describe("amphora CLI", () => {
     let r = ok(await cli([...N, "vrrp", "start", "--json"]), "vrrp start");
     assert.equal(json(r).details, "keepalived started");
     ok(await cli([...N, "vrrp", "reload"]), "vrrp reload");
+    r = ok(await cli([...N, "vrrp", "status", "--json"]), "vrrp status");
+    assert.equal(json(r).running, true);
+    assert.deepEqual(json(r).vips, ["192.0.2.30"]);
     r = ok(await cli([...N, "vrrp", "stop"]), "vrrp stop");
     assert.match(r.stdout, /keepalived stopped/);
+    r = ok(await cli([...N, "vrrp", "status"]), "vrrp status human");
+    assert.match(r.stdout, /role: +STOPPED/);
     const bad = join(work, "bad-keepalived.conf");
     writeFileSync(bad, "vrrp_instance {\n");
     r = await cli([...N, "vrrp", "put", bad]);

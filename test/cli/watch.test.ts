@@ -89,6 +89,13 @@ test("on a terminal: a redrawn table with status colours, cursor restored at the
   assert.match(out, new RegExp(`${listenerId}\\s+${lbId}\\s+\\x1b\\[32mOPEN\\x1b\\[0m`), "OPEN in green");
   assert.match(out, /SESS\/S/);
   assert.ok(out.includes("\x1b[?25l") && out.includes("\x1b[?25h"), "cursor hidden, then shown again");
+
+  // A terminal too short for the table: cut, with a note, instead of scrolling.
+  const short = start("script", ["-qec", `stty rows 8 cols 200; ${cmd.map((a) => `'${a}'`).join(" ")}`, "/dev/null"], cleanEnv({ TERM: "xterm" }));
+  killOnExit(t, short);
+  assert.equal(await short.exit, 0, short.out() + short.err());
+  assert.match(short.out(), /\.\.\. \d+ more lines \(narrow it with --lb\/--listener\)/);
+  assert.doesNotMatch(short.out(), /MEMBER\s+POOL/, "the member table did not fit");
 });
 
 test("Ctrl-C ends watch with exit 0", async (t) => {
