@@ -224,24 +224,58 @@ function isHaproxy(pid: number): boolean {
 
 /**
  * Kills (SIGKILL) every haproxy master whose pid file lies under `dir`, and
- * waits for it to go. Only pids named by our own temp pid files are touched.
- * Workers exit within a millisecond of their master.
+ * every haproxy whose command line names a file under `dir` (so it works
+ * even after the folder was removed), and waits for them to go. Only
+ * processes started on our own temp folders are touched. Workers exit
+ * within a millisecond of their master.
  */
 export async function killHaproxiesUnder(dir: string): Promise<number[]> {
   const killed: number[] = [];
-  for (const f of findPidFiles(dir)) {
-    const pid = Number(readFileSync(f, "utf8").trim().split(/\s+/)[0]);
-    if (!Number.isInteger(pid) || pid <= 0 || !isHaproxy(pid)) continue;
+  const kill = (pid: number) => {
+    if (killed.includes(pid)) return;
     try {
       process.kill(pid, "SIGKILL");
       killed.push(pid);
     } catch {
       // Already gone.
     }
+  };
+  for (const f of findPidFiles(dir)) {
+    let pid = NaN;
+    try {
+      pid = Number(readFileSync(f, "utf8").trim().split(/\s+/)[0]);
+    } catch {
+      continue;
+    }
+    if (!Number.isInteger(pid) || pid <= 0 || !isHaproxy(pid)) continue;
+    kill(pid);
   }
+  // Also masters whose pid file is already gone (folder removed by an
+  // earlier hook): a haproxy whose command line names a file under `dir`
+  // was started by this test.
+  for (const pid of haproxiesNaming(dir)) kill(pid);
   const deadline = Date.now() + 3000;
   while (killed.some(isHaproxy) && Date.now() < deadline) await sleep(10);
   return killed;
+}
+
+/** Live haproxy processes with an argument inside `dir`. */
+function haproxiesNaming(dir: string): number[] {
+  const prefix = dir.endsWith("/") ? dir : dir + "/";
+  const out: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    if (pid === process.pid || !isHaproxy(pid)) continue;
+    let args: string[];
+    try {
+      args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    } catch {
+      continue;
+    }
+    if (args.some((a) => a.startsWith(prefix))) out.push(pid);
+  }
+  return out;
 }
 
 /** True when the process exists and is not a zombie. */
