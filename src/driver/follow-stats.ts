@@ -23,6 +23,11 @@ export interface FollowStatsOptions {
   backoff?: BackoffOptions;
   /** Give up after this many consecutive failed connects (default: never). */
   maxReconnects?: number;
+  /**
+   * Also yield the agent's keepalives (empty, not full: sent so an idle
+   * stream is not closed). Default false: they carry no data.
+   */
+  keepalives?: boolean;
   /** Called when the stream broke and a reconnect is scheduled. */
   onReconnect?: (info: { attempt: number; delayMs: number; error: AmphoraError }) => void;
 }
@@ -36,6 +41,11 @@ function transient(e: AmphoraError): boolean {
   if (e.category === "tls") return false;
   if (e.findDetails(ErrorInfoSchema).length && e.code !== Code.Unavailable) return false;
   return [Code.Unavailable, Code.Aborted, Code.DeadlineExceeded, Code.Internal, Code.Unknown, Code.Canceled].includes(e.code);
+}
+
+/** An empty message the agent sends only to keep a quiet stream open. */
+export function isKeepalive(m: WatchStatsResponse): boolean {
+  return !m.full && !m.loadBalancers.length && !m.removedLbIds.length;
 }
 
 export async function* followStats(client: AmphoraClient, o: FollowStatsOptions = {}): AsyncGenerator<WatchStatsResponse, void, undefined> {
@@ -55,6 +65,7 @@ export async function* followStats(client: AmphoraClient, o: FollowStatsOptions 
     try {
       for await (const msg of client.stats.watchStats(request, { signal: ac.signal, timeoutMs: 0 })) {
         failures = 0;
+        if (!o.keepalives && isKeepalive(msg)) continue;
         yield msg;
       }
       // The agent ended the stream (shutting down): follow it to the next one.

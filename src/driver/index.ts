@@ -22,7 +22,7 @@ export {
   type CertificateFile,
   type WaitForListenersInput,
 } from "./flows.js";
-export { followStats, type FollowStatsOptions } from "./follow-stats.js";
+export { followStats, isKeepalive, type FollowStatsOptions } from "./follow-stats.js";
 export { fanOut, type FanOutOptions, type FanOutResult } from "./fan-out.js";
 // The generated messages and enums, so callers need one import.
 export * from "../gen/amphora/v1/system_pb.js";

@@ -15,6 +15,8 @@ import {
   deleteLoadBalancer,
   waitForListenersActive,
   followStats,
+  isKeepalive,
+  WatchMode,
   fanOut,
   AmphoraError,
   Code,
@@ -205,4 +207,28 @@ test("followStats: an answer of the agent that would fail again ends the iterati
   );
   assert.ok(e instanceof AmphoraError);
   assert.equal(e.code, Code.InvalidArgument);
+});
+
+test("followStats: the agent's keepalives are skipped unless asked for", async (t) => {
+  // A short request timeout makes the agent send keepalives every ~333 ms.
+  const agent = await startTestAgent({ overrides: { requestReadTimeoutS: 1 } });
+  const client = createAmphoraClient({ baseUrl: agent.url, ca: agent.ca, cert: agent.cert, key: agent.key });
+  t.after(async () => {
+    client.close();
+    await agent.cleanup();
+  });
+  const collect = async (keepalives: boolean) => {
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), 1500);
+    const got: WatchStatsResponse[] = [];
+    // CHANGES with nothing to change: one full message, then silence.
+    for await (const m of followStats(client, { mode: WatchMode.CHANGES, intervalMs: 200, signal: ac.signal, keepalives })) got.push(m);
+    clearTimeout(timer);
+    return got;
+  };
+  const plain = await collect(false);
+  assert.deepEqual(plain.map((m) => m.full), [true]);
+  const all = await collect(true);
+  assert.ok(all.length >= 3, `keepalives arrive (${all.length} messages)`);
+  assert.ok(all.slice(1).every(isKeepalive));
 });
