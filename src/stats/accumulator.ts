@@ -1,7 +1,7 @@
 // Turns raw haproxy counters (which restart with every new worker) into
 // totals that only grow: when a reload is seen, the last values of the old
 // worker are carried into a base that the new worker's counters add to.
-import { num, rowCounters, type RawLbStats, type StatRow } from "./haproxy-stats.js";
+import { cell, num, rowCounters, type Columns, type RawLbStats } from "./haproxy-stats.js";
 import {
   addCounters, COUNTER_NAMES, zeroCounters, type Counters, type ListenerStats, type ListenerStatus,
   type LoadBalancerStats, type MemberStats, type MemberStatus, type PoolStats, type PoolStatus,
@@ -88,15 +88,16 @@ export class LbAccumulator {
     const pools: PoolStats[] = [];
     const poolByName = new Map<string, PoolStats>();
     const pendingMembers: { px: string; m: MemberStats }[] = [];
-    for (const row of raw.rows) {
-      const type = row.type;
-      const px = row.pxname ?? "";
-      if (type === "0") listeners.push(this.listener(px, row));
+    const c = raw.table.columns;
+    for (const row of raw.table.rows) {
+      const type = cell(row, c.type);
+      const px = cell(row, c.pxname);
+      if (type === "0") listeners.push(this.listener(px, row, c));
       else if (type === "1") {
-        const p = this.pool(px, row);
+        const p = this.pool(px, row, c);
         pools.push(p);
         poolByName.set(px, p);
-      } else if (type === "2") pendingMembers.push({ px, m: this.member(px, row) });
+      } else if (type === "2") pendingMembers.push({ px, m: this.member(px, row, c) });
     }
     // Servers come before their backend row in the CSV.
     for (const { px, m } of pendingMembers) poolByName.get(px)?.members.push(m);
@@ -119,44 +120,45 @@ export class LbAccumulator {
     };
   }
 
-  private listener(name: string, row: StatRow): ListenerStats {
-    const raw = row.status ?? "";
+  private listener(name: string, row: string[], c: Columns): ListenerStats {
+    const raw = cell(row, c.status);
     return {
       listenerId: name,
       status: listenerStatus(raw),
       rawStatus: raw,
-      currentSessions: num(row, "scur"),
-      maxSessions: num(row, "smax"),
-      sessionLimit: num(row, "slim"),
-      totals: this.totals(`F:${name}`, rowCounters(row)),
+      currentSessions: num(row, c.scur),
+      maxSessions: num(row, c.smax),
+      sessionLimit: num(row, c.slim),
+      totals: this.totals(`F:${name}`, rowCounters(row, c)),
     };
   }
 
-  private pool(name: string, row: StatRow): PoolStats {
+  private pool(name: string, row: string[], c: Columns): PoolStats {
     return {
       name,
       ...splitPoolName(name),
-      status: poolStatus(row.status ?? ""),
-      currentSessions: num(row, "scur"),
-      totals: this.totals(`B:${name}`, rowCounters(row)),
+      status: poolStatus(cell(row, c.status)),
+      currentSessions: num(row, c.scur),
+      totals: this.totals(`B:${name}`, rowCounters(row, c)),
       members: [],
     };
   }
 
-  private member(px: string, row: StatRow): MemberStats {
-    const weight = num(row, "weight");
-    const { status, word } = memberStatus(row.status ?? "", weight);
+  private member(px: string, row: string[], c: Columns): MemberStats {
+    const weight = num(row, c.weight);
+    const svname = cell(row, c.svname);
+    const { status, word } = memberStatus(cell(row, c.status), weight);
     return {
-      memberId: row.svname ?? "",
+      memberId: svname,
       status,
       rawStatus: word,
       weight,
-      currentSessions: num(row, "scur"),
-      maxSessions: num(row, "smax"),
-      totals: this.totals(`S:${px}/${row.svname}`, rowCounters(row)),
-      checkStatus: row.check_status ?? "",
-      checkFailures: num(row, "chkfail"),
-      lastStatusChangeSeconds: num(row, "lastchg"),
+      currentSessions: num(row, c.scur),
+      maxSessions: num(row, c.smax),
+      totals: this.totals(`S:${px}/${svname}`, rowCounters(row, c)),
+      checkStatus: cell(row, c.check_status),
+      checkFailures: num(row, c.chkfail),
+      lastStatusChangeSeconds: num(row, c.lastchg),
     };
   }
 }

@@ -1,10 +1,12 @@
-// Per-consumer deltas: each consumer (a poll group, the heartbeat) keeps the
-// totals it saw last and gets "what changed since my previous look". Totals
-// only grow, so deltas are never negative.
+// Per-consumer deltas: each consumer (a poll group, the heartbeat, GetStats)
+// keeps what it saw last and gets "what changed since my previous look".
+// Totals only grow, so deltas are never negative.
+import { matcher } from "./match.js";
 import { subCounters, zeroCounters, type Counters, type LoadBalancerStats } from "./model.js";
 
 export class DeltaTracker {
-  private prev = new Map<string, Counters>();
+  /** The previous look, per load balancer (objects carry their totals). */
+  private prev = new Map<string, LoadBalancerStats>();
 
   /**
    * @param unseen what the delta of an object seen for the first time is:
@@ -12,11 +14,10 @@ export class DeltaTracker {
    */
   constructor(private readonly unseen: "zero" | "totals" = "zero") {}
 
-  private delta(key: string, totals: Counters | undefined, next: Map<string, Counters>): Counters | undefined {
+  private delta(totals: Counters | undefined, prev: { totals?: Counters } | undefined): Counters | undefined {
     if (!totals) return undefined;
-    next.set(key, totals);
-    const p = this.prev.get(key);
-    return p ? subCounters(totals, p) : this.unseen === "zero" ? zeroCounters() : totals;
+    if (prev?.totals) return subCounters(totals, prev.totals);
+    return this.unseen === "zero" ? zeroCounters() : totals;
   }
 
   /** Remembers the totals without producing deltas (a baseline). */
@@ -24,18 +25,32 @@ export class DeltaTracker {
     this.apply(lbs);
   }
 
-  /** Copies of the stats with `delta` filled in; forgets objects not seen. */
+  /** Copies of the stats with `delta` filled in; forgets load balancers not seen. */
   apply(lbs: LoadBalancerStats[]): LoadBalancerStats[] {
-    const next = new Map<string, Counters>();
-    const out = lbs.map((lb) => ({
-      ...lb,
-      listeners: lb.listeners.map((l) => ({ ...l, delta: this.delta(`${lb.lbId}|F:${l.listenerId}`, l.totals, next) })),
-      pools: lb.pools.map((p) => ({
-        ...p,
-        delta: this.delta(`${lb.lbId}|B:${p.name}`, p.totals, next),
-        members: p.members.map((m) => ({ ...m, delta: this.delta(`${lb.lbId}|S:${p.name}/${m.memberId}`, m.totals, next) })),
-      })),
-    }));
+    const next = new Map<string, LoadBalancerStats>();
+    const out = lbs.map((lb) => {
+      const before = this.prev.get(lb.lbId);
+      const pl = matcher(before?.listeners ?? [], (l) => l.listenerId);
+      const pp = matcher(before?.pools ?? [], (p) => p.name);
+      const copy: LoadBalancerStats = {
+        ...lb,
+        listeners: lb.listeners.map((l, i) => ({ ...l, delta: this.delta(l.totals, pl(l, i)) })),
+        pools: lb.pools.map((p, i) => {
+          const prevPool = pp(p, i);
+          const pm = matcher(prevPool?.members ?? [], (m) => m.memberId);
+          return {
+            ...p,
+            delta: this.delta(p.totals, prevPool),
+            members: p.members.map((m, j) => ({ ...m, delta: this.delta(m.totals, pm(m, j)) })),
+          };
+        }),
+      };
+      // A stopped LB reports listeners only: keep its pools' memory so
+      // their deltas continue when it runs again.
+      if (before && !copy.pools.length && before.pools.length) next.set(lb.lbId, { ...copy, pools: before.pools });
+      else next.set(lb.lbId, copy);
+      return copy;
+    });
     this.prev = next;
     return out;
   }

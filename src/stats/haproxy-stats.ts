@@ -3,9 +3,26 @@
 // header name, never by position: haproxy versions add and move columns.
 import { masterCommand } from "../haproxy/master-cli.js";
 import { DomainError } from "../errors.js";
-import { zeroCounters, type Counters } from "./model.js";
+import type { Counters } from "./model.js";
 
-export type StatRow = Record<string, string>;
+/** The columns the agent reads (a big config's other ~165 are skipped). */
+export const USED_COLUMNS = [
+  "pxname", "svname", "type", "status", "weight", "scur", "smax", "slim", "stot", "bin", "bout", "ereq", "econ", "eresp",
+  "hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other", "req_tot", "check_status", "chkfail", "lastchg",
+] as const;
+
+/** Index of each used column in this answer's rows (-1: haproxy did not send it). */
+export type Columns = Record<(typeof USED_COLUMNS)[number], number>;
+
+/**
+ * `show stat` as rows of raw fields plus where each used column is: rows
+ * stay arrays (building an object per row costs 5x the parsing for 11,000
+ * rows), and readers use `columns.stot` etc. found from the header line.
+ */
+export interface StatTable {
+  columns: Columns;
+  rows: string[][];
+}
 
 /** One CSV line as haproxy writes it (fields with commas or quotes are quoted). */
 function splitCsv(line: string): string[] {
@@ -27,55 +44,40 @@ function splitCsv(line: string): string[] {
   return out;
 }
 
-/** The columns the agent reads (big configs: skip the other ~90). */
-export const USED_COLUMNS = [
-  "pxname", "svname", "type", "status", "weight", "scur", "smax", "slim", "stot", "bin", "bout", "ereq", "econ", "eresp",
-  "hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other", "req_tot", "check_status", "chkfail", "lastchg",
-];
-
-/** Parses `show stat` CSV into rows keyed by header name (only `columns`, if given). */
-export function parseShowStat(text: string, columns?: readonly string[]): StatRow[] {
+export function parseShowStat(text: string): StatTable {
   const nl = text.indexOf("\n# ");
   const start = text.startsWith("# ") ? 0 : nl >= 0 ? nl + 1 : -1;
   if (start < 0) throw new DomainError("unavailable", "haproxy answered show stat without a header line", text.slice(0, 200));
   const headerEnd = text.indexOf("\n", start);
-  const wanted = columns ? new Set(columns) : undefined;
-  const header = splitCsv(text.slice(start + 2, headerEnd < 0 ? undefined : headerEnd))
-    .map((n) => (n === "-" || (wanted && !wanted.has(n)) ? "" : n));
-  // Only the fields up to the last wanted column are split out: a big
-  // config has ~11,000 lines of ~190 fields each.
-  const idx: number[] = [];
-  header.forEach((n, i) => n && idx.push(i));
-  const last = idx.length ? idx[idx.length - 1]! : -1;
-  const rows: StatRow[] = [];
+  const header = splitCsv(text.slice(start + 2, headerEnd < 0 ? undefined : headerEnd));
+  const columns = {} as Columns;
+  let last = -1;
+  for (const name of USED_COLUMNS) {
+    columns[name] = header.indexOf(name);
+    last = Math.max(last, columns[name]);
+  }
+  const rows: string[][] = [];
   let pos = headerEnd < 0 ? text.length : headerEnd + 1;
+  // Next quote in the text (searched again only once passed): lines with
+  // quoted fields take the exact path, the others a native split that stops
+  // after the last used column.
+  let quote = text.indexOf('"', pos);
   while (pos < text.length) {
     let end = text.indexOf("\n", pos);
     if (end < 0) end = text.length;
+    if (quote >= 0 && quote < pos) quote = text.indexOf('"', pos);
     if (end > pos && text.charCodeAt(pos) !== 35 /* # */) {
       const line = text.slice(pos, end);
-      let fields: string[];
-      if (line.includes('"')) fields = splitCsv(line);
-      else {
-        fields = [];
-        let p = 0;
-        for (let i = 0; i <= last; i++) {
-          const c = line.indexOf(",", p);
-          if (c < 0) {
-            fields.push(line.slice(p));
-            break;
-          }
-          fields.push(line.slice(p, c));
-          p = c + 1;
-        }
-      }
-      const row: StatRow = {};
-      for (const j of idx) row[header[j]!] = fields[j] ?? "";
-      rows.push(row);
+      rows.push(quote >= 0 && quote < end ? splitCsv(line) : line.split(",", last + 1));
     }
     pos = end + 1;
   }
-  return rows;
+  return { columns, rows };
+}
+
+/** The field at a column index ("" when absent). */
+export function cell(row: string[], i: number): string {
+  return i >= 0 ? (row[i] ?? "") : "";
 }
 
 /** Parses `show info` ("Name: value" lines). */
@@ -88,29 +90,29 @@ export function parseShowInfo(text: string): Map<string, string> {
   return out;
 }
 
-export function num(row: StatRow, name: string): number {
-  const v = row[name];
+export function num(row: string[], i: number): number {
+  const v = i >= 0 ? row[i] : undefined;
   if (!v) return 0;
   const n = Number(v);
   return Number.isFinite(n) && n >= 0 ? n : 0;
 }
 
-export function rowCounters(row: StatRow): Counters {
-  const c = zeroCounters();
-  c.totalSessions = num(row, "stot");
-  c.bytesIn = num(row, "bin");
-  c.bytesOut = num(row, "bout");
-  c.requestErrors = num(row, "ereq");
-  c.connectionErrors = num(row, "econ");
-  c.responseErrors = num(row, "eresp");
-  c.http1xx = num(row, "hrsp_1xx");
-  c.http2xx = num(row, "hrsp_2xx");
-  c.http3xx = num(row, "hrsp_3xx");
-  c.http4xx = num(row, "hrsp_4xx");
-  c.http5xx = num(row, "hrsp_5xx");
-  c.httpOther = num(row, "hrsp_other");
-  c.requests = num(row, "req_tot");
-  return c;
+export function rowCounters(row: string[], c: Columns): Counters {
+  return {
+    totalSessions: num(row, c.stot),
+    bytesIn: num(row, c.bin),
+    bytesOut: num(row, c.bout),
+    requestErrors: num(row, c.ereq),
+    connectionErrors: num(row, c.econ),
+    responseErrors: num(row, c.eresp),
+    http1xx: num(row, c.hrsp_1xx),
+    http2xx: num(row, c.hrsp_2xx),
+    http3xx: num(row, c.hrsp_3xx),
+    http4xx: num(row, c.hrsp_4xx),
+    http5xx: num(row, c.hrsp_5xx),
+    httpOther: num(row, c.hrsp_other),
+    requests: num(row, c.req_tot),
+  };
 }
 
 export interface RawLbStats {
@@ -118,7 +120,7 @@ export interface RawLbStats {
   workerPid: string;
   uptimeSec: number;
   currentConnections: number;
-  rows: StatRow[];
+  table: StatTable;
 }
 
 /** One poll of a load balancer: `@1 show info` then `@1 show stat`. */
@@ -126,11 +128,11 @@ export async function readRawStats(masterSocket: string, timeoutMs = 5000): Prom
   const info = parseShowInfo(await masterCommand(masterSocket, "@1 show info", timeoutMs));
   const workerPid = info.get("Pid");
   if (!workerPid) throw new DomainError("unavailable", "haproxy show info has no Pid (no worker answered)", masterSocket);
-  const rows = parseShowStat(await masterCommand(masterSocket, "@1 show stat", timeoutMs), USED_COLUMNS);
+  const table = parseShowStat(await masterCommand(masterSocket, "@1 show stat", timeoutMs));
   return {
     workerPid,
     uptimeSec: Number(info.get("Uptime_sec") ?? 0) || 0,
     currentConnections: Number(info.get("CurrConns") ?? 0) || 0,
-    rows,
+    table,
   };
 }

@@ -5,6 +5,7 @@
 import type { Logger } from "../log.js";
 import type { LoadBalancerEvent } from "../haproxy/catalog.js";
 import { DeltaTracker } from "./deltas.js";
+import { matcher } from "./match.js";
 import type { CollectedStats, StatsCollector } from "./collector.js";
 import { sameCounters, type LoadBalancerStats, type MemberStats, type PoolStats, type StatsFilter } from "./model.js";
 
@@ -64,22 +65,6 @@ function memberChanged(a: MemberStats, b: MemberStats): boolean {
   return a.status !== b.status || a.weight !== b.weight || a.currentSessions !== b.currentSessions ||
     a.maxSessions !== b.maxSessions || a.checkStatus !== b.checkStatus || a.checkFailures !== b.checkFailures ||
     !sameCounters(a.totals!, b.totals!);
-}
-
-/**
- * The element of `prev` with the same key as cur[i]: haproxy lists objects
- * in config order, so the same index almost always matches; the map is
- * built only when it does not.
- */
-function matcher<T>(prev: T[], key: (x: T) => string): (x: T, i: number) => T | undefined {
-  let map: Map<string, T> | undefined;
-  return (x, i) => {
-    const k = key(x);
-    const p = prev[i];
-    if (p && key(p) === k) return p;
-    map ??= new Map(prev.map((e) => [key(e), e]));
-    return map.get(k);
-  };
 }
 
 /** Only what changed between two polls of a load balancer; undefined if nothing. */

@@ -2,7 +2,7 @@
 // monotonic totals across reloads and counter resets.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { parseShowStat } from "../../src/stats/haproxy-stats.js";
+import { cell, parseShowStat } from "../../src/stats/haproxy-stats.js";
 import { memberStatus } from "../../src/stats/accumulator.js";
 import { StatsCollector } from "../../src/stats/collector.js";
 import { DeltaTracker } from "../../src/stats/deltas.js";
@@ -14,11 +14,21 @@ after(() => env.cleanup());
 
 test("show stat is parsed by header name, whatever the column order", () => {
   const a = "# pxname,svname,stot,status,type\nfe,FRONTEND,7,OPEN,0\n";
-  const b = "# type,status,stot,svname,pxname,extra\n0,OPEN,7,FRONTEND,fe,x\n";
-  assert.deepEqual(parseShowStat(a)[0], { pxname: "fe", svname: "FRONTEND", stot: "7", status: "OPEN", type: "0" });
-  assert.deepEqual({ ...parseShowStat(b)[0], extra: undefined }, { ...parseShowStat(a)[0], extra: undefined });
+  const b = "# type,status,extra,stot,svname,pxname\n0,OPEN,x,7,FRONTEND,fe\n";
+  for (const text of [a, b]) {
+    const t = parseShowStat(text);
+    const row = t.rows[0]!;
+    assert.deepEqual(
+      [cell(row, t.columns.pxname), cell(row, t.columns.svname), cell(row, t.columns.stot), cell(row, t.columns.status), cell(row, t.columns.type)],
+      ["fe", "FRONTEND", "7", "OPEN", "0"],
+    );
+    assert.equal(t.columns.bin, -1, "a column haproxy did not send");
+    assert.equal(cell(row, t.columns.bin), "");
+  }
   // Quoted fields with commas stay one field.
-  assert.equal(parseShowStat('# a,b,c\n1,"x, y",3\n')[0]!.c, "3");
+  const q = parseShowStat('# pxname,check_status,stot\n"x, y",L4OK,3\n');
+  assert.equal(cell(q.rows[0]!, q.columns.stot), "3");
+  assert.equal(cell(q.rows[0]!, q.columns.pxname), "x, y");
   assert.throws(() => parseShowStat("no header"), /header/);
 });
 
