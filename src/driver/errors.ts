@@ -150,6 +150,15 @@ function hintFor(e: AmphoraError, nodeCodes: string[], timeoutMs?: number): stri
       return "the agent refused this client: check --cert/--key";
     case Code.ResourceExhausted:
       return "the amphora lacks memory or disk for this operation";
+    case Code.NotFound:
+      return "nothing with that id or name on this amphora: check it (listeners and lb list show what exists)";
+    case Code.InvalidArgument:
+      return "the agent refused the request as invalid: fix what the message names and send it again";
+    case Code.FailedPrecondition:
+      return "the operation does not fit the current state (e.g. nothing uploaded yet): do the missing step first";
+    case Code.Internal:
+    case Code.Unknown:
+      return e.errorDetails ? "the underlying program failed: see details" : "";
     default:
       return "";
   }

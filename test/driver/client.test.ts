@@ -105,6 +105,7 @@ test("errors of the agent carry the code, ErrorInfo details and reason, agent an
     assert.equal(nf.findDetails(ErrorInfoSchema)[0]?.details, "203.0.113.77", "findDetails still works");
     assert.equal(nf.agent, a.url);
     assert.equal(nf.procedure, "amphora.v1.NetworkService/GetInterface");
+    assert.match(nf.hint, /nothing with that id or name on this amphora/);
 
     const lbId = randomUUID();
     const missing = await failure(c.loadBalancer.getConfig({ lbId }));
