@@ -366,12 +366,14 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
 
   /** Records the stored config as the one haproxy runs (and may roll back to). */
   private async markGood(lb: Lb, text?: string): Promise<void> {
-    if (lb.meta.lastGood?.md5 !== lb.meta.md5) {
+    const changed = lb.meta.lastGood?.md5 !== lb.meta.md5;
+    // Metadata first (synchronously), so a concurrent writeMeta records it.
+    lb.meta.lastGood = { version: lb.meta.version, md5: lb.meta.md5 };
+    lb.meta.served = { version: lb.meta.version, md5: lb.meta.md5 };
+    if (changed) {
       // Replaced whole (a rollback never restores half a file; it checks the md5 too).
       await replaceFile(lb.paths.lastGood, text ?? (await readFile(lb.paths.config, "utf8")));
     }
-    lb.meta.lastGood = { version: lb.meta.version, md5: lb.meta.md5 };
-    lb.meta.served = { version: lb.meta.version, md5: lb.meta.md5 };
   }
 
   private async doStart(lb: Lb): Promise<string> {
@@ -400,8 +402,7 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
   private async checkHeadroom(proc: ShowProc): Promise<void> {
     const w = currentWorker(proc);
     if (!w) return;
-    const need = await residentBytes(w.pid);
-    const available = await memAvailableBytes();
+    const [need, available] = await Promise.all([residentBytes(w.pid), memAvailableBytes()]);
     const reserve = this.o.memoryReserveBytes ?? 32 * 1024 * 1024;
     if (need + reserve > available) {
       const mib = (n: number) => `${Math.round(n / 1048576)} MiB`;
@@ -431,15 +432,16 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
   private async doReload(lb: Lb, force: boolean): Promise<string> {
     if (lb.error) throw new DomainError("unavailable", `cannot reload: ${lb.error}`, "", "MASTER_UNREACHABLE");
     const opts = this.masterOptions(lb);
-    const proc = await showProc(opts.masterSocket);
+    const [proc, text] = await Promise.all([showProc(opts.masterSocket), readFile(lb.paths.config, "utf8")]);
     if (!force) await this.checkHeadroom(proc);
-    const text = await readFile(lb.paths.config, "utf8");
     await this.saveServerState(lb, text);
     const r = await reloadMaster(opts, proc);
     if (r.ok) {
-      await this.markGood(lb, text);
+      const lastGood = this.markGood(lb, text);
       lb.meta.lastAction = `reloaded to config version ${lb.meta.version}`;
-      await writeMeta(lb.paths.meta, lb.meta);
+      // Both at once: the metadata may name a last-good copy not yet
+      // replaced only for an instant, and a rollback checks the md5 anyway.
+      await Promise.all([lastGood, writeMeta(lb.paths.meta, lb.meta)]);
       this.emitEvent({ type: "reloaded", lbId: lb.id });
       return `haproxy reloaded with config version ${lb.meta.version}`;
     }

@@ -128,10 +128,11 @@ test("haproxy dead while the agent was down: stale pid file and socket are clean
   let lb = agent.client(LoadBalancerService);
   await lb.putConfig({ amphoraId: agent.config.amphoraId, lbId, config: cfg.text });
   await lb.controlLoadBalancer({ lbId, action: LoadBalancerAction.START });
+  const masterPid = (await lb.getLoadBalancerStatus({ lbId })).status!.masterPid;
   await agent.cleanup(); // the agent stops; haproxy does not
   assert.equal((await httpGet(port)).body, "up");
   const killed = await killHaproxiesUnder(stateDir);
-  assert.equal(killed.length, 1);
+  assert.ok(killed.includes(masterPid));
   const dir = join(stateDir, "lb", lbId);
   assert.ok(existsSync(join(dir, "haproxy.pid")) && existsSync(join(dir, "master.sock")), "haproxy leaves them behind");
 
