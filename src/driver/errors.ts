@@ -153,12 +153,12 @@ function hintFor(e: AmphoraError, nodeCodes: string[], timeoutMs?: number): stri
     case Code.NotFound:
       return "nothing with that id or name on this amphora: check it (listeners and lb list show what exists)";
     case Code.InvalidArgument:
-      return "the agent refused the request as invalid: fix what the message names and send it again";
+      return `the agent refused the request as invalid: fix what the ${e.errorDetails ? "details name" : "message names"} and send it again`;
     case Code.FailedPrecondition:
       return "the operation does not fit the current state (e.g. nothing uploaded yet): do the missing step first";
     case Code.Internal:
     case Code.Unknown:
-      return e.errorDetails ? "the underlying program failed: see details" : "";
+      return e.errorDetails ? "the operation failed on the amphora: the details say why" : "";
     default:
       return "";
   }
