@@ -315,13 +315,13 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
         logger: this.logger,
       });
       await mkdir(paths.dir, { recursive: true, mode: 0o700 });
-      // Config first, then metadata: a crash in between is repaired at start
-      // (the md5 no longer matches, the complete file wins).
-      await writeFileAtomic(paths.config, text, 0o600);
       const meta: LbMeta = existing
         ? { ...existing.meta, amphoraId, version: existing.meta.version + 1, md5: sum, lastAction: "config stored" }
         : { lbId: id, amphoraId, version: 1, md5: sum, lastAction: "config stored", updatedAt: "" };
-      await writeMeta(paths.meta, meta);
+      // Both at once. A crash with only one of them replaced is repaired at
+      // start: the md5 no longer matches, the complete haproxy.cfg on disk
+      // (old or new) wins and gets a version above both.
+      await Promise.all([writeFileAtomic(paths.config, text, 0o600), writeMeta(paths.meta, meta)]);
       const listeners = parseConfigFacts(text).listeners;
       if (existing) {
         existing.meta = meta;

@@ -181,6 +181,14 @@ test("a crash mid-upload leaves the old or the new complete config; metadata is 
   assert.equal(got.version, 2, "the new content gets a new version");
   assert.equal((await m.status(lbId)).configMd5, md5(c2));
   m.close();
+  // Crash 4: the metadata of a newer upload landed, its config did not.
+  const meta = JSON.parse(readFileSync(join(dir, "meta.json"), "utf8"));
+  writeFileSync(join(dir, "meta.json"), JSON.stringify({ ...meta, version: 3, md5: md5("never stored") }));
+  m = await open();
+  got = await m.getConfig(lbId);
+  assert.equal(got.config, c2, "the complete config on disk");
+  assert.equal(got.version, 4, "above every version handed out");
+  m.close();
 });
 
 test("a stale pid file naming an unrelated live process is not adopted and that process is never signalled", async (t) => {
