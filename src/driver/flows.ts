@@ -117,10 +117,26 @@ export async function waitForListenersActive(client: AmphoraClient, input: WaitF
   const timeoutMs = input.timeoutMs ?? 30_000;
   const deadline = Date.now() + timeoutMs;
   const wanted = new Set(input.listenerIds ?? []);
-  let last = "no listeners seen";
+  let last = wanted.size ? [...wanted].map((id) => `${id}=MISSING`).join(", ") : "no listeners seen";
+  const timedOut = () =>
+    new AmphoraError(new ConnectError(`listeners not ACTIVE after ${timeoutMs} ms: ${last}`, Code.DeadlineExceeded), {
+      agent: client.baseUrl,
+      procedure: "waitForListenersActive",
+      // The agent answered; its listeners just are not ACTIVE.
+      category: "server",
+      hint: "is the load balancer started? see `amphora lb status`",
+    });
   for (;;) {
-    const left = deadline - Date.now();
-    const { listeners } = await client.loadBalancer.listListeners({}, { signal: input.signal, timeoutMs: Math.max(1, Math.min(left, client.timeoutMs || left)) });
+    // Each poll gets what is left of the budget, but never so little that a
+    // busy agent cannot answer at all (the overall wait may overrun by that).
+    const pollMs = Math.min(client.timeoutMs || Infinity, Math.max(deadline - Date.now(), 500));
+    let listeners: Listener[];
+    try {
+      ({ listeners } = await client.loadBalancer.listListeners({}, { signal: input.signal, timeoutMs: pollMs }));
+    } catch (e) {
+      if (ConnectError.from(e).code === Code.DeadlineExceeded && Date.now() >= deadline) throw timedOut();
+      throw e;
+    }
     const mine = listeners.filter((l) => (wanted.size ? wanted.has(l.uuid) : l.lbId === input.lbId));
     const missing = [...wanted].filter((id) => !mine.some((l) => l.uuid === id));
     const failed = mine.filter((l) => l.status === "ERROR");
@@ -132,15 +148,7 @@ export async function waitForListenersActive(client: AmphoraClient, input: WaitF
     }
     if (mine.length && !missing.length && mine.every((l) => l.status === "ACTIVE")) return mine;
     last = [...mine.filter((l) => l.status !== "ACTIVE").map((l) => `${l.uuid}=${l.status}`), ...missing.map((id) => `${id}=MISSING`)].join(", ") || "no listeners seen";
-    if (Date.now() + (input.intervalMs ?? 250) > deadline) {
-      throw new AmphoraError(new ConnectError(`listeners not ACTIVE after ${timeoutMs} ms: ${last}`, Code.DeadlineExceeded), {
-        agent: client.baseUrl,
-        procedure: "waitForListenersActive",
-        // The agent answered; its listeners just are not ACTIVE.
-        category: "server",
-        hint: "is the load balancer started? see `amphora lb status`",
-      });
-    }
+    if (Date.now() + (input.intervalMs ?? 250) > deadline) throw timedOut();
     try {
       await sleep(input.intervalMs ?? 250, input.signal);
     } catch (e) {
