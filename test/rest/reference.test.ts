@@ -150,17 +150,12 @@ describe("every route of the reference, over HTTP/1.1 keep-alive and TLS 1.2", (
     assert.equal(r.text, config);
     assert.equal(r.headers.etag, md5(config));
   });
-  row("PUT /1.0/loadbalancer/{amphora_id}/{lb_id}/haproxy", "400 with haproxy's own output; the stored config stays", async () => {
-    const bad = config.replace("    maxconn 4096\n", "    maxconn 4096\n    bogus_keyword on\n");
-    const r = await a.request("PUT", `/1.0/loadbalancer/${A.config.amphoraId}/${lbId}/haproxy`, { body: bad });
-    expectJson(r, 400, (j) => assert.match(String(j.details), /bogus_keyword/));
-    assert.equal((await a.request("GET", `/1.0/loadbalancer/${lbId}/haproxy`)).text, config);
-  });
-  row("PUT /1.0/loadbalancer/{amphora_id}/{lb_id}/haproxy", "400 message is the reference's \"Invalid request\"", async () => {
+  row("PUT /1.0/loadbalancer/{amphora_id}/{lb_id}/haproxy", "400 Invalid request with haproxy's own output; the stored config stays", async () => {
     const bad = config.replace("    maxconn 4096\n", "    maxconn 4096\n    bogus_keyword on\n");
     const r = await a.request("PUT", `/1.0/loadbalancer/${A.config.amphoraId}/${lbId}/haproxy`, { body: bad });
     expectError(r, 400, "Invalid request", /bogus_keyword/);
-  }, "src/haproxy/validate.ts answers \"haproxy rejected haproxy.cfg of load balancer <id>\" instead");
+    assert.equal((await a.request("GET", `/1.0/loadbalancer/${lbId}/haproxy`)).text, config);
+  });
   row("PUT /1.0/loadbalancer/{amphora_id}/{lb_id}/haproxy", "400 for a malformed id, with the option's message", async () => {
     const r = await a.request("PUT", `/1.0/loadbalancer/${A.config.amphoraId}/not-a-uuid/haproxy`, { body: config });
     expectError(r, 400, "Invalid request", /lb_id: .*UUID/);
