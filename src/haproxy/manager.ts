@@ -12,7 +12,7 @@ import type { LoadBalancerCatalog, LoadBalancerEvent, LoadBalancerRef } from "./
 import { masterCommand } from "./master-cli.js";
 import { KeyedLock } from "./keyed-lock.js";
 import { lbPaths, lbRoot, scratchDir, userGroupFile, checkLbId, type LbPaths } from "./layout.js";
-import { md5, readMeta, replaceFile, writeMeta, type LbMeta } from "./meta.js";
+import { HISTORY_LENGTH, md5, readMeta, replaceFile, writeMeta, type ActionRecord, type LbMeta } from "./meta.js";
 import { parseConfigFacts, type ListenerFact } from "./config-facts.js";
 import { peerName } from "./peer-name.js";
 import { userGroupConfig } from "./user-group.js";
@@ -73,6 +73,8 @@ export interface LbStatus {
   failedReloads: number;
   lastAction: string;
   listenerIds: string[];
+  /** Most recent first. */
+  recentActions: ActionRecord[];
 }
 
 interface Lb {
@@ -219,7 +221,7 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     lb.running = false;
     lb.error = undefined;
     lb.meta.served = undefined;
-    lb.meta.lastAction = "haproxy exited without a stop request";
+    this.note(lb, "EXITED", false, "haproxy exited without a stop request", performance.now());
     this.logger.warn({ lbId: lb.id }, "haproxy master is gone");
     this.emitEvent({ type: "stopped", lbId: lb.id });
     await removeRunFiles(lb.paths);
@@ -237,6 +239,16 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
 
   private emitEvent(e: LoadBalancerEvent): void {
     this.emit("event", e);
+  }
+
+  /** Records the outcome of an action in the metadata (the caller writes it). */
+  private note(lb: Lb, action: ActionRecord["action"], ok: boolean, details: string, startedAt: number): void {
+    lb.meta.lastAction = details;
+    const rec: ActionRecord = {
+      action, ok, details, configVersion: lb.meta.version,
+      finishedAtMs: Date.now(), durationMs: Math.round(performance.now() - startedAt),
+    };
+    lb.meta.history = [rec, ...(lb.meta.history ?? [])].slice(0, HISTORY_LENGTH);
   }
 
   // ---- catalog -------------------------------------------------------------
@@ -299,6 +311,7 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
   async putConfig(amphoraId: string, lbId: string, text: string, guard: Guard = {}): Promise<{ md5: string; version: number; changed: boolean; warnings: string }> {
     const id = checkLbId(lbId);
     return this.lock.run(id, async () => {
+      const startedAt = performance.now();
       const existing = this.lbs.get(id);
       this.checkGuard(existing, guard);
       const sum = md5(text);
@@ -316,8 +329,14 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
       });
       await mkdir(paths.dir, { recursive: true, mode: 0o700 });
       const meta: LbMeta = existing
-        ? { ...existing.meta, amphoraId, version: existing.meta.version + 1, md5: sum, lastAction: "config stored" }
-        : { lbId: id, amphoraId, version: 1, md5: sum, lastAction: "config stored", updatedAt: "" };
+        ? { ...existing.meta, amphoraId, version: existing.meta.version + 1, md5: sum }
+        : { lbId: id, amphoraId, version: 1, md5: sum, updatedAt: "" };
+      const rec: ActionRecord = {
+        action: "UPLOAD", ok: true, configVersion: meta.version, details: `config version ${meta.version} stored (md5 ${sum})`,
+        finishedAtMs: Date.now(), durationMs: Math.round(performance.now() - startedAt),
+      };
+      meta.lastAction = rec.details;
+      meta.history = [rec, ...(meta.history ?? [])].slice(0, HISTORY_LENGTH);
       // Both at once. A crash with only one of them replaced is repaired at
       // start: the md5 no longer matches, the complete haproxy.cfg on disk
       // (old or new) wins and gets a version above both.
@@ -377,6 +396,7 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
   }
 
   private async doStart(lb: Lb): Promise<string> {
+    const startedAt = performance.now();
     if (lb.running && (await runningMasterPid(lb.paths.pidFile)) !== undefined) {
       return `haproxy already running (serving config version ${lb.meta.served?.version ?? "unknown"})`;
     }
@@ -385,13 +405,14 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
       lb.running = true;
       lb.error = undefined;
       await this.markGood(lb);
-      lb.meta.lastAction = `started config version ${lb.meta.version} (master ${p.master.pid})`;
+      this.note(lb, "START", true, `started config version ${lb.meta.version} (master ${p.master.pid})`, startedAt);
       await writeMeta(lb.paths.meta, lb.meta);
       this.emitEvent({ type: "started", lbId: lb.id });
       return `haproxy started with config version ${lb.meta.version}`;
     } catch (e) {
       lb.running = (await runningMasterPid(lb.paths.pidFile)) !== undefined;
-      lb.meta.lastAction = `start failed: ${(e as Error).message}`;
+      const why = e instanceof DomainError && e.details ? `${e.message}: ${e.details}` : (e as Error).message;
+      this.note(lb, "START", false, `start failed: ${why}`, startedAt);
       await writeMeta(lb.paths.meta, lb.meta);
       if (e instanceof DomainError) throw e;
       throw failed("Error starting haproxy", (e as Error).message, "HAPROXY_START_FAILED");
@@ -430,6 +451,7 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
   }
 
   private async doReload(lb: Lb, force: boolean): Promise<string> {
+    const startedAt = performance.now();
     if (lb.error) throw new DomainError("unavailable", `cannot reload: ${lb.error}`, "", "MASTER_UNREACHABLE");
     const opts = this.masterOptions(lb);
     const [proc, text] = await Promise.all([showProc(opts.masterSocket), readFile(lb.paths.config, "utf8")]);
@@ -438,7 +460,7 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     const r = await reloadMaster(opts, proc);
     if (r.ok) {
       const lastGood = this.markGood(lb, text);
-      lb.meta.lastAction = `reloaded to config version ${lb.meta.version}`;
+      this.note(lb, "RELOAD", true, `reloaded to config version ${lb.meta.version}`, startedAt);
       // Both at once: the metadata may name a last-good copy not yet
       // replaced only for an instant, and a rollback checks the md5 anyway.
       await Promise.all([lastGood, writeMeta(lb.paths.meta, lb.meta)]);
@@ -451,7 +473,7 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     if (lb.meta.lastGood && lb.meta.lastGood.md5 !== lb.meta.md5) {
       const good = await readFile(lb.paths.lastGood, "utf8").catch(() => "");
       if (md5(good) !== lb.meta.lastGood.md5) {
-        lb.meta.lastAction = `reload failed: ${r.details}; the last good config is missing or damaged, nothing rolled back`;
+        this.note(lb, "RELOAD", false, `reload failed: ${r.details}; the last good config is missing or damaged, nothing rolled back`, startedAt);
         await writeMeta(lb.paths.meta, lb.meta);
         throw failed("Error reloading haproxy", lb.meta.lastAction, "RELOAD_FAILED");
       }
@@ -462,18 +484,19 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
       lb.listeners = parseConfigFacts(good).listeners;
       rolledBack = `; stored config rolled back from version ${from} to the last good one (version ${lb.meta.lastGood.version}, now stored as version ${lb.meta.version})`;
     }
-    lb.meta.lastAction = `reload failed: ${r.details}${rolledBack}`;
+    this.note(lb, "RELOAD", false, `reload failed: ${r.details}${rolledBack}`, startedAt);
     await writeMeta(lb.paths.meta, lb.meta);
     throw failed("Error reloading haproxy", `${r.details}${rolledBack}`, "RELOAD_FAILED");
   }
 
   private async doStop(lb: Lb, timeoutMs: number): Promise<string> {
+    const startedAt = performance.now();
     const how = await stopMaster(lb.paths, timeoutMs);
     const was = lb.running;
     lb.running = false;
     lb.error = undefined;
     lb.meta.served = undefined;
-    lb.meta.lastAction = how === "not-running" ? "stop: was not running" : `stopped (${how})`;
+    this.note(lb, "STOP", true, how === "not-running" ? "stop: was not running" : `stopped (${how})`, startedAt);
     await writeMeta(lb.paths.meta, lb.meta);
     if (was || how !== "not-running") this.emitEvent({ type: "stopped", lbId: lb.id });
     return how === "not-running" ? "haproxy was not running" : `haproxy stopped (${how})`;
@@ -545,6 +568,7 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
       failedReloads: 0,
       lastAction: lb.error ?? lb.meta.lastAction ?? "",
       listenerIds: lb.listeners.map((l) => l.id),
+      recentActions: lb.meta.history ?? [],
     };
     if (!lb.running) return s;
     s.masterPid = (await runningMasterPid(lb.paths.pidFile)) ?? 0;

@@ -9,6 +9,18 @@ export interface VersionRef {
   md5: string;
 }
 
+export interface ActionRecord {
+  action: "UPLOAD" | "START" | "STOP" | "RELOAD" | "EXITED";
+  ok: boolean;
+  configVersion: number;
+  details: string;
+  finishedAtMs: number;
+  durationMs: number;
+}
+
+/** How many action records a load balancer keeps. */
+export const HISTORY_LENGTH = 20;
+
 export interface LbMeta extends VersionRef {
   lbId: string;
   /** The amphora id of the upload; haproxy's -L peer name derives from it. */
@@ -18,6 +30,8 @@ export interface LbMeta extends VersionRef {
   /** What the running haproxy was started/reloaded with. */
   served?: VersionRef;
   lastAction?: string;
+  /** Most recent first. */
+  history?: ActionRecord[];
   updatedAt: string;
 }
 

@@ -79,7 +79,14 @@ test("a reload haproxy refuses (port taken) keeps the old worker serving and rol
   await lb.putConfig({ amphoraId, lbId, config: next.text, expectedVersion: 3n });
   await lb.controlLoadBalancer({ lbId, action: LoadBalancerAction.RELOAD });
   assert.equal((await httpGet(port)).body, "next");
-  assert.equal((await lb.getLoadBalancerStatus({ lbId })).status!.failedReloads, 0);
+  const after = (await lb.getLoadBalancerStatus({ lbId })).status!;
+  assert.equal(after.failedReloads, 0);
+  // The history, most recent first, survives in the metadata.
+  assert.deepEqual(after.recentActions.map((a) => [a.action, a.ok, a.configVersion]), [
+    ["RELOAD", true, 4n], ["UPLOAD", true, 4n], ["RELOAD", false, 3n], ["UPLOAD", true, 2n], ["START", true, 1n], ["UPLOAD", true, 1n],
+  ]);
+  assert.match(after.recentActions[2]!.details, /rolled back/);
+  assert.ok(after.recentActions.every((a) => a.finishedAtMs > 0n));
 });
 
 test("memory headroom: a reload that would not fit is refused with RESOURCE_EXHAUSTED unless forced", async (t) => {

@@ -31,6 +31,10 @@ function statusMsg(s: LbStatus) {
     failedReloads: s.failedReloads,
     lastAction: s.lastAction,
     listenerIds: s.listenerIds,
+    recentActions: s.recentActions.map((a) => ({
+      action: a.action, ok: a.ok, configVersion: BigInt(a.configVersion), details: a.details,
+      finishedAtMs: BigInt(a.finishedAtMs), durationMs: a.durationMs,
+    })),
   };
 }
 
