@@ -96,6 +96,11 @@ export async function startMaster(o: MasterOptions): Promise<ShowProc> {
       last = "no worker serving yet";
     } catch (e) {
       last = (e as Error).message;
+      // The launcher said yes but the master is gone: no point waiting.
+      if ((await readPid(o.pidFile)) !== undefined && (await runningMasterPid(o.pidFile)) === undefined) {
+        await removeRunFiles(o);
+        throw failed("Error starting haproxy", `haproxy exited right after start (${last})`, "HAPROXY_START_FAILED");
+      }
     }
     await sleep(2);
   }
@@ -112,8 +117,8 @@ export interface ReloadOutcome {
 /**
  * Asks the master to reload and verifies the outcome with `show proc`: the
  * master's reload counter must go up with no failure, and a new worker must
- * answer. On 2.6 `reload` itself prints nothing, and a failed reload keeps
- * the old worker serving.
+ * be listed. On 2.6 `reload` itself prints nothing, and a failed reload
+ * keeps the old worker serving.
  */
 export async function reloadMaster(o: MasterOptions, current?: ShowProc): Promise<ReloadOutcome> {
   const before = current ?? (await showProc(o.masterSocket));

@@ -174,3 +174,28 @@ test("concurrent uploads expecting the same version: exactly one wins, the other
   assert.deepEqual(results.filter((r) => !r.ok).map((r) => !r.ok && r.code), [Code.Aborted, Code.Aborted]);
   assert.equal((await lb.getConfig({ lbId })).version, 2n);
 });
+
+test("start that haproxy refuses (port taken): 'Error starting haproxy' with its output, nothing left running", async (t) => {
+  const { agent, runDir } = await setup(t);
+  const { createServer } = await import("node:net");
+  const squatter = createServer().listen(0, "127.0.0.1");
+  await new Promise((r) => squatter.once("listening", r));
+  t.after(() => new Promise<void>((r) => squatter.close(() => r())));
+  const taken = (squatter.address() as { port: number }).port;
+  const lb = agent.client(LoadBalancerService);
+  const lbId = randomUUID();
+  await lb.putConfig({ amphoraId: agent.config.amphoraId, lbId, config: octaviaConfig({ lbId, runDir, listeners: [{ port: taken, members: [], returnBody: "no" }] }).text });
+  const e = await rpcError(lb.controlLoadBalancer({ lbId, action: LoadBalancerAction.START }));
+  assert.equal(e.code, Code.Internal);
+  assert.equal(e.rawMessage, "Error starting haproxy");
+  const info = e.findDetails(ErrorInfoSchema)[0]!;
+  assert.equal(info.reason, "HAPROXY_START_FAILED");
+  assert.match(info.details, /cannot bind socket/);
+  assert.doesNotMatch(info.details, new RegExp(agent.stateDir), "file names, not the agent's paths");
+  const st = (await lb.getLoadBalancerStatus({ lbId })).status!;
+  assert.equal(st.state, "STOPPED");
+  assert.equal(st.recentActions[0]!.action, "START");
+  assert.equal(st.recentActions[0]!.ok, false);
+  assert.equal(existsSync(join(agent.stateDir, "lb", lbId, "haproxy.pid")), false);
+  assert.deepEqual((await lb.listListeners({})).listeners.map((l) => l.status), ["STOPPED"]);
+});
