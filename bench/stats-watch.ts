@@ -54,6 +54,7 @@ async function agentChild(arg: string): Promise<void> {
       id: m.id,
       polls: mon.collector.polls,
       ticks: mon.hub.ticks,
+      budgetPeakMb: Math.round(mon.streamBudget.peak / 1e5) / 10,
       pollErrors: mon.collector.pollErrors,
       subscribers: mon.hub.subscriberCount,
       groups: mon.hub.groupCount,
@@ -77,7 +78,8 @@ interface Child {
 
 async function startChild(stateDir: string, refs: LoadBalancerRef[]): Promise<Child> {
   const self = fileURLToPath(import.meta.url);
-  const proc = spawn(process.execPath, ["--import", "tsx", self, "--agent-child", JSON.stringify({ stateDir, refs })], {
+  const prof = process.env.BENCH_CPU_PROF_DIR ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : [];
+  const proc = spawn(process.execPath, [...prof, "--import", "tsx", self, "--agent-child", JSON.stringify({ stateDir, refs })], {
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
   const ready = await new Promise<{ url: string; pki: { ca: string; clientCert: string; clientKey: string } }>((resolve, reject) => {
@@ -120,6 +122,24 @@ function procUsage(pid: number): { cpuS: number; rss: number } {
   return { cpuS: ticks / 100, rss };
 }
 
+/** CPU seconds of an haproxy master and its workers. */
+function haproxyCpu(pidFile: string): number {
+  const master = Number(readFileSync(pidFile, "utf8").trim());
+  let pids = [master];
+  try {
+    pids = pids.concat(readFileSync(`/proc/${master}/task/${master}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number));
+  } catch {
+    // gone
+  }
+  return pids.reduce((n, p) => {
+    try {
+      return n + procUsage(p).cpuS;
+    } catch {
+      return n;
+    }
+  }, 0);
+}
+
 function pct(sorted: number[], p: number): number {
   if (!sorted.length) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -130,6 +150,7 @@ interface Figures {
   mode: string;
   subscribers: number;
   cpuPct: number;
+  haproxyCpuPct: number;
   rssMb: number;
   /** haproxy polls per tick of the (one) poll group: must be 1 for one LB. */
   pollsPerTick: number;
@@ -213,7 +234,7 @@ function watch(session: http2.ClientHttp2Session, req: Uint8Array, signal: Abort
   });
 }
 
-async function scenario(child: Child, lbLabel: string, lbId: string, n: number, mode: WatchMode, targets: Targets): Promise<Figures> {
+async function scenario(child: Child, lbLabel: string, lbId: string, pidFile: string, n: number, mode: WatchMode, targets: Targets): Promise<Figures> {
   const sessions: http2.ClientHttp2Session[] = [];
   for (let i = 0; i < Math.ceil(n / STREAMS_PER_SESSION); i++) {
     // Large flow-control windows, as a monitoring client of big snapshots would use.
@@ -250,6 +271,7 @@ async function scenario(child: Child, lbLabel: string, lbId: string, n: number, 
   await sleep(INTERVAL_MS); // settle after the connection storm
   const pid = child.proc.pid!;
   const u0 = procUsage(pid);
+  const h0 = haproxyCpu(pidFile);
   const s0 = await child.ask();
   measuring = true;
   const t0 = performance.now();
@@ -258,6 +280,7 @@ async function scenario(child: Child, lbLabel: string, lbId: string, n: number, 
   measuring = false;
   const elapsed = performance.now() - t0;
   const u1 = procUsage(pid);
+  const h1 = haproxyCpu(pidFile);
   const s1 = await child.ask();
   ac.abort();
   await Promise.all(loops);
@@ -269,6 +292,7 @@ async function scenario(child: Child, lbLabel: string, lbId: string, n: number, 
     mode: mode === WatchMode.CHANGES ? "changes" : "snapshots",
     subscribers: n,
     cpuPct: Math.round(((u1.cpuS - u0.cpuS) / (elapsed / 1000)) * 1000) / 10,
+    haproxyCpuPct: Math.round(((h1 - h0) / (elapsed / 1000)) * 1000) / 10,
     rssMb: Math.round(u1.rss / 1e5) / 10,
     pollsPerTick: Math.round(((s1.polls - s0.polls) / Math.max(1, s1.ticks - s0.ticks)) * 100) / 100,
     ticksPerInterval: Math.round(((s1.ticks - s0.ticks) / (elapsed / INTERVAL_MS)) * 100) / 100,
@@ -338,22 +362,25 @@ export async function main(): Promise<void> {
     pidFiles.push(small.pidFile);
     const big = await startHaproxy(dir, "big", generatedConfig(1000, 10, backendPort, tag));
     pidFiles.push(big.pidFile);
-    const sets: [string, LoadBalancerRef, WatchMode[], Targets][] = [
+    const sets: [string, LoadBalancerRef & { pidFile: string }, WatchMode[], Targets][] = [
       ["1 listener / 2 members", small, [WatchMode.SNAPSHOTS], { port: smallPort }],
       ["1,000 listeners / 10,000 members", big, [WatchMode.SNAPSHOTS, WatchMode.CHANGES], { abns: Array.from({ length: 1000 }, (_, i) => `${tag}-${i}`) }],
     ];
+    const only = process.env.BENCH_LBS?.split(",");
     for (const [label, ref, modes, targets] of sets) {
-      // One agent per load balancer, so one LB's polls do not weigh on the other's figures.
-      const child = await startChild(join(dir, `agent-${children.length}`), [{ lbId: ref.lbId, masterSocket: ref.masterSocket, running: true, listenerIds: ref.listenerIds }]);
-      children.push(child);
+      if (only && !only.some((o) => label.startsWith(o))) continue;
       for (const mode of modes) {
         for (const n of COUNTS) {
-          const f = await scenario(child, label, ref.lbId, n, mode, targets);
+          // A fresh agent per scenario: RSS and CPU are that scenario's
+          // alone; its catalog holds only this load balancer.
+          const child = await startChild(join(dir, `agent-${children.length}`), [{ lbId: ref.lbId, masterSocket: ref.masterSocket, running: true, listenerIds: ref.listenerIds }]);
+          children.push(child);
+          const f = await scenario(child, label, ref.lbId, ref.pidFile, n, mode, targets);
           results.push(f);
           console.log(JSON.stringify(f));
+          await child.stop();
         }
       }
-      await child.stop();
     }
   } finally {
     for (const c of children) await c.stop();
@@ -369,10 +396,10 @@ export async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
   console.log("\nWatchStats at 1 s (agent in its own process; targets: 1,000 subscribers < 25% of one core, 1 poll per LB per interval, lag p99 < 100 ms)");
-  console.log("load balancer                     | mode      | subs | agent CPU % | RSS MB | polls/tick | ticks/interval | lag p50 ms | lag p99 ms | msgs | missed | MB/s out");
+  console.log("load balancer                     | mode      | subs | agent CPU % | haproxy CPU % | RSS MB | polls/tick | ticks/interval | lag p50 ms | lag p99 ms | msgs | missed | MB/s out");
   for (const f of results) {
     console.log(
-      `${f.lb.padEnd(33)} | ${f.mode.padEnd(9)} | ${String(f.subscribers).padStart(4)} | ${String(f.cpuPct).padStart(11)} | ${String(f.rssMb).padStart(6)} | ${String(f.pollsPerTick).padStart(10)} | ${String(f.ticksPerInterval).padStart(14)} | ${String(f.lagP50).padStart(10)} | ${String(f.lagP99).padStart(10)} | ${String(f.messages).padStart(4)} | ${String(f.missed).padStart(6)} | ${f.mbPerS}`,
+      `${f.lb.padEnd(33)} | ${f.mode.padEnd(9)} | ${String(f.subscribers).padStart(4)} | ${String(f.cpuPct).padStart(11)} | ${String(f.haproxyCpuPct).padStart(13)} | ${String(f.rssMb).padStart(6)} | ${String(f.pollsPerTick).padStart(10)} | ${String(f.ticksPerInterval).padStart(14)} | ${String(f.lagP50).padStart(10)} | ${String(f.lagP99).padStart(10)} | ${String(f.messages).padStart(4)} | ${String(f.missed).padStart(6)} | ${f.mbPerS}`,
     );
   }
 }

@@ -5,10 +5,12 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { StatsCollector } from "../stats/collector.js";
 import type { WatchHub } from "../stats/watch-hub.js";
 import type { LoadBalancerStats } from "../stats/model.js";
+import type { ByteBudget } from "../stats/byte-budget.js";
 
 export interface MetricsSources {
   collector?: StatsCollector;
   hub?: WatchHub;
+  budget?: ByteBudget;
   /** A scrape polls a load balancer whose latest stats are older than this. */
   maxStatsAgeMs?: number;
 }
@@ -44,6 +46,10 @@ export class AgentMetrics {
     new Gauge({
       name: "amphora_stats_poll_groups", help: "Poll groups (one per distinct WatchStats interval)", registers: r,
       collect() { this.set(self.sources.hub?.groupCount ?? 0); },
+    });
+    new Gauge({
+      name: "amphora_stats_stream_bytes_in_flight", help: "Bytes of WatchStats messages being written (capped)", registers: r,
+      collect() { this.set(self.sources.budget?.inFlight ?? 0); },
     });
     new Counter({
       name: "amphora_stats_polls_total", help: "haproxy stats polls (show info + show stat of one load balancer)", registers: r,

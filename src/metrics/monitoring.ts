@@ -8,6 +8,7 @@ import type { LoadBalancerCatalog } from "../haproxy/catalog.js";
 import { StatsCollector } from "../stats/collector.js";
 import { WatchHub } from "../stats/watch-hub.js";
 import { DeltaTracker } from "../stats/deltas.js";
+import { ByteBudget } from "../stats/byte-budget.js";
 import { HeartbeatSender } from "../heartbeat/sender.js";
 import { AgentMetrics } from "./agent-metrics.js";
 import { metricsFallback } from "./http.js";
@@ -23,6 +24,8 @@ export interface Monitoring {
   getStatsDeltas: DeltaTracker;
   /** Silence after which a WatchStats stream gets an empty keepalive message. */
   keepaliveMs(): number;
+  /** Bytes of WatchStats messages in flight across all streams. */
+  streamBudget: ByteBudget;
   stop(): Promise<void>;
 }
 
@@ -36,7 +39,9 @@ export function startMonitoring(o: { catalog: LoadBalancerCatalog; config: Confi
     logger: o.logger,
     onSend: (outcome) => metrics.heartbeats.inc({ outcome }),
   });
-  metrics.attach({ collector, hub });
+  // 64 MB: ~90 full snapshots of a 10,000-member load balancer at once.
+  const streamBudget = new ByteBudget(64 << 20);
+  metrics.attach({ collector, hub, budget: streamBudget });
   const onEvent = (e: { type: string }) => {
     metrics.lbEvents.inc({ type: e.type });
     if (e.type === "reloaded") metrics.reloads.inc({ outcome: "ok" });
@@ -48,6 +53,7 @@ export function startMonitoring(o: { catalog: LoadBalancerCatalog; config: Confi
     collector, hub, heartbeat, metrics,
     fallback: metricsFallback(metrics),
     getStatsDeltas: new DeltaTracker("zero"),
+    streamBudget,
     // Well inside the server's inactivity timeout (request read timeout).
     keepaliveMs: () => Math.max(200, Math.min(15_000, Math.floor((o.config.current.requestReadTimeoutS * 1000) / 3))),
     async stop() {

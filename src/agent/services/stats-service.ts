@@ -107,6 +107,13 @@ function updateToProto(u: StatsUpdate, shareEncoding: boolean): WatchStatsRespon
   };
 }
 
+/** Bytes a message will take (binary; JSON is larger but proportional). */
+function sizeOf(u: StatsUpdate): number {
+  let n = 64;
+  for (const lb of u.loadBalancers) n += lbField(lb).length;
+  return n;
+}
+
 /** True when the call's messages are protobuf binary (gRPC, gRPC-Web, Connect proto). */
 export function isBinaryCall(contentType: string | null, protocol: string): boolean {
   if (protocol === "rest") return false;
@@ -135,7 +142,17 @@ export function statsService(m: Monitoring): Partial<ServiceImpl<typeof StatsSer
       ctx.signal.addEventListener("abort", onAbort);
       try {
         const binary = isBinaryCall(ctx.requestHeader.get("content-type"), ctx.values.get(protocolKey));
-        for await (const u of sub) yield updateToProto(u, binary);
+        for await (const u of sub) {
+          const size = sizeOf(u);
+          // Held while the transport writes this message (it asks for the
+          // next one only once the client took it).
+          await m.streamBudget.acquire(size, ctx.signal);
+          try {
+            yield updateToProto(u, binary);
+          } finally {
+            m.streamBudget.release(size);
+          }
+        }
       } finally {
         ctx.signal.removeEventListener("abort", onAbort);
         sub.close();
