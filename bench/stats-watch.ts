@@ -366,9 +366,10 @@ export async function main(): Promise<void> {
       ["1 listener / 2 members", small, [WatchMode.SNAPSHOTS], { port: smallPort }],
       ["1,000 listeners / 10,000 members", big, [WatchMode.SNAPSHOTS, WatchMode.CHANGES], { abns: Array.from({ length: 1000 }, (_, i) => `${tag}-${i}`) }],
     ];
+    // BENCH_LBS=small or big (default both).
     const only = process.env.BENCH_LBS?.split(",");
     for (const [label, ref, modes, targets] of sets) {
-      if (only && !only.some((o) => label.startsWith(o))) continue;
+      if (only && !only.includes(ref === small ? "small" : "big")) continue;
       for (const mode of modes) {
         for (const n of COUNTS) {
           // A fresh agent per scenario: RSS and CPU are that scenario's

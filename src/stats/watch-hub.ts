@@ -27,7 +27,11 @@ export interface WatchOptions {
   intervalMs: number;
   filter?: StatsFilter;
   mode: WatchMode;
-  /** Updates queued before they collapse into one snapshot (default 16). */
+  /**
+   * Updates queued before they collapse into one snapshot. Default 2 for
+   * SNAPSHOTS (a newer snapshot supersedes older ones: queuing more only
+   * adds lag) and 8 for CHANGES.
+   */
   queueLimit?: number;
   /**
    * After this long without a message, send an empty one (no load
@@ -189,7 +193,7 @@ export class Subscription implements AsyncIterable<StatsUpdate> {
       this.missed++;
       return;
     }
-    if (this.queue.length >= (this.options.queueLimit ?? 16)) {
+    if (this.queue.length >= (this.options.queueLimit ?? (this.options.mode === "snapshots" ? 2 : 8))) {
       this.missed += this.queue.length + 1;
       this.queue = [];
       this.needFull = true;
@@ -306,6 +310,7 @@ class PollGroup {
     this.ticking = true;
     try {
       const refs = this.collector.select();
+      this.onTick();
       for (const r of refs) this.collecting.add(r.lbId);
       let results: CollectedStats[];
       try {
@@ -331,7 +336,6 @@ class PollGroup {
       this.viewAt = results.length ? new Date(Math.max(...results.map((r) => r.collectedAt.getTime()))) : new Date();
       this.ready = true;
       this.ticks++;
-      this.onTick();
       this.deliver(changes, removed);
     } catch (e) {
       this.logger.error({ err: (e as Error).message, intervalMs: this.intervalMs }, "stats poll group tick failed");

@@ -43,6 +43,12 @@ const mapped = new WeakMap<LoadBalancerStats, PbLoadBalancerStats>();
 export function lbToProto(lb: LoadBalancerStats): PbLoadBalancerStats {
   let m = mapped.get(lb);
   if (m) return m;
+  m = buildLb(lb);
+  mapped.set(lb, m);
+  return m;
+}
+
+function buildLb(lb: LoadBalancerStats): PbLoadBalancerStats {
   const listeners: ListenerStats[] = lb.listeners.map((l) => ({
     $typeName: "amphora.v1.ListenerStats",
     listenerId: l.listenerId, status: LISTENER_STATE[l.status], currentSessions: BigInt(l.currentSessions),
@@ -59,13 +65,11 @@ export function lbToProto(lb: LoadBalancerStats): PbLoadBalancerStats {
       checkFailures: BigInt(s.checkFailures), lastStatusChangeSeconds: BigInt(s.lastStatusChangeSeconds),
     })),
   }));
-  m = {
+  return {
     $typeName: "amphora.v1.LoadBalancerStats",
     lbId: lb.lbId, running: lb.running, reloads: BigInt(lb.reloads), currentConnections: BigInt(lb.currentConnections),
     listeners, pools,
   };
-  mapped.set(lb, m);
-  return m;
 }
 
 function filterOf(f: { lbIds: string[]; listenerIds: string[] } | undefined): StatsFilter {
@@ -81,7 +85,9 @@ const encoded = new WeakMap<LoadBalancerStats, Uint8Array>();
 function lbField(lb: LoadBalancerStats): Uint8Array {
   let e = encoded.get(lb);
   if (!e) {
-    e = new BinaryWriter().bytes(toBinary(LoadBalancerStatsSchema, lbToProto(lb))).finish();
+    // Not via lbToProto's cache: queued updates keep their stats objects
+    // alive, and only the bytes are needed from here on.
+    e = new BinaryWriter().bytes(toBinary(LoadBalancerStatsSchema, mapped.get(lb) ?? buildLb(lb))).finish();
     encoded.set(lb, e);
   }
   return e;
