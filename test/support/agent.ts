@@ -8,6 +8,7 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import type { DescService } from "@bufbuild/protobuf";
 import { startAgent, type AgentOptions, type RunningAgent } from "../../src/agent/agent.js";
 import { silentLogger } from "../../src/log.js";
+import { killHaproxiesUnder } from "./haproxy.js";
 
 export interface TestAgent extends RunningAgent {
   stateDir: string;
@@ -16,7 +17,7 @@ export interface TestAgent extends RunningAgent {
   key: string;
   transport(kind?: "connect" | "connect-json" | "grpc" | "grpc-web"): Transport;
   client<T extends DescService>(svc: T, kind?: "connect" | "connect-json" | "grpc" | "grpc-web"): Client<T>;
-  /** Stops the agent and removes its state directory. */
+  /** Stops the agent; if it made its own state directory, ends its haproxy processes and removes the directory. */
   cleanup(): Promise<void>;
 }
 
@@ -62,7 +63,12 @@ export async function startTestAgent(o: AgentOptions = {}): Promise<TestAgent> {
         stopped = true;
         await agent.stop(1000);
       }
-      if (!o.stateDir) rmSync(stateDir, { recursive: true, force: true });
+      // haproxy outlives the agent by design: when this agent owns the state
+      // dir, end the haproxy processes it started before removing it.
+      if (!o.stateDir) {
+        await killHaproxiesUnder(stateDir);
+        rmSync(stateDir, { recursive: true, force: true });
+      }
     },
   };
 }
