@@ -39,8 +39,10 @@ export function startMonitoring(o: { catalog: LoadBalancerCatalog; config: Confi
     logger: o.logger,
     onSend: (outcome) => metrics.heartbeats.inc({ outcome }),
   });
-  // 64 MB: ~90 full snapshots of a 10,000-member load balancer at once.
-  const streamBudget = new ByteBudget(64 << 20);
+  // 16 MB: ~23 full snapshots of a 10,000-member load balancer at once.
+  // More in flight only shares the same bandwidth among more streams:
+  // every message takes longer and is staler when it arrives.
+  const streamBudget = new ByteBudget(16 << 20);
   metrics.attach({ collector, hub, budget: streamBudget });
   const onEvent = (e: { type: string }) => {
     metrics.lbEvents.inc({ type: e.type });

@@ -43,6 +43,11 @@ export class ByteBudget {
     });
   }
 
+  /** Takes n bytes without waiting (a message turned out bigger than reserved). */
+  force(n: number): void {
+    this.take(n);
+  }
+
   release(n: number): void {
     this.used = Math.max(0, this.used - n);
     this.drain();

@@ -136,6 +136,7 @@ export function statusDiff(prev: Map<string, string> | undefined, lb: LoadBalanc
 export class Subscription implements AsyncIterable<StatsUpdate> {
   private queue: Pending[] = [];
   private waiter: ((u: StatsUpdate | undefined) => void) | undefined;
+  private readyWaiter: ((ready: boolean) => void) | undefined;
   private needFull = false;
   private missed = 0;
   private seq = 0;
@@ -191,15 +192,31 @@ export class Subscription implements AsyncIterable<StatsUpdate> {
       // Already collapsed: the snapshot built when the reader comes back
       // covers this update too.
       this.missed++;
-      return;
-    }
-    if (this.queue.length >= (this.options.queueLimit ?? (this.options.mode === "snapshots" ? 2 : 8))) {
+    } else if (this.queue.length >= (this.options.queueLimit ?? (this.options.mode === "snapshots" ? 2 : 8))) {
       this.missed += this.queue.length + 1;
       this.queue = [];
       this.needFull = true;
-      return;
-    }
-    this.queue.push(p);
+    } else this.queue.push(p);
+    const r = this.readyWaiter;
+    this.readyWaiter = undefined;
+    r?.(true);
+  }
+
+  /**
+   * Resolves true once next() would answer at once (false when closed),
+   * without taking anything: a reader that must wait for something else
+   * (room to write) then takes the freshest update, not a stale one.
+   */
+  ready(): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
+    if (this.needFull || this.queue.length) return Promise.resolve(true);
+    return new Promise((r) => (this.readyWaiter = r));
+  }
+
+  /** What next() would return now (undefined if nothing is ready). */
+  peek(): Pending | undefined {
+    if (this.closed) return undefined;
+    return this.needFull ? this.group.fullFor(this) : this.queue[0];
   }
 
   next(): Promise<StatsUpdate | undefined> {
@@ -224,6 +241,9 @@ export class Subscription implements AsyncIterable<StatsUpdate> {
     const w = this.waiter;
     this.waiter = undefined;
     w?.(undefined);
+    const r = this.readyWaiter;
+    this.readyWaiter = undefined;
+    r?.(false);
     this.onClose(this);
   }
 

@@ -114,9 +114,9 @@ function updateToProto(u: StatsUpdate, shareEncoding: boolean): WatchStatsRespon
 }
 
 /** Bytes a message will take (binary; JSON is larger but proportional). */
-function sizeOf(u: StatsUpdate): number {
+function sizeOf(u: { loadBalancers: LoadBalancerStats[] } | undefined): number {
   let n = 64;
-  for (const lb of u.loadBalancers) n += lbField(lb).length;
+  for (const lb of u?.loadBalancers ?? []) n += lbField(lb).length;
   return n;
 }
 
@@ -148,11 +148,22 @@ export function statsService(m: Monitoring): Partial<ServiceImpl<typeof StatsSer
       ctx.signal.addEventListener("abort", onAbort);
       try {
         const binary = isBinaryCall(ctx.requestHeader.get("content-type"), ctx.values.get(protocolKey));
-        for await (const u of sub) {
+        // Wait for an update, then for room to write it, and only then
+        // take it: while this stream waits for room, its queue collapses
+        // into the freshest snapshot instead of going stale.
+        while (await sub.ready()) {
+          const reserved = sizeOf(sub.peek());
+          await m.streamBudget.acquire(reserved, ctx.signal);
+          const u = await sub.next();
+          if (!u) {
+            m.streamBudget.release(reserved);
+            break;
+          }
           const size = sizeOf(u);
+          if (size > reserved) m.streamBudget.force(size - reserved);
+          else m.streamBudget.release(reserved - size);
           // Held while the transport writes this message (it asks for the
           // next one only once the client took it).
-          await m.streamBudget.acquire(size, ctx.signal);
           try {
             yield updateToProto(u, binary);
           } finally {
