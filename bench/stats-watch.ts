@@ -55,6 +55,8 @@ async function agentChild(arg: string): Promise<void> {
       polls: mon.collector.polls,
       ticks: mon.hub.ticks,
       budgetPeakMb: Math.round(mon.streamBudget.peak / 1e5) / 10,
+      gcd: ((g) => (g ? (g(), g(), true) : false))((globalThis as { gc?: () => void }).gc),
+      memory: Object.fromEntries(Object.entries(process.memoryUsage()).map(([k, v]) => [k, Math.round(v / 1e6)])),
       pollErrors: mon.collector.pollErrors,
       subscribers: mon.hub.subscriberCount,
       groups: mon.hub.groupCount,
@@ -79,6 +81,9 @@ interface Child {
 async function startChild(stateDir: string, refs: LoadBalancerRef[]): Promise<Child> {
   const self = fileURLToPath(import.meta.url);
   const prof = process.env.BENCH_CPU_PROF_DIR ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : [];
+  // E.g. 384 to see whether RSS is live memory or garbage a small amphora's GC would collect.
+  if (process.env.BENCH_AGENT_HEAP_MB) prof.push(`--max-old-space-size=${process.env.BENCH_AGENT_HEAP_MB}`);
+  if (process.env.BENCH_DEBUG) prof.push("--expose-gc");
   const proc = spawn(process.execPath, [...prof, "--import", "tsx", self, "--agent-child", JSON.stringify({ stateDir, refs })], {
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
@@ -282,6 +287,7 @@ async function scenario(child: Child, lbLabel: string, lbId: string, pidFile: st
   const u1 = procUsage(pid);
   const h1 = haproxyCpu(pidFile);
   const s1 = await child.ask();
+  if (process.env.BENCH_DEBUG) console.error(JSON.stringify(s1));
   ac.abort();
   await Promise.all(loops);
   for (const s of sessions) s.close();
