@@ -6,8 +6,15 @@
 //
 // The agent runs in a child process (so its CPU and RSS are its own) with a
 // fixed catalog naming the haproxy processes this benchmark starts itself in
-// master-worker mode; clients run here. Both share the machine's 2 cores
-// with haproxy and with each other, so lag includes client-side decoding.
+// master-worker mode; clients run here (a minimal Connect client that skips
+// decoding the load balancers). Both share the machine's 2 cores with
+// haproxy and with each other, so lag includes client-side scheduling.
+// A fresh agent per scenario.
+//
+// Environment: BENCH_SUBSCRIBERS (default "1,100,1000"), BENCH_WINDOW_MS
+// (6000), BENCH_LBS ("small", "big"), BENCH_CPU_PROF_DIR (agent
+// --cpu-prof), BENCH_AGENT_HEAP_MB (agent --max-old-space-size),
+// BENCH_DEBUG (print the agent's memory after a forced GC).
 import { spawn, type ChildProcess } from "node:child_process";
 import { EventEmitter, setMaxListeners } from "node:events";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
