@@ -14,7 +14,8 @@
 // Environment: BENCH_SUBSCRIBERS (default "1,100,1000"), BENCH_WINDOW_MS
 // (6000), BENCH_LBS ("small", "big"), BENCH_CPU_PROF_DIR (agent
 // --cpu-prof), BENCH_AGENT_HEAP_MB (agent --max-old-space-size),
-// BENCH_DEBUG (print the agent's memory after a forced GC).
+// BENCH_DEBUG (print the agent's memory after a forced GC),
+// BENCH_CLIENT_WINDOW_MB (client HTTP/2 stream window; default Node's 64 KB).
 import { spawn, type ChildProcess } from "node:child_process";
 import { EventEmitter, setMaxListeners } from "node:events";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
@@ -249,9 +250,11 @@ function watch(session: http2.ClientHttp2Session, req: Uint8Array, signal: Abort
 async function scenario(child: Child, lbLabel: string, lbId: string, pidFile: string, n: number, mode: WatchMode, targets: Targets): Promise<Figures> {
   const sessions: http2.ClientHttp2Session[] = [];
   for (let i = 0; i < Math.ceil(n / STREAMS_PER_SESSION); i++) {
-    // Large flow-control windows, as a monitoring client of big snapshots would use.
-    const s = http2.connect(child.url, { ca: child.ca, cert: child.cert, key: child.key, settings: { initialWindowSize: 8 << 20 } });
-    s.on("connect", () => s.setLocalWindowSize(64 << 20));
+    // BENCH_CLIENT_WINDOW_MB: larger HTTP/2 flow-control windows than
+    // Node's default 64 KB (a client of big snapshots might use them).
+    const win = Number(process.env.BENCH_CLIENT_WINDOW_MB ?? 0) << 20;
+    const s = http2.connect(child.url, { ca: child.ca, cert: child.cert, key: child.key, ...(win ? { settings: { initialWindowSize: win } } : {}) });
+    if (win) s.on("connect", () => s.setLocalWindowSize(8 * win));
     s.on("error", () => {});
     sessions.push(s);
   }
