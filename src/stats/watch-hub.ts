@@ -406,7 +406,10 @@ class PollGroup {
     this.view = this.view.filter((l) => l.lbId !== lbId);
     this.statusSent.delete(lbId);
     for (const s of this.subs) {
-      if (s.seen.has(lbId)) s.push({ loadBalancers: [], removedLbIds: [lbId], collectedAt: new Date(), full: false, statusOnly: true });
+      // Also when it may sit in an update not read yet (seen is updated on read).
+      if (s.seen.has(lbId) || (!s.firstPending && s.queued > 0)) {
+        s.push({ loadBalancers: [], removedLbIds: [lbId], collectedAt: new Date(), full: false, statusOnly: true });
+      }
     }
   }
 }
