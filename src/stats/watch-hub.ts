@@ -43,6 +43,13 @@ export interface WatchOptions {
 
 export const MIN_INTERVAL_MS = 100;
 export const MAX_INTERVAL_MS = 3_600_000;
+/**
+ * CHANGES promises status changes at once, not at the next tick: while a
+ * CHANGES subscriber has a longer interval than this, every load balancer
+ * is also polled this often (one probe for all groups; it only feeds the
+ * status-change path).
+ */
+export const STATUS_PROBE_MS = 1000;
 
 type Pending = Omit<StatsUpdate, "missedUpdates" | "sequence">;
 
@@ -299,6 +306,11 @@ class PollGroup {
     if (this.subs.delete(s) && s.options.mode === "changes") this.changesSubs--;
   }
 
+  /** Whether this group needs the status probe (CHANGES subscribers, long interval). */
+  get wantsProbe(): boolean {
+    return this.changesSubs > 0 && this.intervalMs > STATUS_PROBE_MS;
+  }
+
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
@@ -418,6 +430,10 @@ export class WatchHub {
   private readonly groups = new Map<number, PollGroup>();
   /** Ticks of all poll groups so far (polls / ticks = LBs polled per tick). */
   ticks = 0;
+  /** Status probes run so far (see STATUS_PROBE_MS). */
+  probes = 0;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private probing = false;
   private readonly onLb = (e: LoadBalancerEvent) => this.handleLb(e);
   private readonly onCollected = (c: CollectedStats) => {
     for (const g of this.groups.values()) g.onCollected(c);
@@ -459,9 +475,36 @@ export class WatchHub {
         group.stop();
         this.groups.delete(intervalMs);
       }
+      this.updateProbe();
     });
     group.add(s);
+    this.updateProbe();
     return s;
+  }
+
+  private updateProbe(): void {
+    const want = !this.closed && [...this.groups.values()].some((g) => g.wantsProbe);
+    if (want && !this.probeTimer) {
+      this.probeTimer = setInterval(() => void this.probe(), STATUS_PROBE_MS);
+      this.probeTimer.unref();
+    } else if (!want && this.probeTimer) {
+      clearInterval(this.probeTimer);
+      this.probeTimer = undefined;
+    }
+  }
+
+  /** Polls every load balancer; groups see status changes through "collected". */
+  private async probe(): Promise<void> {
+    if (this.probing) return;
+    this.probing = true;
+    this.probes++;
+    try {
+      await this.collector.collectMany(this.collector.select());
+    } catch (e) {
+      this.logger.warn({ err: (e as Error).message }, "stats status probe failed");
+    } finally {
+      this.probing = false;
+    }
   }
 
   private handleLb(e: LoadBalancerEvent): void {
@@ -481,6 +524,8 @@ export class WatchHub {
   /** Ends every stream (normally) and stops all polling; later subscriptions end at once. */
   close(): void {
     this.closed = true;
+    clearInterval(this.probeTimer);
+    this.probeTimer = undefined;
     this.collector.off("lb", this.onLb);
     this.collector.off("collected", this.onCollected);
     for (const g of this.groups.values()) {

@@ -186,3 +186,35 @@ test("a reload mid-stream: the stream continues and totals keep growing", async 
     assert.ok((x.loadBalancers[0]?.listeners[0]?.delta?.totalSessions ?? 0) >= 0);
   }
 });
+
+test("CHANGES with a long interval: a member going to MAINT arrives within seconds from the status probe alone", async () => {
+  const a = await env.startLb();
+  env.catalog.put(a.ref());
+  after(() => env.catalog.remove(a.lbId));
+  const { hub } = setup();
+  const sub = hub.subscribe({ intervalMs: 3_600_000, mode: "changes" });
+  const r = reader(sub);
+  await until("first snapshot", () => r.got.length >= 1 || undefined);
+  const m1 = a.memberIds[1]!;
+  const t0 = Date.now();
+  await a.cli(`@1 set server ${a.poolName}/${m1} state maint`);
+  const u = await until("maint via probe", () => r.got.find((x) => x.statusOnly), 5000);
+  assert.ok(Date.now() - t0 < 5000);
+  assert.deepEqual(u.loadBalancers[0]!.pools[0]!.members.map((m) => [m.memberId, m.status]), [[m1, "MAINT"]]);
+  // The probe ends with the last CHANGES subscriber of a long interval.
+  sub.close();
+  await r.done;
+  const probes = hub.probes;
+  await sleep(1500);
+  assert.equal(hub.probes, probes);
+});
+
+test("no status probe for SNAPSHOTS or short CHANGES intervals", async () => {
+  const { hub } = setup();
+  const s1 = hub.subscribe({ intervalMs: 60_000, mode: "snapshots" });
+  const s2 = hub.subscribe({ intervalMs: 1000, mode: "changes" });
+  await sleep(1500);
+  assert.equal(hub.probes, 0);
+  s1.close();
+  s2.close();
+});
