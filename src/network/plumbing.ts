@@ -189,7 +189,13 @@ export class NetworkPlumbing {
 
   private async findLink(mac: string): Promise<IpLink> {
     const link = await this.ip.linkByMac(mac);
-    if (!link) throw notFound("No suitable network interface found", `no interface with MAC address ${mac}`, "INTERFACE_NOT_FOUND");
+    if (!link) throw notFound(
+      "No suitable network interface found",
+      // The controller retries a plug while the port is not there yet, and
+      // recognises that case by this phrase in the details.
+      `No suitable network interface found: no interface with MAC address ${mac}`,
+      "INTERFACE_NOT_FOUND",
+    );
     return link;
   }
 

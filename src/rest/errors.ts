@@ -43,9 +43,9 @@ export interface RestError {
  * route's invalid_message and the violation text; domain errors (ErrorInfo
  * attached by src/agent/error-mapping.ts) with their message and details.
  */
-export function restError(e: unknown, invalidMessage: string): RestError {
+export function restError(e: unknown, invalidMessage: string, invalidStatus = 400): RestError {
   const err = ConnectError.from(e);
-  const status = HTTP_STATUS[err.code] ?? 500;
+  const status = err.code === Code.InvalidArgument ? invalidStatus : (HTTP_STATUS[err.code] ?? 500);
   const info = err.findDetails(ErrorInfoSchema)[0];
   if (info) return { status, message: err.rawMessage, details: info.details };
   if (err.code === Code.InvalidArgument && err.findDetails(ViolationsSchema).length) {

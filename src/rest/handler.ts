@@ -242,7 +242,7 @@ export function createRestHandler(o: RestOptions): RestHandler {
         if (!res.writableEnded) res.end();
         return true;
       }
-      const re = restError(err, e.invalidMessage);
+      const re = restError(err, e.invalidMessage, e.invalidStatus);
       sendJson(res, re.status, errorBody(re.message, re.details));
     } finally {
       call.release();

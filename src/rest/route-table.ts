@@ -37,6 +37,8 @@ export interface RestEndpoint {
   ifMatchField?: DescField;
   /** "message" of a 400 for a request that breaks a rule. */
   invalidMessage: string;
+  /** Status of an invalid_argument answer (400 unless the route says otherwise). */
+  invalidStatus: number;
 }
 
 export type Match =
@@ -157,6 +159,7 @@ export function endpointsOf(methods: Iterable<DescMethod>): RestEndpoint[] {
         etagField,
         ifMatchField,
         invalidMessage: o.invalidMessage || "Invalid request",
+        invalidStatus: o.invalidStatus || 400,
       });
     }
   }

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file amphora/v1/options.proto.
  */
 export const file_amphora_v1_options: GenFile = /*@__PURE__*/
-  fileDesc("ChhhbXBob3JhL3YxL29wdGlvbnMucHJvdG8SCmFtcGhvcmEudjEixQEKCVJlc3RSb3V0ZRIOCgZtZXRob2QYASABKAkSDAoEcGF0aBgCIAEoCRIYChBhZGRpdGlvbmFsX3BhdGhzGAMgAygJEgwKBGJvZHkYBCABKAkSFQoNcmVzcG9uc2VfYm9keRgFIAEoCRIWCg5zdWNjZXNzX3N0YXR1cxgGIAEoBRISCgpldGFnX2ZpZWxkGAcgASgJEhYKDmlmX21hdGNoX2ZpZWxkGAggASgJEhcKD2ludmFsaWRfbWVzc2FnZRgJIAEoCTpLCgRyZXN0Eh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYuY4DIAEoCzIVLmFtcGhvcmEudjEuUmVzdFJvdXRlUgRyZXN0YgZwcm90bzM", [file_google_protobuf_descriptor]);
+  fileDesc("ChhhbXBob3JhL3YxL29wdGlvbnMucHJvdG8SCmFtcGhvcmEudjEi3QEKCVJlc3RSb3V0ZRIOCgZtZXRob2QYASABKAkSDAoEcGF0aBgCIAEoCRIYChBhZGRpdGlvbmFsX3BhdGhzGAMgAygJEgwKBGJvZHkYBCABKAkSFQoNcmVzcG9uc2VfYm9keRgFIAEoCRIWCg5zdWNjZXNzX3N0YXR1cxgGIAEoBRISCgpldGFnX2ZpZWxkGAcgASgJEhYKDmlmX21hdGNoX2ZpZWxkGAggASgJEhcKD2ludmFsaWRfbWVzc2FnZRgJIAEoCRIWCg5pbnZhbGlkX3N0YXR1cxgKIAEoBTpLCgRyZXN0Eh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYuY4DIAEoCzIVLmFtcGhvcmEudjEuUmVzdFJvdXRlUgRyZXN0YgZwcm90bzM", [file_google_protobuf_descriptor]);
 
 /**
  * How an RPC is reached over the classic REST/JSON interface that Octavia
@@ -94,6 +94,15 @@ export type RestRoute = Message<"amphora.v1.RestRoute"> & {
    * @generated from field: string invalid_message = 9;
    */
   invalidMessage: string;
+
+  /**
+   * HTTP status of an invalid_argument answer on this route (400 when
+   * unset). Octavia answers 500 on a few routes, and its controller treats
+   * a status it does not check for there (such as 400) as success.
+   *
+   * @generated from field: int32 invalid_status = 10;
+   */
+  invalidStatus: number;
 };
 
 /**
