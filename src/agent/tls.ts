@@ -1,45 +1,9 @@
 // The agent's TLS material: load it, check it, and rotate the server
 // certificate at run time without dropping established connections.
 import { readFileSync } from "node:fs";
-import { X509Certificate, createPrivateKey, type KeyObject } from "node:crypto";
 import type { SecureContextOptions } from "node:tls";
-import { invalid } from "../errors.js";
+import { parsePemBundle } from "../certs/pem-bundle.js";
 import { writeFileAtomic } from "../system/fs-atomic.js";
-
-export interface ParsedBundle {
-  keyPem: string;
-  certPem: string; // leaf first, then chain
-  leaf: X509Certificate;
-  key: KeyObject;
-}
-
-const BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----[\s\S]+?-----END \1-----/g;
-
-/**
- * Splits a PEM bundle into key and certificates, and checks that the key
- * matches the first certificate. Errors carry the messages controllers know.
- */
-export function parsePemBundle(pem: string): ParsedBundle {
-  const blocks = [...pem.matchAll(BLOCK)].map((m) => ({ type: m[1]!, text: m[0] }));
-  const certs = blocks.filter((b) => b.type === "CERTIFICATE");
-  const keys = blocks.filter((b) => /PRIVATE KEY$/.test(b.type));
-  if (certs.length === 0) throw invalid("No certificate found", "", "NO_CERTIFICATE");
-  if (keys.length === 0) throw invalid("No RSA key found", "", "NO_PRIVATE_KEY");
-  let leaf: X509Certificate;
-  let key: KeyObject;
-  try {
-    leaf = new X509Certificate(certs[0]!.text);
-  } catch (e) {
-    throw invalid("No certificate found", `certificate cannot be parsed: ${(e as Error).message}`, "NO_CERTIFICATE");
-  }
-  try {
-    key = createPrivateKey(keys[0]!.text);
-  } catch (e) {
-    throw invalid("No RSA key found", `private key cannot be parsed: ${(e as Error).message}`, "NO_PRIVATE_KEY");
-  }
-  if (!leaf.checkPrivateKey(key)) throw invalid("Certificate and key do not match", "", "KEY_MISMATCH");
-  return { keyPem: keys[0]!.text + "\n", certPem: certs.map((c) => c.text).join("\n") + "\n", leaf, key };
-}
 
 export interface TlsMaterial {
   ca: string;
