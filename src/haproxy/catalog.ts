@@ -15,7 +15,9 @@ export interface LoadBalancerRef {
 export type LoadBalancerEvent =
   | { type: "created" | "started" | "stopped" | "deleted"; lbId: string }
   /** A reload succeeded: counters of the new worker restart at zero. */
-  | { type: "reloaded"; lbId: string };
+  | { type: "reloaded"; lbId: string }
+  /** A reload failed; the old worker still serves. */
+  | { type: "reload_failed"; lbId: string };
 
 export interface LoadBalancerCatalog extends EventEmitter<{ event: [LoadBalancerEvent] }> {
   list(): LoadBalancerRef[];

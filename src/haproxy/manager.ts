@@ -475,6 +475,7 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
       if (md5(good) !== lb.meta.lastGood.md5) {
         this.note(lb, "RELOAD", false, `reload failed: ${r.details}; the last good config is missing or damaged, nothing rolled back`, startedAt);
         await writeMeta(lb.paths.meta, lb.meta);
+        this.emitEvent({ type: "reload_failed", lbId: lb.id });
         throw failed("Error reloading haproxy", lb.meta.lastAction, "RELOAD_FAILED");
       }
       await writeFileAtomic(lb.paths.config, good, 0o600);
@@ -486,6 +487,7 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     }
     this.note(lb, "RELOAD", false, `reload failed: ${r.details}${rolledBack}`, startedAt);
     await writeMeta(lb.paths.meta, lb.meta);
+    this.emitEvent({ type: "reload_failed", lbId: lb.id });
     throw failed("Error reloading haproxy", `${r.details}${rolledBack}`, "RELOAD_FAILED");
   }
 

@@ -19,7 +19,7 @@ export class AgentMetrics {
   readonly registry = new Registry();
   readonly rpcs: Counter<"method" | "code">;
   readonly rpcSeconds: Histogram<"method">;
-  /** haproxy reloads by outcome: "ok" from the catalog's reloaded events; failures are not visible through the catalog. */
+  /** haproxy reloads by outcome ("ok", "failed"), from the catalog's events. */
   readonly reloads: Counter<"outcome">;
   /** haproxy config validations by outcome (valid/invalid/error, from PutConfig results). */
   readonly configValidations: Counter<"outcome">;

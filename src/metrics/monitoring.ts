@@ -47,6 +47,7 @@ export function startMonitoring(o: { catalog: LoadBalancerCatalog; config: Confi
   const onEvent = (e: { type: string }) => {
     metrics.lbEvents.inc({ type: e.type });
     if (e.type === "reloaded") metrics.reloads.inc({ outcome: "ok" });
+    else if (e.type === "reload_failed") metrics.reloads.inc({ outcome: "failed" });
   };
   o.catalog.on("event", onEvent);
   // The baseline poll runs in the background; sends start one interval later.

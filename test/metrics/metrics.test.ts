@@ -101,10 +101,20 @@ test("/metrics counts config validations (PutConfig outcomes) and reloads from t
   await lbs.putConfig({ amphoraId, lbId, config: cfg.text });
   await lbs.controlLoadBalancer({ lbId, action: LoadBalancerAction.START });
   await lbs.controlLoadBalancer({ lbId, action: LoadBalancerAction.RELOAD });
+  // A reload haproxy refuses: the second listener's port is held by someone else.
+  const { createServer } = await import("node:net");
+  const squatter = createServer().listen(0, "127.0.0.1");
+  await new Promise((r) => squatter.once("listening", r));
+  after(() => new Promise<void>((r) => squatter.close(() => r())));
+  const taken = (squatter.address() as { port: number }).port;
+  const bad = octaviaConfig({ lbId, runDir, listeners: [cfg.listeners[0]!, { port: taken, members: [], returnBody: "x" }] });
+  await lbs.putConfig({ amphoraId, lbId, config: bad.text });
+  await assert.rejects(lbs.controlLoadBalancer({ lbId, action: LoadBalancerAction.RELOAD }));
   const m = (await get(agent, "/metrics")).body;
   assert.equal(value(m, 'amphora_haproxy_config_validations_total{outcome="invalid"}'), 1);
-  assert.equal(value(m, 'amphora_haproxy_config_validations_total{outcome="valid"}'), 1);
+  assert.equal(value(m, 'amphora_haproxy_config_validations_total{outcome="valid"}'), 2);
   assert.equal(value(m, 'amphora_haproxy_reloads_total{outcome="ok"}'), 1);
+  assert.equal(value(m, 'amphora_haproxy_reloads_total{outcome="failed"}'), 1);
   assert.equal(value(m, 'amphora_lb_events_total{type="started"}'), 1);
   assert.equal(value(m, `amphora_lb_running{lb_id="${lbId}"}`), 1);
 });
