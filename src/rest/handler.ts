@@ -215,8 +215,10 @@ export function createRestHandler(o: RestOptions): RestHandler {
         return true;
       }
       if (err instanceof RestReject) {
-        logReject(err.status, err.message, err.details);
-        sendJson(res, err.status, errorBody(err.message, err.details), err.headers);
+        // An unusable request answers like a validation failure of the route.
+        const status = err.status === 400 ? e.invalidStatus : err.status;
+        logReject(status, err.message, err.details);
+        sendJson(res, status, errorBody(err.message, err.details), err.headers);
         return true;
       }
       if (err instanceof ClientGone) {

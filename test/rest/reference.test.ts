@@ -276,6 +276,10 @@ describe("every route of the reference, over HTTP/1.1 keep-alive and TLS 1.2", (
   row("PUT /1.0/config", "a malformed file answers 500 as the reference lists", async () => {
     const r = await a.request("PUT", "/1.0/config", { body: "[health_manager]\nheartbeat_interval = often\n" });
     expectError(r, 500, "Unable to update amphora-agent configuration.");
+    // So do an empty body (a validation rule) and one that is not UTF-8 text (refused by the REST layer).
+    expectError(await a.request("PUT", "/1.0/config", { body: "" }), 500, "Unable to update amphora-agent configuration.", /config/);
+    expectError(await a.request("PUT", "/1.0/config", { body: Buffer.from([0x5b, 0xff, 0xfe, 0x5d]) }), 500, "Unable to update amphora-agent configuration.", /UTF-8/);
+    assert.equal(A.ctx.config.current.heartbeatIntervalS, 7);
   });
   row("PUT /1.0/certificate", "202 OK; new connections are served with it", async () => {
     const bundle = readFileSync(A.pki!.serverBundle, "utf8");

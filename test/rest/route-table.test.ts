@@ -80,6 +80,8 @@ test("body kinds and limits come from the options and the protovalidate rules", 
   assert.equal(putConfig.ifMatchField?.name, "expected_md5");
   assert.equal(get("PutCertificate /1.0/loadbalancer/{lb_id}/certificates/{filename}").bodyLimit, 1024 * 1024);
   assert.equal(get("UpdateAgentConfig /1.0/config").bodyLimit, 65536);
+  assert.equal(get("UpdateAgentConfig /1.0/config").invalidStatus, 500);
+  assert.equal(putConfig.invalidStatus, 400);
   assert.equal(get("RotateAgentCertificate /1.0/certificate").bodyLimit, 262144);
   assert.equal(get("PlugVip /1.0/plug/vip/{vip}").body.kind, "json-object");
   assert.equal(get("PlugVip /1.0/plug/vip/{vip}").bodyLimit, DEFAULT_JSON_LIMIT);
