@@ -35,6 +35,10 @@ test("a validation failure answers with the route's message and the violation te
     { desc: ViolationsSchema, value: create(ViolationsSchema, {}) },
   ]);
   assert.deepEqual(restError(err, "Invalid Request"), { status: 400, message: "Invalid Request", details: "lb_id: value must be a valid UUID [string.uuid]" });
+  // A route may answer invalid requests with another status (PUT /1.0/config: 500); other codes keep theirs.
+  assert.equal(restError(err, "Unable", 500).status, 500);
+  assert.equal(restError(toConnectError(new DomainError("invalid", "bad", "why")), "x", 500).status, 500);
+  assert.equal(restError(toConnectError(new DomainError("not_found", "gone")), "x", 500).status, 404);
   // Without violations or ErrorInfo (e.g. the router's own unimplemented): the error's message.
   assert.deepEqual(restError(new ConnectError("not implemented", Code.Unimplemented), "x"), { status: 501, message: "not implemented", details: "" });
   assert.deepEqual(restError(new Error("boom"), "x"), { status: 500, message: "boom", details: "" });
