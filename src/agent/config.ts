@@ -62,7 +62,9 @@ export function parseIni(text: string, file: string): Ini {
       return;
     }
     const kv = /^([A-Za-z0-9_.-]+)\s*[=:]\s*(.*)$/.exec(line);
-    if (!kv) throw new ConfigError(file, i + 1, "", `cannot parse line: ${JSON.stringify(raw.slice(0, 80))}`);
+    // Only the first word: the rest of a malformed line may be a secret
+    // (e.g. "heartbeat_key insecure" without "=").
+    if (!kv) throw new ConfigError(file, i + 1, "", `cannot parse line starting with ${JSON.stringify(line.split(/[\s=:]/)[0]!.slice(0, 40))}: expected "key = value" or "[section]"`);
     out.get(section)!.set(kv[1]!, { value: kv[2]!.trim(), line: i + 1 });
   });
   return out;

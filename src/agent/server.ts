@@ -27,7 +27,16 @@ export interface AgentServerOptions {
   interceptors: Interceptor[];
   fallbacks?: FallbackHandler[];
   requestTimeoutMs?: number;
+  /** Largest RPC request message accepted (default MAX_RPC_REQUEST_BYTES). */
+  readMaxBytes?: number;
 }
+
+/**
+ * The largest request the contract allows is an 8 MiB haproxy config
+ * (PutConfig's max_bytes rule); a little more for the rest of the message.
+ * Without a limit connect-node reads up to 4 GiB before validation runs.
+ */
+export const MAX_RPC_REQUEST_BYTES = 8 * 1024 * 1024 + 64 * 1024;
 
 export interface AgentServer {
   server: http2.Http2SecureServer;
@@ -54,6 +63,7 @@ export function createAgentServer(o: AgentServerOptions): AgentServer {
   const handler = connectNodeAdapter({
     routes: o.routes,
     interceptors: [...o.interceptors, createValidateInterceptor()],
+    readMaxBytes: o.readMaxBytes ?? MAX_RPC_REQUEST_BYTES,
     contextValues: (req) => createContextValues().set(peerSubjectKey, peerSubject(req.socket)),
     fallback: (req, res) => {
       void (async () => {
@@ -76,7 +86,8 @@ export function createAgentServer(o: AgentServerOptions): AgentServer {
       busy.set(sock, (busy.get(sock) ?? 0) + 1);
       res.once("close", () => {
         const n = (busy.get(sock) ?? 1) - 1;
-        busy.set(sock, n);
+        if (n > 0) busy.set(sock, n);
+        else busy.delete(sock); // no entry per idle keep-alive socket
         if (closing && n === 0) sock.end();
       });
       if (closing) (res as ServerResponse).setHeader("connection", "close");

@@ -1,7 +1,10 @@
 // Octavia's amphora-agent.conf as the agent reads it.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { Writable } from "node:stream";
+import { pino } from "pino";
 import { applyIni, defaultConfig, ConfigError } from "../../src/agent/config.js";
+import { redactPaths } from "../../src/log.js";
 
 const OCTAVIA_STYLE = `
 [DEFAULT]
@@ -63,4 +66,20 @@ test("an invalid value of a used option names file, line and option", () => {
 
 test("a malformed line is an error with its line number", () => {
   assert.throws(() => applyIni(defaultConfig(), "[a]\nok = 1\nthis is not ini\n", "f.conf"), /f\.conf:3.*cannot parse/);
+});
+
+test("a malformed line's error does not repeat the rest of the line, which may be a secret", () => {
+  assert.throws(
+    () => applyIni(defaultConfig(), "[health_manager]\nheartbeat_key s3cr3t-value\n", "f.conf"),
+    (e: ConfigError) => /f\.conf:2/.test(e.message) && /heartbeat_key/.test(e.message) && !e.message.includes("s3cr3t"),
+  );
+});
+
+test("log lines redact secrets by key name, snake_case and camelCase, nested too", () => {
+  let out = "";
+  const sink = new Writable({ write(c, _e, cb) { out += c; cb(); } });
+  const log = pino({ redact: { paths: redactPaths, censor: "[redacted]" } }, sink);
+  log.info({ heartbeatKey: "k1", config: { heartbeat_key: "k2", keyPem: "k3" }, a: { b: { pem: "k4" } }, lb: "visible" }, "x");
+  for (const s of ["k1", "k2", "k3", "k4"]) assert.ok(!out.includes(`"${s}"`), `${s} leaked: ${out}`);
+  assert.match(out, /visible/);
 });

@@ -161,3 +161,15 @@ test("HTTP/2 is negotiated with ALPN", async () => {
     session.close();
   }
 });
+
+test("an RPC request larger than any the contract allows is refused before it is decoded", async () => {
+  const { LoadBalancerService } = await import("../../src/gen/amphora/v1/load_balancer_pb.js");
+  const lbs = agent.client(LoadBalancerService, "connect");
+  const huge = "#".repeat(9 * 1024 * 1024);
+  // Without the server's read limit this reaches protovalidate, which
+  // answers invalid_argument ("must be at most 8388608 bytes").
+  await assert.rejects(
+    lbs.putConfig({ amphoraId: agent.config.amphoraId, lbId: "11111111-2222-4333-8444-555555555555", config: huge }),
+    (e: ConnectError) => e.code === Code.ResourceExhausted,
+  );
+});
