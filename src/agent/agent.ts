@@ -69,7 +69,11 @@ async function devAmphoraId(stateDir: string): Promise<string> {
 export async function buildConfig(o: AgentOptions): Promise<{ config: AgentConfig; ignored: string[]; pki?: PkiPaths; configFile: string }> {
   let config = defaultConfig(o.stateDir ? resolve(o.stateDir) : o.dev ? resolve("state") : undefined);
   let ignored: string[] = [];
-  if (o.configFile) ({ config, ignored } = loadConfigFile(config, o.configFile));
+  // Without --config, UpdateAgentConfig keeps its file in the state dir:
+  // read it back so an update survives a restart.
+  const stored = join(o.stateDir ? resolve(o.stateDir) : config.stateDir, "amphora-agent.conf");
+  const file = o.configFile ?? (existsSync(stored) ? stored : undefined);
+  if (file) ({ config, ignored } = loadConfigFile(config, file));
   // Flags override the file.
   if (o.stateDir) config.stateDir = resolve(o.stateDir);
   if (o.listen) {
@@ -101,53 +105,73 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
   if (ignored.length) logger.info({ options: ignored }, "config options not used by this agent are ignored");
   const tlsMaterial = loadTlsMaterial(config.serverCaFile, config.serverCertFile);
   const store = new ConfigStore(config, configFile, logger);
+  // What has been started, undone in reverse order by stop() or when a
+  // later step of the start fails (port in use...), so a failed start
+  // leaves no timers, pollers or supervision behind.
+  const undo: { what: string; fn: () => unknown }[] = [];
+  const unwind = async () => {
+    for (const u of undo.splice(0).reverse()) {
+      try {
+        await u.fn();
+      } catch (e) {
+        logger.warn({ err: (e as Error).message, step: u.what }, "shutdown step failed");
+      }
+    }
+  };
   let server: AgentServer | undefined;
   const tls = createTlsControl(config.serverCertFile, tlsMaterial, (opts) => server!.server.setSecureContext(opts));
-  // Re-adopts load balancers whose haproxy survived an agent restart.
-  const lbs = await LoadBalancerManager.open({
-    stateDir: config.stateDir,
-    certDir: config.certDir,
-    settings: () => ({ haproxyCmd: store.current.haproxyCmd, netns: store.current.netns, amphoraId: store.current.amphoraId }),
-    logger,
-  });
-  const certs = new CertificateStore(config.certDir, lbs.lock);
-  const ctx: AgentContext = { logger, config: store, tls, agentVersion: AGENT_VERSION, lbs, certs };
-  ctx.network = new NetworkPlumbing(config.netns, config.stateDir, () => store.current.topology, logger);
-  ctx.keepalived = new KeepalivedVrrp(config.stateDir, config.netns, logger);
-  ctx.lvs = new LvsListeners(config.stateDir, config.netns, logger);
-  await restoreAtStart(ctx.network, ctx.keepalived, logger, config.stateDir);
-  const endKeepalivedSupervision = ctx.keepalived.supervise();
-  // Stats, /metrics and heartbeat (stopped with the agent, not with haproxy).
-  const monitoring = (ctx.monitoring = startMonitoring({ catalog: o.catalog ?? lbs, config: store, logger }));
-  // One registration and one interceptor list for Connect and REST alike.
-  const routes = registerOnce(agentRoutes(ctx));
-  const interceptors = [loggingInterceptor(logger, monitoring.metrics.observeCall)];
-  const restApi = createRestHandler({ routes, interceptors, logger });
-  server = createAgentServer({
-    tls: tlsMaterial,
-    logger,
-    routes,
-    interceptors,
-    fallbacks: [monitoring.fallback, restApi.fallback],
-    requestTimeoutMs: config.requestReadTimeoutS * 1000,
-  });
-  const addr = await server.listen(config.bindHost, config.bindPort);
-  const urlHost = addr.host === "0.0.0.0" || addr.host === "::" ? "127.0.0.1" : addr.host.includes(":") ? `[${addr.host}]` : addr.host;
-  const url = `https://${urlHost}:${addr.port}`;
-  logger.info({ url, amphoraId: config.amphoraId, stateDir: config.stateDir }, "agent listening");
-  const s = server;
-  return {
-    ctx, config, host: addr.host, port: addr.port, url, pki, server: s,
-    async stop(graceMs?: number) {
-      // First: open WatchStats streams end normally rather than being cut
-      // when the grace period runs out.
-      await monitoring.stop();
-      await s.close(graceMs);
-      // keepalived keeps running too; only its supervision ends with the agent.
-      endKeepalivedSupervision();
-      // haproxy keeps serving: stopping the agent never stops load balancers.
-      lbs.close();
-      logger.info("agent stopped");
-    },
-  };
+  try {
+    // Re-adopts load balancers whose haproxy survived an agent restart.
+    const lbs = await LoadBalancerManager.open({
+      stateDir: config.stateDir,
+      certDir: config.certDir,
+      settings: () => ({ haproxyCmd: store.current.haproxyCmd, netns: store.current.netns, amphoraId: store.current.amphoraId }),
+      logger,
+    });
+    // haproxy keeps serving: stopping the agent never stops load balancers.
+    undo.push({ what: "load balancer watch", fn: () => lbs.close() });
+    const certs = new CertificateStore(config.certDir, lbs.lock);
+    const ctx: AgentContext = { logger, config: store, tls, agentVersion: AGENT_VERSION, lbs, certs };
+    ctx.network = new NetworkPlumbing(config.netns, config.stateDir, () => store.current.topology, logger);
+    ctx.keepalived = new KeepalivedVrrp(config.stateDir, config.netns, logger);
+    ctx.lvs = new LvsListeners(config.stateDir, config.netns, logger);
+    await restoreAtStart(ctx.network, ctx.keepalived, logger, config.stateDir);
+    // keepalived keeps running too; only its supervision ends with the agent.
+    undo.push({ what: "keepalived supervision", fn: ctx.keepalived.supervise() });
+    // Stats, /metrics and heartbeat (stopped with the agent, not with haproxy).
+    const monitoring = (ctx.monitoring = startMonitoring({ catalog: o.catalog ?? lbs, config: store, logger }));
+    // One registration and one interceptor list for Connect and REST alike.
+    const routes = registerOnce(agentRoutes(ctx));
+    const interceptors = [loggingInterceptor(logger, monitoring.metrics.observeCall)];
+    const restApi = createRestHandler({ routes, interceptors, logger });
+    server = createAgentServer({
+      tls: tlsMaterial,
+      logger,
+      routes,
+      interceptors,
+      fallbacks: [monitoring.fallback, restApi.fallback],
+      requestTimeoutMs: config.requestReadTimeoutS * 1000,
+    });
+    const s = server;
+    let graceMs: number | undefined;
+    undo.push({ what: "server", fn: () => s.close(graceMs) });
+    // Before the server closes: open WatchStats streams end normally rather
+    // than being cut when the grace period runs out.
+    undo.push({ what: "monitoring", fn: () => monitoring.stop() });
+    const addr = await s.listen(config.bindHost, config.bindPort);
+    const urlHost = addr.host === "0.0.0.0" || addr.host === "::" ? "127.0.0.1" : addr.host.includes(":") ? `[${addr.host}]` : addr.host;
+    const url = `https://${urlHost}:${addr.port}`;
+    logger.info({ url, amphoraId: config.amphoraId, stateDir: config.stateDir }, "agent listening");
+    return {
+      ctx, config, host: addr.host, port: addr.port, url, pki, server: s,
+      async stop(ms?: number) {
+        graceMs = ms;
+        await unwind();
+        logger.info("agent stopped");
+      },
+    };
+  } catch (e) {
+    await unwind();
+    throw e;
+  }
 }
