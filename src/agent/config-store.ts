@@ -5,6 +5,7 @@ import { applyIni, MUTABLE_OPTIONS, type AgentConfig } from "./config.js";
 import { writeFileAtomic } from "../system/fs-atomic.js";
 import { invalid } from "../errors.js";
 import type { Logger } from "../log.js";
+import { KeyedLock } from "../haproxy/keyed-lock.js";
 
 export class ConfigStore extends EventEmitter<{ change: [AgentConfig, AgentConfig] }> {
   constructor(
@@ -20,12 +21,19 @@ export class ConfigStore extends EventEmitter<{ change: [AgentConfig, AgentConfi
     return this.cfg;
   }
 
+  private readonly lock = new KeyedLock();
+
   /**
    * Parses a whole new config file. Mutable options are applied at once;
    * changes to the others are stored and take effect at the next start.
-   * A malformed file changes nothing.
+   * A malformed file changes nothing. Updates run one at a time, so memory
+   * and file end as the same update.
    */
-  async update(text: string): Promise<{ applied: string[]; restartNeeded: string[] }> {
+  update(text: string): Promise<{ applied: string[]; restartNeeded: string[] }> {
+    return this.lock.run("config", () => this.apply(text));
+  }
+
+  private async apply(text: string): Promise<{ applied: string[]; restartNeeded: string[] }> {
     let next: AgentConfig;
     try {
       next = applyIni(this.cfg, text, "uploaded configuration").config;

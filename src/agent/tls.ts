@@ -4,6 +4,8 @@ import { readFileSync } from "node:fs";
 import type { SecureContextOptions } from "node:tls";
 import { parsePemBundle } from "../certs/pem-bundle.js";
 import { writeFileAtomic } from "../system/fs-atomic.js";
+import { failed } from "../errors.js";
+import { KeyedLock } from "../haproxy/keyed-lock.js";
 
 export interface TlsMaterial {
   ca: string;
@@ -40,15 +42,25 @@ export function createTlsControl(
   apply: (opts: SecureContextOptions) => void,
 ): TlsControl {
   let material = current;
+  const lock = new KeyedLock(); // one rotation at a time
+  const install = (m: TlsMaterial) => apply({ ca: m.ca, key: m.key, cert: m.cert, minVersion: "TLSv1.2" });
   return {
-    async rotate(pem: string) {
-      const b = parsePemBundle(pem);
-      const next = { ...material, key: b.keyPem, cert: b.certPem };
-      // Install first: if node rejects the material the file stays as it was.
-      apply({ ca: next.ca, key: next.key, cert: next.cert, minVersion: "TLSv1.2" });
-      await writeFileAtomic(bundleFile, b.keyPem + b.certPem, 0o600);
-      material = next;
-      return { subject: b.leaf.subject, notAfter: b.leaf.validTo };
-    },
+    rotate: (pem: string) =>
+      lock.run("tls", async () => {
+        const b = parsePemBundle(pem);
+        const next = { ...material, key: b.keyPem, cert: b.certPem };
+        // Install first: if node rejects the material the file stays as it was.
+        install(next);
+        try {
+          await writeFileAtomic(bundleFile, b.keyPem + b.certPem, 0o600);
+        } catch (e) {
+          // Not persisted: serve the old one again, or a restart would
+          // silently switch back to it.
+          install(material);
+          throw failed("Could not store the agent certificate", (e as Error).message, "CERT_NOT_STORED");
+        }
+        material = next;
+        return { subject: b.leaf.subject, notAfter: b.leaf.validTo };
+      }),
   };
 }

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { createSocket } from "node:dgram";
 import { setTimeout as sleep } from "node:timers/promises";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startAgent } from "../../src/agent/agent.js";
@@ -52,4 +52,16 @@ test("an agent configuration update without --config is kept in the state dir an
   assert.deepEqual(b.config.heartbeatTargets, [{ host: "192.0.2.10", port: 5555 }]);
   assert.equal(b.config.heartbeatIntervalS, 3);
   assert.equal(b.config.heartbeatKey, "k");
+});
+
+test("concurrent configuration updates end with memory and file agreeing", async (t) => {
+  const a = await startTestAgent();
+  t.after(() => a.cleanup());
+  const sys = a.client(SystemService);
+  const conf = (n: number) => `[health_manager]\ncontroller_ip_port_list = 192.0.2.${n}:5555\nheartbeat_interval = ${n}\n`;
+  await Promise.all([1, 2, 3, 4, 5, 6, 7, 8].map((n) => sys.updateAgentConfig({ config: conf(n) })));
+  const onDisk = readFileSync(join(a.stateDir, "amphora-agent.conf"), "utf8");
+  const n = a.ctx.config.current.heartbeatIntervalS;
+  assert.equal(onDisk, conf(n));
+  assert.deepEqual(a.ctx.config.current.heartbeatTargets, [{ host: `192.0.2.${n}`, port: 5555 }]);
 });
