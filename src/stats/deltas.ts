@@ -25,9 +25,14 @@ export class DeltaTracker {
     this.apply(lbs);
   }
 
-  /** Copies of the stats with `delta` filled in; forgets load balancers not seen. */
-  apply(lbs: LoadBalancerStats[]): LoadBalancerStats[] {
+  /**
+   * Copies of the stats with `delta` filled in. Load balancers not in `lbs`
+   * are forgotten, unless `keep` says they still exist (a look at part of
+   * the load balancers must not reset the others' baselines).
+   */
+  apply(lbs: LoadBalancerStats[], keep?: (lbId: string) => boolean): LoadBalancerStats[] {
     const next = new Map<string, LoadBalancerStats>();
+    if (keep) for (const [id, lb] of this.prev) if (keep(id)) next.set(id, lb);
     const out = lbs.map((lb) => {
       const before = this.prev.get(lb.lbId);
       const pl = matcher(before?.listeners ?? [], (l) => l.listenerId);

@@ -131,7 +131,9 @@ export function statsService(m: Monitoring): Partial<ServiceImpl<typeof StatsSer
     async getStats(req) {
       const filter = filterOf(req.filter);
       const collected = await m.collector.collectMany(m.collector.select(filter));
-      const stats = m.getStatsDeltas.apply(collected.map((c) => c.stats));
+      // Deltas since the previous GetStats (of any caller); a filtered call
+      // keeps the baselines of the load balancers it did not look at.
+      const stats = m.getStatsDeltas.apply(collected.map((c) => c.stats), (id) => m.collector.catalog.get(id) !== undefined);
       const at = collected.length ? new Date(Math.max(...collected.map((c) => c.collectedAt.getTime()))) : new Date();
       return { loadBalancers: filterStats(stats, filter).map(lbToProto), collectedAt: timestampFromDate(at) };
     },
