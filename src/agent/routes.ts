@@ -27,7 +27,7 @@ export const AMPHORA_SERVICES = [
 export function agentRoutes(ctx: AgentContext) {
   return (router: ConnectRouter) => {
     router.service(SystemService, systemService(ctx, ctx.lbs));
-    router.service(LoadBalancerService, ctx.lbs ? loadBalancerService(ctx.lbs) : {});
+    router.service(LoadBalancerService, ctx.lbs ? loadBalancerService(ctx.lbs, ctx.lvs) : {});
     router.service(CertificateService, ctx.certs ? certificateService(ctx.certs) : {});
     router.service(NetworkService, networkService(ctx));
     router.service(KeepalivedService, keepalivedService(ctx));

@@ -4,7 +4,7 @@
 // start. Implements the LoadBalancerCatalog other modules read.
 import { EventEmitter } from "node:events";
 import { mkdir, readdir, readFile, rm } from "node:fs/promises";
-import { resolve, sep } from "node:path";
+import { basename, dirname, isAbsolute, resolve } from "node:path";
 import { writeFileAtomic } from "../system/fs-atomic.js";
 import { DomainError, conflict, failed, invalid, notFound } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
@@ -25,6 +25,9 @@ import { frontendStatuses } from "./frontend-status.js";
 import type { ShowProc } from "./show-proc.js";
 
 export type LbAction = "start" | "stop" | "reload";
+
+/** Files the agent keeps in a load balancer's folder (see layout.ts); never a server-state-file. */
+const RESERVED_IN_LB_DIR = new Set(["haproxy.cfg", "haproxy.cfg.last-good", "meta.json", "haproxy.pid", "master.sock"]);
 
 export interface ManagerOptions {
   stateDir: string;
@@ -223,9 +226,10 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     lb.meta.served = undefined;
     this.note(lb, "EXITED", false, "haproxy exited without a stop request", performance.now());
     this.logger.warn({ lbId: lb.id }, "haproxy master is gone");
-    this.emitEvent({ type: "stopped", lbId: lb.id });
     await removeRunFiles(lb.paths);
     await writeMeta(lb.paths.meta, lb.meta);
+    // Only now: a listener reading the state sees it stored.
+    this.emitEvent({ type: "stopped", lbId: lb.id });
   }
 
   /** Changes the memory that must stay free after a reload (operators, tests). */
@@ -237,8 +241,23 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     if (this.watchTimer) clearInterval(this.watchTimer);
   }
 
+  /**
+   * Tells every listener; one that throws (or rejects) is logged and never
+   * turns the action that happened into a failure, nor keeps the others
+   * from hearing of it.
+   */
   private emitEvent(e: LoadBalancerEvent): void {
-    this.emit("event", e);
+    // rawListeners: calling a `once` wrapper also removes it, as emit would.
+    for (const l of this.rawListeners("event") as ((e: LoadBalancerEvent) => unknown)[]) {
+      const logFailure = (err: unknown) =>
+        this.logger.error({ lbId: e.lbId, event: e.type, err: err instanceof Error ? err.message : String(err) }, "load balancer event listener failed");
+      try {
+        const r = l.call(this, e);
+        if (r && typeof (r as Promise<unknown>).then === "function") (r as Promise<unknown>).then(undefined, logFailure);
+      } catch (err) {
+        logFailure(err);
+      }
+    }
   }
 
   /** Records the outcome of an action in the metadata (the caller writes it). */
@@ -319,7 +338,7 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
         return { md5: sum, version: existing.meta.version, changed: false, warnings: "" };
       }
       const paths = this.paths(id);
-      const { warnings } = await validateConfig(text, {
+      const { warnings: haproxyWarnings } = await validateConfig(text, {
         haproxyCmd: this.o.settings().haproxyCmd,
         scratchDir: scratchDir(this.o.stateDir),
         userGroupFile: userGroupFile(this.o.stateDir),
@@ -327,6 +346,8 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
         displayName: `haproxy.cfg of load balancer ${id}`,
         logger: this.logger,
       });
+      const stateNote = this.serverStateNote(paths, parseConfigFacts(text).serverStateFile);
+      const warnings = [haproxyWarnings, stateNote].filter(Boolean).join("\n");
       await mkdir(paths.dir, { recursive: true, mode: 0o700 });
       const meta: LbMeta = existing
         ? { ...existing.meta, amphoraId, version: existing.meta.version + 1, md5: sum }
@@ -407,8 +428,6 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
       await this.markGood(lb);
       this.note(lb, "START", true, `started config version ${lb.meta.version} (master ${p.master.pid})`, startedAt);
       await writeMeta(lb.paths.meta, lb.meta);
-      this.emitEvent({ type: "started", lbId: lb.id });
-      return `haproxy started with config version ${lb.meta.version}`;
     } catch (e) {
       lb.running = (await runningMasterPid(lb.paths.pidFile)) !== undefined;
       const why = e instanceof DomainError && e.details ? `${e.message}: ${e.details}` : (e as Error).message;
@@ -417,6 +436,9 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
       if (e instanceof DomainError) throw e;
       throw failed("Error starting haproxy", (e as Error).message, "HAPROXY_START_FAILED");
     }
+    // Outside the try: haproxy runs and its state is stored, whatever a listener does.
+    this.emitEvent({ type: "started", lbId: lb.id });
+    return `haproxy started with config version ${lb.meta.version}`;
   }
 
   /** Refuses a reload whose second set of workers would not fit in memory. */
@@ -436,12 +458,39 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     }
   }
 
-  /** Saves server states for `load-server-state-from-file` when the config asks for it inside our state dir. */
-  private async saveServerState(lb: Lb, text: string): Promise<void> {
-    const file = parseConfigFacts(text).serverStateFile;
-    if (!file) return;
+  /**
+   * Where the agent may write a config's `server-state-file`: an absolute
+   * path directly inside this load balancer's own folder, not one of the
+   * agent's files there. Anything else (the agent config, the PKI, another
+   * load balancer's files, ...) is never written: the path comes from an
+   * uploaded config.
+   */
+  private serverStateTarget(paths: LbPaths, file: string | undefined): { path?: string; why?: string } {
+    if (!file) return {};
+    if (!isAbsolute(file)) return { why: `server-state-file ${file} is not an absolute path` };
     const abs = resolve(file);
-    if (!abs.startsWith(resolve(this.o.stateDir) + sep)) return;
+    const name = basename(abs);
+    if (dirname(abs) !== resolve(paths.dir)) {
+      return { why: `server-state-file ${file} is outside this load balancer's folder ${paths.dir}` };
+    }
+    if (RESERVED_IN_LB_DIR.has(name) || name.startsWith(".")) {
+      return { why: `server-state-file ${file} names a file the agent keeps in ${paths.dir}` };
+    }
+    return { path: abs };
+  }
+
+  /** Upload warning for a server-state-file the agent will not save to ("" when fine). */
+  private serverStateNote(paths: LbPaths, file: string | undefined): string {
+    const t = this.serverStateTarget(paths, file);
+    return t.why ? `${t.why}; the agent will not save server states there before reloads (use ${paths.serverState})` : "";
+  }
+
+  /** Saves server states for `load-server-state-from-file`, only inside this load balancer's folder. */
+  private async saveServerState(lb: Lb, text: string): Promise<void> {
+    const t = this.serverStateTarget(lb.paths, parseConfigFacts(text).serverStateFile);
+    if (t.why) this.logger.warn({ lbId: lb.id }, `${t.why}; server states not saved before reload`);
+    const abs = t.path;
+    if (!abs) return;
     try {
       const state = await masterCommand(lb.paths.masterSocket, "@1 show servers state", 5000);
       await writeFileAtomic(abs, state, 0o600);
@@ -511,7 +560,14 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
       const lb = this.lbs.get(id);
       const paths = this.paths(id);
       // Also covers a folder we never adopted (e.g. no config but a running master).
-      await stopMaster(paths, stopTimeoutMs);
+      try {
+        await stopMaster(paths, stopTimeoutMs);
+      } catch (e) {
+        // Nothing removed: the config stays, and a retry may succeed. 503,
+        // the one error the reference lists for this route.
+        const why = e instanceof DomainError && e.details ? `${e.message}: ${e.details}` : (e as Error).message;
+        throw new DomainError("unavailable", "Could not stop haproxy; load balancer not deleted", why, "HAPROXY_STOP_FAILED");
+      }
       if (lb?.running) this.emitEvent({ type: "stopped", lbId: id });
       await rm(paths.dir, { recursive: true, force: true });
       await rm(paths.certDir, { recursive: true, force: true });

@@ -179,6 +179,8 @@ test("zero failed requests across 25 reloads under traffic (new and keep-alive c
     req.end();
   });
   let stop = false;
+  // Ends the traffic loops also when an assertion or an RPC below fails.
+  t.after(() => { stop = true; });
   let ok = 0;
   const failures: string[] = [];
   const loop = async (get: () => Promise<string>) => {
@@ -213,8 +215,9 @@ test("server states survive a reload when the config asks for a server-state-fil
   const lb = agent.client(LoadBalancerService);
   const lbId = randomUUID();
   const port = await freePort();
-  // Octavia points it at <base_path>/<lb_id>/servers.
-  const stateFile = join(agent.stateDir, lbId, "servers");
+  // Octavia points it at <base_path>/<lb_id>/servers; here a load balancer's
+  // folder is <stateDir>/lb/<lb_id>/, the only place the agent writes it.
+  const stateFile = join(agent.stateDir, "lb", lbId, "servers");
   const cfg = octaviaConfig({
     lbId, runDir, globalExtra: [`server-state-file ${stateFile}`], defaultsExtra: ["load-server-state-from-file global"],
     listeners: [{ port, members: [{ port: be.port }, { port: be.port }] }],

@@ -70,6 +70,8 @@ test("kill -9 of the agent under traffic: haproxy keeps serving, a restarted age
   const masterPid = (await lb1.getLoadBalancerStatus({ lbId })).status!.masterPid;
 
   let stop = false;
+  // Ends the traffic loops also when an assertion or an RPC below fails.
+  t.after(() => { stop = true; });
   let ok = 0;
   const failures: string[] = [];
   const traffic = (async () => {

@@ -1,8 +1,11 @@
 // LoadBalancerService: request -> LoadBalancerManager -> response. Pure
-// data mapping; the work happens in src/haproxy.
+// data mapping; the work happens in src/haproxy. UDP listeners live in the
+// keepalived LVS store (src/keepalived/lvs.ts) but share two Octavia routes
+// with haproxy: DELETE /1.0/listeners/{id} and GET /1.0/listeners.
 import type { ServiceImpl } from "@connectrpc/connect";
 import { LoadBalancerAction, LoadBalancerService } from "../../gen/amphora/v1/load_balancer_pb.js";
 import type { LoadBalancerManager, LbStatus } from "../../haproxy/manager.js";
+import type { LvsListeners } from "../../keepalived/lvs.js";
 import { invalid } from "../../errors.js";
 
 const ACTIONS: Partial<Record<LoadBalancerAction, "start" | "stop" | "reload">> = {
@@ -38,7 +41,7 @@ function statusMsg(s: LbStatus) {
   };
 }
 
-export function loadBalancerService(lbs: LoadBalancerManager): Partial<ServiceImpl<typeof LoadBalancerService>> {
+export function loadBalancerService(lbs: LoadBalancerManager, lvs?: LvsListeners): Partial<ServiceImpl<typeof LoadBalancerService>> {
   return {
     async putConfig(req) {
       const r = await lbs.putConfig(req.amphoraId, req.lbId, req.config, guard(req.expectedVersion, req.expectedMd5));
@@ -59,11 +62,22 @@ export function loadBalancerService(lbs: LoadBalancerManager): Partial<ServiceIm
       return { message: r.message, details: r.details, version: BigInt(r.version) };
     },
     async deleteLoadBalancer(req) {
+      // Octavia sends the listener id of a UDP listener here, the load
+      // balancer id otherwise: remove whichever exists (both idempotent).
       const r = await lbs.delete(req.lbId);
-      return { message: "OK", details: r.existed ? "" : "no such load balancer" };
+      let udp = false;
+      if (lvs) {
+        udp = (await lvs.list()).includes(req.lbId.toLowerCase());
+        await lvs.delete(req.lbId);
+      }
+      return { message: "OK", details: r.existed || udp ? "" : "no such load balancer" };
     },
     async listListeners() {
-      return { listeners: await lbs.listListeners() };
+      const listeners = await lbs.listListeners();
+      // Stored UDP listeners never run here: nothing starts keepalived LVS
+      // (and this kernel has no IPVS), so they are STOPPED.
+      for (const uuid of lvs ? await lvs.list() : []) listeners.push({ uuid, type: "UDP", status: "STOPPED", lbId: "" });
+      return { listeners };
     },
     async listLoadBalancers() {
       return { loadBalancers: (await lbs.listStatus()).map(statusMsg) };
