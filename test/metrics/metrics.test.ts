@@ -36,11 +36,9 @@ test("/metrics: RPC counters, subscribers, polls and per-object gauges; mTLS req
   const lb = await env.startLb({ members: 2 });
   env.catalog.put(lb.ref());
   const agent = await startTestAgent({ catalog: env.catalog });
+  after(() => agent.cleanup());
   const other = await startTestAgent();
-  after(async () => {
-    await agent.cleanup();
-    await other.cleanup();
-  });
+  after(() => other.cleanup());
   await lb.traffic(3);
   await agent.client(StatsService).getStats({});
   await agent.client(SystemService).getApiVersion({});

@@ -72,7 +72,11 @@ describe("every route of the reference, over HTTP/1.1 keep-alive and TLS 1.2", (
     await topo.sh(ns, "ip", ["addr", "add", "198.51.100.5/24", "dev", "eth1"]);
     await topo.veth(ns, "eth2", peer, "p2", { macA: VIP_MAC });
     await topo.veth(ns, "eth3", peer, "p3", { macA: MEMBER_MAC });
-    [A, B] = await Promise.all([startTestAgent(), startTestAgent({ overrides: { netns: ns } })]);
+    // allSettled: if one start fails, the other agent is still cleaned up by `after`.
+    const started = await Promise.allSettled([startTestAgent(), startTestAgent({ overrides: { netns: ns } })]);
+    if (started[0].status === "fulfilled") A = started[0].value;
+    if (started[1].status === "fulfilled") B = started[1].value;
+    for (const s of started) if (s.status === "rejected") throw s.reason;
     a = new RestClient(A.url, A, A.config.amphoraId);
     b = new RestClient(B.url, B, B.config.amphoraId);
     port = await freePort();

@@ -10,13 +10,12 @@ import { startTestAgent } from "../support/agent.js";
 import { testEnv } from "./fixture.js";
 
 const env = await testEnv();
+// Registered before the agent starts, so it also runs when that start fails.
+after(() => env.cleanup());
 const lb = await env.startLb({ members: 1 });
 env.catalog.put(lb.ref());
 const agent = await startTestAgent({ catalog: env.catalog, overrides: { requestReadTimeoutS: 2 } });
-after(async () => {
-  await agent.cleanup();
-  await env.cleanup();
-});
+after(() => agent.cleanup());
 
 for (const kind of ["grpc", "connect"] as const) {
   test(`an idle ${kind} stream outlives the 2 s request timeout`, async () => {

@@ -10,13 +10,12 @@ import { startTestAgent } from "../support/agent.js";
 import { testEnv, until } from "./fixture.js";
 
 const env = await testEnv();
+// Registered before the agent starts, so it also runs when that start fails.
+after(() => env.cleanup());
 const lb = await env.startLb({ members: 2 });
 env.catalog.put(lb.ref());
 const agent = await startTestAgent({ catalog: env.catalog });
-after(async () => {
-  await agent.cleanup();
-  await env.cleanup();
-});
+after(() => agent.cleanup());
 const mon = agent.ctx.monitoring!;
 
 test("GetStats: typed stats of the load balancer with traffic counted", async () => {
