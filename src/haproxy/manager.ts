@@ -459,9 +459,9 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
   }
 
   /**
-   * Where the agent may write a config's `server-state-file`: an absolute
-   * path directly inside this load balancer's own folder, not one of the
-   * agent's files there. Anything else (the agent config, the PKI, another
+   * Where the agent may write a config's `server-state-file`: Octavia's
+   * location for it, or an absolute path directly inside this load
+   * balancer's own folder, not one of the agent's files there. Anything else (the agent config, the PKI, another
    * load balancer's files, ...) is never written: the path comes from an
    * uploaded config.
    */
@@ -470,6 +470,9 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     if (!isAbsolute(file)) return { why: `server-state-file ${file} is not an absolute path` };
     const abs = resolve(file);
     const name = basename(abs);
+    // Where Octavia's controller points it: <base_path>/<lb_id>/servers-state
+    // (a folder of its own per load balancer, used for nothing else here).
+    if (abs === resolve(this.o.stateDir, basename(paths.dir), "servers-state")) return { path: abs };
     if (dirname(abs) !== resolve(paths.dir)) {
       return { why: `server-state-file ${file} is outside this load balancer's folder ${paths.dir}` };
     }
@@ -571,6 +574,8 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
       if (lb?.running) this.emitEvent({ type: "stopped", lbId: id });
       await rm(paths.dir, { recursive: true, force: true });
       await rm(paths.certDir, { recursive: true, force: true });
+      // Octavia's server-state-file folder (<stateDir>/<lb_id>/), if a config used it.
+      await rm(resolve(this.o.stateDir, basename(paths.dir)), { recursive: true, force: true });
       this.lbs.delete(id);
       if (lb) this.emitEvent({ type: "deleted", lbId: id });
       return { existed: lb !== undefined };

@@ -71,29 +71,35 @@ test("a server-state-file outside the load balancer's own folder is never writte
   assert.match(readFileSync(agentConf, "utf8"), /the operator's file/);
 });
 
-test("a server-state-file inside the load balancer's folder is saved before a reload and restores maintenance", async (t) => {
-  const { agent, runDir } = await setup(t);
-  const be = await startBackend("be");
-  t.after(() => be.close());
-  const lb = agent.client(LoadBalancerService);
-  const lbId = randomUUID();
-  const stateFile = join(agent.stateDir, "lb", lbId, "servers-state");
-  const cfg = octaviaConfig({
-    lbId, runDir, globalExtra: [`server-state-file ${stateFile}`], defaultsExtra: ["load-server-state-from-file global"],
-    listeners: [{ port: await freePort(), members: [{ port: be.port }] }],
+for (const where of ["the load balancer's folder", "Octavia's <base_path>/<lb_id>/servers-state"] as const) {
+  test(`a server-state-file in ${where} is saved before a reload, restores maintenance, and goes with delete`, async (t) => {
+    const { agent, runDir } = await setup(t);
+    const be = await startBackend("be");
+    t.after(() => be.close());
+    const lb = agent.client(LoadBalancerService);
+    const lbId = randomUUID();
+    const stateFile = where.startsWith("Octavia")
+      ? join(agent.stateDir, lbId, "servers-state")
+      : join(agent.stateDir, "lb", lbId, "servers-state");
+    const cfg = octaviaConfig({
+      lbId, runDir, globalExtra: [`server-state-file ${stateFile}`], defaultsExtra: ["load-server-state-from-file global"],
+      listeners: [{ port: await freePort(), members: [{ port: be.port }] }],
+    });
+    const put = await lb.putConfig({ amphoraId: agent.config.amphoraId, lbId, config: cfg.text });
+    // (haproxy -c may warn that the file does not exist yet; the agent does not object.)
+    assert.doesNotMatch(put.details, /will not save server states/);
+    await lb.controlLoadBalancer({ lbId, action: LoadBalancerAction.START });
+    const l = cfg.listeners[0]!;
+    const sock = join(agent.stateDir, "lb", lbId, "master.sock");
+    await masterCommand(sock, `@1 set server ${l.poolId}:${l.id}/${l.members[0]!.id} state maint`);
+    await lb.controlLoadBalancer({ lbId, action: LoadBalancerAction.RELOAD, force: true });
+    assert.match(readFileSync(stateFile, "utf8"), new RegExp(l.members[0]!.id));
+    const row = (await masterCommand(sock, "@1 show stat")).split("\n").find((r) => r.includes(l.members[0]!.id))!;
+    assert.match(row, /,MAINT,/);
+    await lb.deleteLoadBalancer({ lbId });
+    assert.equal(existsSync(stateFile), false, "server state file removed with the load balancer");
   });
-  const put = await lb.putConfig({ amphoraId: agent.config.amphoraId, lbId, config: cfg.text });
-  // (haproxy -c may warn that the file does not exist yet; the agent does not object.)
-  assert.doesNotMatch(put.details, /will not save server states/);
-  await lb.controlLoadBalancer({ lbId, action: LoadBalancerAction.START });
-  const l = cfg.listeners[0]!;
-  const sock = join(agent.stateDir, "lb", lbId, "master.sock");
-  await masterCommand(sock, `@1 set server ${l.poolId}:${l.id}/${l.members[0]!.id} state maint`);
-  await lb.controlLoadBalancer({ lbId, action: LoadBalancerAction.RELOAD, force: true });
-  assert.match(readFileSync(stateFile, "utf8"), new RegExp(l.members[0]!.id));
-  const row = (await masterCommand(sock, "@1 show stat")).split("\n").find((r) => r.includes(l.members[0]!.id))!;
-  assert.match(row, /,MAINT,/);
-});
+}
 
 function managerDirs(t: TestContext) {
   const stateDir = mkdtempSync(join(tmpdir(), "amt-rev-"));
