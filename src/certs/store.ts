@@ -6,8 +6,8 @@ import { createHash } from "node:crypto";
 import { safeJoin, writeFileAtomic } from "../system/fs-atomic.js";
 import { invalid, notFound } from "../errors.js";
 import { checkPemBundle } from "./pem-bundle.js";
+import { isUuid } from "../system/ids.js";
 
-const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 const NAME = /^[A-Za-z0-9._-]+\.pem$/;
 
 export interface Serializer {
@@ -25,7 +25,7 @@ export class CertificateStore {
 
   /** The absolute path of a certificate (the one a config's `crt` should name). */
   path(lbId: string, filename: string): string {
-    if (!UUID.test(lbId)) throw invalid("Invalid request", `load balancer id must be a UUID, got ${JSON.stringify(lbId.slice(0, 80))}`, "INVALID_ID");
+    if (!isUuid(lbId)) throw invalid("Invalid request", `load balancer id must be a UUID, got ${JSON.stringify(lbId.slice(0, 80))}`, "INVALID_ID");
     if (!NAME.test(filename) || filename.includes("..") || filename.length > 255) {
       throw invalid("Invalid request", `bad certificate file name ${JSON.stringify(filename.slice(0, 80))}: expected letters, digits, ".", "_", "-" ending in .pem`, "INVALID_FILENAME");
     }

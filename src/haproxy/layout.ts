@@ -3,11 +3,10 @@
 // goes through safeJoin so no id can escape the state directory.
 import { safeJoin } from "../system/fs-atomic.js";
 import { invalid } from "../errors.js";
-
-const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+import { isUuid } from "../system/ids.js";
 
 export function checkLbId(lbId: string): string {
-  if (!UUID.test(lbId)) throw invalid(`load balancer id must be a UUID, got ${JSON.stringify(lbId.slice(0, 80))}`, "", "INVALID_ID");
+  if (!isUuid(lbId)) throw invalid(`load balancer id must be a UUID, got ${JSON.stringify(lbId.slice(0, 80))}`, "", "INVALID_ID");
   return lbId.toLowerCase();
 }
 

@@ -2,6 +2,7 @@
 // Note: on machines whose init does not reap orphans, a dead master stays a
 // zombie, and kill(pid, 0) still succeeds on it: read the state instead.
 import { readFile } from "node:fs/promises";
+import { memInfo } from "../system/info.js";
 
 /** True when the process exists and is not a zombie. */
 export async function processAlive(pid: number): Promise<boolean> {
@@ -38,10 +39,9 @@ export async function residentBytes(pid: number): Promise<number> {
 
 /** MemAvailable from /proc/meminfo, in bytes. */
 export async function memAvailableBytes(): Promise<number> {
-  const info = await readFile("/proc/meminfo", "utf8");
-  const m = /^MemAvailable:\s+(\d+)\s+kB/m.exec(info);
-  if (!m) throw new Error("MemAvailable missing from /proc/meminfo");
-  return Number(m[1]) * 1024;
+  const { available } = await memInfo();
+  if (!available) throw new Error("MemAvailable missing from /proc/meminfo");
+  return Number(available) * 1024;
 }
 
 /** The command line of a process as arguments ([] if it is gone). */
