@@ -8,6 +8,7 @@
 // conntrack is available: replies to connections haproxy opens (health
 // checks, members reached through this interface) are admitted without a
 // rule each, and ARP is never affected.
+import { isIP } from "node:net";
 import { failed, invalid } from "../errors.js";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
@@ -15,6 +16,7 @@ import { run, runChecked } from "../system/exec.js";
 import { safeJoin, writeFileAtomic } from "../system/fs-atomic.js";
 import type { Logger } from "../log.js";
 import { parsePrefix } from "./cidr.js";
+import { interfaceForIp, listAddresses, normalizeIp } from "./interfaces.js";
 
 export type RuleProtocol = "TCP" | "UDP" | "SCTP" | "VRRP";
 
@@ -27,9 +29,63 @@ export interface InterfaceRule {
 
 const IFNAME = /^[A-Za-z0-9_.@-]{1,15}$/;
 
-/** nftables table name for an interface: identifiers allow only [A-Za-z0-9_]. */
+/**
+ * nftables table name for an interface. Identifiers allow only [A-Za-z0-9_],
+ * and the name must be injective (eth1.100, eth1-100 and eth1_100 are three
+ * interfaces, so three tables): `_` is doubled and every other character
+ * becomes `_` plus two hex digits (`.` -> `_2e`, `-` -> `_2d`, `@` -> `_40`).
+ * A `_` is then always followed by `_` or a hex digit, so decoding is unique.
+ */
 export function tableName(ifname: string): string {
-  return `amphora_rules_${ifname.replace(/[^A-Za-z0-9_]/g, "_")}`;
+  const enc = ifname.replace(/[^A-Za-z0-9]/g, (c) => (c === "_" ? "__" : `_${c.charCodeAt(0).toString(16).padStart(2, "0")}`));
+  return `amphora_rules_${enc}`;
+}
+
+const RULES_INVALID = "Invalid rules information";
+
+/**
+ * Refuses rule sets that could cut the agent off from its controller. A
+ * table is a default-drop allow-list, re-loaded at every start, so one on
+ * the wrong interface would lock the management port out for good:
+ * - `lo` never (local traffic of haproxy, keepalived and the agent);
+ * - the interface that carries the agent's bind address (bind_host), when
+ *   the agent binds one address and that address is in the rules' namespace;
+ * - any interface when there is no load-balancer namespace (netns ""): the
+ *   rules would then land in the agent's own namespace, where every
+ *   interface may carry management traffic (with bind_host 0.0.0.0 the
+ *   agent listens on all of them). Dev mode gets no exception: a dev agent
+ *   on a workstation would firewall the workstation. Rules are for the
+ *   load-balancer namespace (amphora_network_namespace) only.
+ */
+export async function checkRulesTarget(ifname: string, netns: string, bindHost: string): Promise<void> {
+  if (!netns) {
+    throw invalid(RULES_INVALID, `refusing rules for ${ifname}: the agent has no load-balancer network namespace (amphora_network_namespace is empty), and rules in the agent's own namespace could block its management port`, "PROTECTED_INTERFACE");
+  }
+  if (ifname === "lo") throw invalid(RULES_INVALID, "refusing rules for the loopback interface lo", "PROTECTED_INTERFACE");
+  const bindIf = await interfaceCarrying(bindHost, netns);
+  if (bindIf === ifname) {
+    throw invalid(RULES_INVALID, `refusing rules for ${ifname}: it carries the agent's bind address ${bindHost}`, "PROTECTED_INTERFACE");
+  }
+}
+
+/** The interface of `netns` that carries `host`; undefined for wildcard/unknown addresses. */
+export async function interfaceCarrying(host: string, netns: string): Promise<string | undefined> {
+  if (!isIP(host) || host === "0.0.0.0" || host === "::" || host.includes("%")) return undefined;
+  const want = normalizeIp(host);
+  for (const link of await listAddresses(netns)) {
+    if ((link.addr_info ?? []).some((a) => normalizeIp(a.local) === want)) return link.ifname;
+  }
+  return undefined;
+}
+
+/** PUT /interface/{ip}/rules: finds the interface of `ip`, refuses protected ones, loads the rules. */
+export async function setRulesForIp(o: {
+  ip: string; netns: string; stateDir: string; bindHost: string; rules: InterfaceRule[]; logger?: Logger;
+}): Promise<{ ifname: string }> {
+  const ifname = await interfaceForIp(o.ip, o.netns);
+  await checkRulesTarget(ifname, o.netns, o.bindHost);
+  await applyInterfaceRules(o.netns, o.stateDir, ifname, o.rules, o.logger);
+  return { ifname };
 }
 
 function ruleLine(r: InterfaceRule): string {
@@ -53,7 +109,7 @@ function ruleLine(r: InterfaceRule): string {
 
 /** The nft script that replaces the interface's table with exactly `rules`. */
 export function renderRuleset(ifname: string, rules: InterfaceRule[]): string {
-  if (!IFNAME.test(ifname)) throw invalid("Invalid rules information", `bad interface name ${JSON.stringify(ifname)}`);
+  if (!IFNAME.test(ifname)) throw invalid(RULES_INVALID, `bad interface name ${JSON.stringify(ifname)}`);
   const t = tableName(ifname);
   const lines = rules.map(ruleLine);
   return [
@@ -93,6 +149,12 @@ export async function reloadStoredRules(netns: string, stateDir: string, logger?
   const failures: { ifname: string; error: string }[] = [];
   for (const f of files) {
     const ifname = f.slice(0, -4);
+    // A file that could only have been written before these interfaces were
+    // protected (or with another namespace setting) must not lock the agent out at every start.
+    if (!netns || ifname === "lo") {
+      failures.push({ ifname, error: !netns ? "not loaded: no load-balancer network namespace is configured" : "not loaded: lo is never firewalled" });
+      continue;
+    }
     const r = await run("nft", ["-f", join(dir, f)], { netns, timeoutMs: 10_000, logger });
     if (r.exitCode === 0) loaded.push(ifname);
     else failures.push({ ifname, error: (r.stderr || r.stdout).trim() });

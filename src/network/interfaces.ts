@@ -17,7 +17,8 @@ export async function listAddresses(netns = ""): Promise<IpAddrEntry[]> {
 
 /** Normalises an IPv6 address so "2001:db8::1" and "2001:DB8:0::1" compare equal. */
 export function normalizeIp(ip: string): string {
-  if (isIP(ip) !== 6) return ip;
+  // A zone id (fe80::1%lo) makes URL parsing throw; such an address is compared as written.
+  if (isIP(ip) !== 6 || ip.includes("%")) return ip.toLowerCase();
   // URL parsing yields the canonical compressed form.
   return new URL(`http://[${ip}]/`).hostname.slice(1, -1);
 }
@@ -25,6 +26,8 @@ export function normalizeIp(ip: string): string {
 /** The interface that carries `ip`, in the given namespace. */
 export async function interfaceForIp(ip: string, netns = ""): Promise<string> {
   if (!isIP(ip)) throw invalid("Invalid IP address", ip);
+  // isIP (and protovalidate's string.ip) accept zone ids; interface addresses have none.
+  if (ip.includes("%")) throw invalid("Invalid IP address", `${ip}: zone ids (%...) are not accepted`);
   const want = normalizeIp(ip);
   for (const link of await listAddresses(netns)) {
     for (const a of link.addr_info ?? []) {

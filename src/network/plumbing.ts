@@ -5,7 +5,8 @@
 // <stateDir>/network/plugged.json so it can be inspected and re-applied.
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { DomainError, failed, notFound } from "../errors.js";
+import { DomainError, failed, invalid, notFound } from "../errors.js";
+import { KeyedLock } from "../haproxy/keyed-lock.js";
 import type { Logger } from "../log.js";
 import { silentLogger } from "../log.js";
 import { writeFileAtomic } from "../system/fs-atomic.js";
@@ -26,6 +27,12 @@ export interface PluggedEntry {
   spec: VipSpec | NetworkSpec;
   plan: InterfacePlan;
   pluggedAt: string;
+  /**
+   * Plans of earlier plugs of this port whose leftovers (what `plan` does
+   * not contain) are still to be removed. Written with the new entry and
+   * cleared once removed, so a crash in between is finished by reapply().
+   */
+  stale?: InterfacePlan[];
 }
 
 export interface PluggedState {
@@ -57,7 +64,7 @@ function canonicalDst(dst: string, family: 4 | 6): string {
 }
 
 export class NetworkPlumbing {
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly lock = new KeyedLock();
   private readonly ip: IpTool;
   private readonly stateFile: string;
 
@@ -81,13 +88,16 @@ export class NetworkPlumbing {
 
   /** One network change at a time: plans read the live state they change. */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.queue.then(fn, fn);
-    this.queue = next.catch(() => {});
-    return next;
+    return this.lock.run("network", fn);
   }
 
-  plugVip(spec: VipSpec): Promise<PlugResult> {
-    return this.plug("vip", spec, (table) => planVip(spec, table, this.topology()), "Error plugging VIP");
+  /**
+   * `bindHost`: the agent's own listening address; the interface carrying
+   * it is never plugged (a plug adds routes and rules that could divert the
+   * controller's traffic away from the agent).
+   */
+  plugVip(spec: VipSpec, o: { bindHost?: string } = {}): Promise<PlugResult> {
+    return this.plug("vip", spec, (table) => planVip(spec, table, this.topology()), "Error plugging VIP", "Invalid VIP", o.bindHost);
   }
 
   /**
@@ -99,27 +109,80 @@ export class NetworkPlumbing {
     await this.ip.sysctl({ "net.ipv4.ip_nonlocal_bind": 1, "net.ipv6.ip_nonlocal_bind": 1 });
   }
 
-  plugNetwork(spec: NetworkSpec): Promise<PlugResult> {
-    return this.plug("network", spec, (table) => planNetwork(spec, table, this.topology()), "Error plugging network");
+  plugNetwork(spec: NetworkSpec, o: { bindHost?: string } = {}): Promise<PlugResult> {
+    return this.plug("network", spec, (table) => planNetwork(spec, table, this.topology()), "Error plugging network", "Invalid port information", o.bindHost);
   }
 
-  private plug(kind: "vip" | "network", spec: VipSpec | NetworkSpec, plan: (table: string) => InterfacePlan, message: string) {
+  private plug(
+    kind: "vip" | "network", spec: VipSpec | NetworkSpec, plan: (table: string) => InterfacePlan,
+    message: string, invalidMessage: string, bindHost = "",
+  ) {
     return this.serial(async () => {
       // Check the request before anything is touched (the table number does not change validity).
       plan("0");
       const { link, moveBack } = await this.findOrAdopt(spec.macAddress);
       try {
+        await this.refuseProtected(link, bindHost, invalidMessage);
         const table = tableFor(link.ifindex);
         const p = plan(table);
-        await this.applyWithRollback(link, p, message);
-        if (kind === "vip") await this.allowNonLocalBind();
-        await this.record(spec.macAddress, { kind, ifname: link.ifname, table, spec, plan: p, pluggedAt: new Date().toISOString() });
+        const prev = (await this.state()).interfaces[spec.macAddress.toLowerCase()];
+        await this.commit(link, p, message, kind, prev, { kind, ifname: link.ifname, table, spec, plan: p, pluggedAt: new Date().toISOString() });
         return { ifname: link.ifname, plan: p };
       } catch (e) {
         await moveBack?.();
         throw e;
       }
     });
+  }
+
+  /** lo and the interface carrying the agent's bind address are never plugged. */
+  private async refuseProtected(link: IpLink, bindHost: string, invalidMessage: string): Promise<void> {
+    if (link.ifname === "lo" || link.flags.includes("LOOPBACK")) {
+      throw invalid(invalidMessage, `refusing to plug the loopback interface ${link.ifname}`, "PROTECTED_INTERFACE");
+    }
+    if (!bindHost || bindHost === "0.0.0.0" || bindHost === "::" || !familyOf(bindHost)) return;
+    const want = normalizeIp(bindHost);
+    const carries = (await this.ip.addrs(link.ifname)).flatMap((x) => x.addr_info ?? []).some((a) => normalizeIp(a.local) === want);
+    if (carries) {
+      throw invalid(invalidMessage, `refusing to plug ${link.ifname}: it carries the agent's bind address ${bindHost}`, "PROTECTED_INTERFACE");
+    }
+  }
+
+  /**
+   * Applies `plan` and records it, all or nothing. The order is chosen so
+   * that every moment is consistent with plugged.json:
+   * 1. apply (adds only; rolls itself back on failure) — the old record
+   *    still describes a subset of what is there;
+   * 2. sysctl for a VIP, then write the record of the new plan together
+   *    with the old plans as `stale` — a failure of either undoes step 1
+   *    (the undo list applyWithRollback returned), so nothing changed;
+   * 3. only now remove the old plug's leftovers (nothing can be rolled back
+   *    after that point, so it comes after the commit), then clear `stale`.
+   *    A crash or failure here leaves `stale` in the record and the next
+   *    plug or reapply() finishes the removal.
+   */
+  private async commit(
+    link: IpLink, plan: InterfacePlan, message: string, kind: "vip" | "network", prev: PluggedEntry | undefined, entry: PluggedEntry,
+  ): Promise<void> {
+    const mac = (link.address ?? "").toLowerCase();
+    const undo = await this.applyWithRollback(link, plan, message);
+    const stale = prev ? [prev.plan, ...(prev.stale ?? [])] : [];
+    try {
+      if (kind === "vip") await this.allowNonLocalBind();
+      await this.record(mac, { ...entry, ...(stale.length ? { stale } : {}) });
+    } catch (e) {
+      for (const u of undo.reverse()) await u().catch(() => {});
+      const detail = e instanceof DomainError ? e.details || e.message : String(e);
+      throw failed(message, detail, "PLUG_FAILED");
+    }
+    if (!stale.length) return;
+    try {
+      for (const old of stale) await this.removeStale(link, plan, old);
+      await this.record(mac, entry);
+    } catch (e) {
+      // The plug itself is done and recorded; the leftovers are removed next time.
+      this.logger.warn({ err: e, dev: link.ifname }, "could not remove all state of the previous plug; will retry at the next plug or restart");
+    }
   }
 
   /**
@@ -171,9 +234,8 @@ export class NetworkPlumbing {
           try {
             const table = tableFor(link.ifindex);
             const plan = e.kind === "vip" ? planVip(e.spec as VipSpec, table, this.topology()) : planNetwork(e.spec as NetworkSpec, table, this.topology());
-            await this.applyWithRollback(link, plan, "Error re-applying plugged interface");
-            if (e.kind === "vip") await this.allowNonLocalBind();
-            await this.record(mac, { ...e, ifname: link.ifname, table, plan });
+            const { stale: _done, ...rest } = e;
+            await this.commit(link, plan, "Error re-applying plugged interface", e.kind, e, { ...rest, ifname: link.ifname, table, plan });
             applied.push(link.ifname);
           } catch (err) {
             await moveBack?.();
@@ -207,11 +269,10 @@ export class NetworkPlumbing {
 
   /**
    * Applies `plan` on `link`. On failure every step this call made is undone
-   * in reverse order and a `failed` error carries ip's message. On success,
-   * what an earlier plug of the same port added and this plan does not
-   * contain is removed, so re-plugging converges on exactly the new state.
+   * in reverse order and a `failed` error carries ip's message. On success
+   * the undo steps are returned, for a failure of what follows (commit()).
    */
-  private async applyWithRollback(link: IpLink, plan: InterfacePlan, message: string): Promise<void> {
+  private async applyWithRollback(link: IpLink, plan: InterfacePlan, message: string): Promise<Undo[]> {
     const undo: Undo[] = [];
     const seen: Listings = { routes: new Map(), rules: new Map() };
     const dev = link.ifname;
@@ -258,13 +319,12 @@ export class NetworkPlumbing {
       const detail = e instanceof DomainError ? e.details || e.message : String(e);
       throw failed(message, detail, "PLUG_FAILED");
     }
-    await this.removeStale(link, plan);
+    return undo;
   }
 
-  private async removeStale(link: IpLink, plan: InterfacePlan): Promise<void> {
-    const mac = link.address?.toLowerCase() ?? "";
-    const prev = (await this.state()).interfaces[mac];
-    if (!prev) return;
+  /** Removes what `old` (an earlier plan of this port) added and `plan` does not contain, so re-plugging converges on exactly the new state. */
+  private async removeStale(link: IpLink, plan: InterfacePlan, old: InterfacePlan): Promise<void> {
+    const prev = { plan: old };
     const dev = link.ifname;
     const addrs = new Set(plan.addresses.map(addrKey));
     const routes = new Set(plan.routes.map(routeKey));

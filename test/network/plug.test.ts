@@ -160,6 +160,46 @@ describe("plug VIP and plug network in a namespace", () => {
     assert.ok(!main.some((r) => r.dst === "198.51.100.0/25"), "old host route removed");
   });
 
+  test("a plug that fails after applying (the record cannot be written) undoes everything, old plug intact", async () => {
+    const client = agent.client(NetworkService);
+    const before = await snapshot();
+    const stateFile = join(agent.stateDir, "network", "plugged.json");
+    const recorded = readFileSync(stateFile, "utf8");
+    // Immutable folder: plugged.json stays readable, but no new file can be
+    // written into it, so the failure comes after `ip` changed the interface.
+    const dir = join(agent.stateDir, "network");
+    await runChecked("chattr", ["+i", dir]);
+    let e: ConnectError;
+    try {
+      e = await rpcError(client.plugVip({
+        vip: "192.0.2.10", subnetCidr: "192.0.2.0/24", gateway: "192.0.2.1", macAddress: VIP_MAC, mtu: 1420, vrrpIp: "192.0.2.13",
+        hostRoutes: [{ destination: "198.51.100.0/26", nexthop: "192.0.2.253" }],
+      }));
+    } finally {
+      await run("chattr", ["-i", dir]);
+    }
+    assert.equal(e.code, Code.Internal);
+    assert.equal(e.rawMessage, "Error plugging VIP");
+    assert.deepEqual(await snapshot(), before, "new addresses/routes removed, the old plug's (192.0.2.12) kept");
+    assert.equal(readFileSync(stateFile, "utf8"), recorded);
+  });
+
+  test("the interface carrying the agent's bind address is never plugged", async () => {
+    // Domain call: the test agent itself listens on 127.0.0.1.
+    const before = await snapshot();
+    const e = await agent.ctx.network!.plugVip(
+      { vip: "192.0.2.30", subnetCidr: "192.0.2.0/24", gateway: "192.0.2.1", macAddress: VIP_MAC, vrrpIp: "", hostRoutes: [], additionalVips: [] },
+      { bindHost: "192.0.2.10" },
+    ).then(() => assert.fail("expected a refusal"), (x) => x);
+    assert.equal(e.kind, "invalid");
+    assert.equal(e.message, "Invalid VIP");
+    assert.match(e.details, /carries the agent's bind address 192\.0\.2\.10/);
+    assert.deepEqual(await snapshot(), before);
+    // lo is never found as a port, whatever MAC is asked for.
+    const lo = await rpcError(agent.client(NetworkService).plugNetwork({ macAddress: "00:00:00:00:00:00", fixedIps: [] }));
+    assert.equal(lo.code, Code.NotFound);
+  });
+
   test("recorded plugs are re-applied after the interface lost its addresses", async () => {
     await topo.sh(ns, "ip", ["addr", "flush", "dev", "eth1"]);
     assert.deepEqual(await ipv4Of(topo, ns, "eth1"), []);

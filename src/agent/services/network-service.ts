@@ -5,7 +5,7 @@ import {
 } from "../../gen/amphora/v1/network_pb.js";
 import { DomainError } from "../../errors.js";
 import { interfaceForIp } from "../../network/interfaces.js";
-import { applyInterfaceRules } from "../../network/interface-rules.js";
+import { setRulesForIp } from "../../network/interface-rules.js";
 import type { NetworkSpec, VipSpec } from "../../network/plug-spec.js";
 import type { NetworkPlumbing } from "../../network/plumbing.js";
 import type { AgentContext } from "../context.js";
@@ -54,19 +54,19 @@ export function networkService(ctx: AgentContext): Partial<ServiceImpl<typeof Ne
       return { message: "OK", interface: await interfaceForIp(req.ip, netns()) };
     },
     async setInterfaceRules(req) {
-      const ifname = await interfaceForIp(req.ip, netns());
-      await applyInterfaceRules(
-        netns(), ctx.config.current.stateDir, ifname,
-        req.rules.map((r) => ({ protocol: r.protocol, cidr: r.cidr, port: r.port })), ctx.logger,
-      );
+      const c = ctx.config.current;
+      await setRulesForIp({
+        ip: req.ip, netns: c.netns, stateDir: c.stateDir, bindHost: c.bindHost, logger: ctx.logger,
+        rules: req.rules.map((r) => ({ protocol: r.protocol, cidr: r.cidr, port: r.port })),
+      });
       return { message: "OK", details: "" };
     },
     async plugVip(req) {
-      const r = await plumbing(ctx).plugVip(vipSpec(req));
+      const r = await plumbing(ctx).plugVip(vipSpec(req), { bindHost: ctx.config.current.bindHost });
       return { message: "OK", details: `VIP ${req.vip} plugged on interface ${r.ifname}`, interface: r.ifname };
     },
     async plugNetwork(req) {
-      const r = await plumbing(ctx).plugNetwork(networkSpec(req));
+      const r = await plumbing(ctx).plugNetwork(networkSpec(req), { bindHost: ctx.config.current.bindHost });
       return { message: "OK", details: `Plugged interface ${r.ifname}`, interface: r.ifname };
     },
   };
