@@ -6,7 +6,8 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile, rm, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { DomainError, failed } from "../errors.js";
+import { DomainError, failed, invalid } from "../errors.js";
+import { KeyedLock } from "../haproxy/keyed-lock.js";
 import type { Logger } from "../log.js";
 import { silentLogger } from "../log.js";
 import { run } from "../system/exec.js";
@@ -81,7 +82,7 @@ export function configuredVips(text: string): string[] {
 }
 
 export class KeepalivedVrrp {
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly lock = new KeyedLock();
   readonly dir: string;
   readonly configFile: string;
   readonly pidFile: string;
@@ -105,9 +106,7 @@ export class KeepalivedVrrp {
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.queue.then(fn, fn);
-    this.queue = next.catch(() => {});
-    return next;
+    return this.lock.run("keepalived", fn);
   }
 
   async status(): Promise<KeepalivedStatus> {
@@ -134,7 +133,8 @@ export class KeepalivedVrrp {
   upload(text: string): Promise<{ warnings: string[] }> {
     return this.serial(async () => {
       const check = await checkKeepalivedConfig(text, this.dir, this.netns, this.logger);
-      if (!check.ok) throw failed("Failed to upload keepalived configuration.", check.output, "CONFIG_INVALID");
+      // The caller's input is at fault: invalid (Connect InvalidArgument); REST keeps Octavia's 500 via the route's invalid_status.
+      if (!check.ok) throw invalid("Failed to upload keepalived configuration.", check.output, "CONFIG_INVALID");
       await writeFileAtomic(this.configFile, text, 0o600);
       this.logger.info({ file: this.configFile, warnings: check.warnings }, "keepalived configuration stored");
       return { warnings: check.warnings };
@@ -157,6 +157,10 @@ export class KeepalivedVrrp {
     if (st.vrrpPid) await this.terminate(st.vrrpPid, "orphaned VRRP process");
     // Pid files of a killed daemon would make keepalived think it still runs.
     await this.removePidFiles();
+    // Wanted-state first: a keepalived launched below that comes up late (or
+    // an agent that dies meanwhile) is then adopted by resume()/supervise()
+    // and ended by stop(), never left running unaccounted for.
+    await writeFileAtomic(this.wantedFile, "running\n");
     const r = await run(
       "keepalived",
       ["-D", "-f", this.configFile, "-p", this.pidFile, "-r", this.vrrpPidFile, "-c", this.checkersPidFile],
@@ -168,9 +172,12 @@ export class KeepalivedVrrp {
       return s.running && s.vrrpPid !== undefined;
     }, this.timeouts.startMs);
     if (!up) {
-      throw failed("Failed to start keepalived", `keepalived did not come up within ${this.timeouts.startMs} ms (see the system log)`, "START_FAILED");
+      throw failed(
+        "Failed to start keepalived",
+        `keepalived did not come up within ${this.timeouts.startMs} ms (see the system log); it stays wanted running, so the agent keeps trying until it is stopped`,
+        "START_FAILED",
+      );
     }
-    await writeFileAtomic(this.wantedFile, "running\n");
     const now = await this.status();
     this.logger.info({ pid: now.pid, vrrpPid: now.vrrpPid, netns: this.netns }, "keepalived started");
     return now;

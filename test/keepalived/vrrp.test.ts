@@ -3,12 +3,14 @@
 // real daemonized keepalived there, the VIP it manages is checked with `ip`.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, readlinkSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, readlinkSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { KeepalivedService, VrrpAction } from "../../src/gen/amphora/v1/keepalived_pb.js";
 import { ErrorInfoSchema } from "../../src/gen/amphora/v1/errors_pb.js";
 import { isRunning, readPidFile } from "../../src/keepalived/pid.js";
-import { configuredVips } from "../../src/keepalived/vrrp.js";
+import { KeepalivedVrrp, configuredVips } from "../../src/keepalived/vrrp.js";
 import { startTestAgent, type TestAgent } from "../support/agent.js";
 import { Topology, eventually, ipv4Of } from "../network/netns.js";
 import { stopKeepalived, vrrpConfig } from "./support.js";
@@ -42,7 +44,8 @@ describe("keepalived VRRP in a namespace", () => {
     assert.match(e.findDetails(ErrorInfoSchema)[0]!.details, /no keepalived configuration/);
 
     e = await fail(client.putVrrpConfig({ config: "vrrp_instance x {\n  stateX MASTER\n}\n" }));
-    assert.equal(e.code, Code.Internal);
+    // The caller's input is at fault (REST keeps Octavia's 500 through the route's invalid_status).
+    assert.equal(e.code, Code.InvalidArgument);
     assert.equal(e.rawMessage, "Failed to upload keepalived configuration.");
     assert.match(e.findDetails(ErrorInfoSchema)[0]!.details, /Unknown keyword 'stateX'/);
     // An interface that does not exist in the namespace is caught too.
@@ -207,4 +210,38 @@ test("configuredVips reads virtual_ipaddress blocks, ignoring comments and optio
   }
 }`;
   assert.deepEqual(configuredVips(conf), ["192.0.2.10", "192.0.2.11", "2001:db8::10"]);
+});
+
+describe("a keepalived start that times out", () => {
+  const topo = new Topology();
+  const stateDir = mkdtempSync(join(tmpdir(), "amt-kto-"));
+  let k: KeepalivedVrrp | undefined;
+
+  after(async () => {
+    if (k) {
+      await k.stop().catch(() => {});
+      const pid = await readPidFile(k.pidFile);
+      if (pid && (await isRunning(pid, "keepalived"))) process.kill(pid, "SIGKILL");
+    }
+    await topo.cleanup();
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  test("leaves no daemon unaccounted for: wanted-state is running, so it is adopted and stop() ends it", async () => {
+    const ns = await topo.netns();
+    k = new KeepalivedVrrp(stateDir, ns, undefined, { startMs: 300, stopMs: 5000 });
+    // Valid, but without a vrrp_instance keepalived starts no VRRP child:
+    // the readiness check can never pass, so start() always times out.
+    await k.upload("global_defs {\n  router_id amt_timeout\n}\n");
+    const e = await k.start().then(() => assert.fail("expected a timeout"), (x) => x);
+    assert.equal(e.message, "Failed to start keepalived");
+    assert.match(e.details, /did not come up/);
+    assert.ok(await eventually(async () => (await k!.status()).running, 5000), "the launched daemon runs");
+    assert.equal(readFileSync(k.wantedFile, "utf8").trim(), "running", "a running daemon is recorded as wanted");
+    assert.equal(await k.resume(), "adopted");
+    const pid = (await k.status()).pid!;
+    await k.stop();
+    assert.equal(await isRunning(pid, "keepalived"), false);
+    assert.equal(readFileSync(k.wantedFile, "utf8").trim(), "stopped");
+  });
 });
