@@ -12,6 +12,7 @@ import { silentLogger } from "../log.js";
 import { run } from "../system/exec.js";
 import { safeJoin, writeFileAtomic } from "../system/fs-atomic.js";
 import { checkKeepalivedConfig } from "./vrrp.js";
+import { isUuid } from "../system/ids.js";
 
 /**
  * A listener whose pool has no members yet renders a virtual_server without
@@ -19,7 +20,6 @@ import { checkKeepalivedConfig } from "./vrrp.js";
  */
 const LVS_BENIGN_WARNINGS = [/Virtual server \S+ has no real servers - ignoring/];
 
-const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
 export class LvsListeners {
   readonly dir: string;
@@ -34,7 +34,7 @@ export class LvsListeners {
   }
 
   private file(listenerId: string): string {
-    if (!UUID.test(listenerId)) throw invalid("Invalid request", `listener id must be a UUID: ${JSON.stringify(listenerId)}`);
+    if (!isUuid(listenerId)) throw invalid("Invalid request", `listener id must be a UUID: ${JSON.stringify(listenerId)}`);
     return safeJoin(this.dir, `${listenerId.toLowerCase()}.conf`);
   }
 
@@ -68,7 +68,7 @@ export class LvsListeners {
 
   async list(): Promise<string[]> {
     const names = await readdir(this.dir).catch(() => [] as string[]);
-    return names.filter((n) => n.endsWith(".conf") && UUID.test(n.slice(0, -5))).map((n) => n.slice(0, -5));
+    return names.filter((n) => n.endsWith(".conf") && isUuid(n.slice(0, -5))).map((n) => n.slice(0, -5));
   }
 
   /** Throws `precondition` when UDP listeners cannot run (no IPVS in the kernel). */
