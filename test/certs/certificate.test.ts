@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomUUID, createHash, X509Certificate } from "node:crypto";
 import { connect as tlsConnect } from "node:tls";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { startTestAgent } from "../support/agent.js";
 import { freePort, octaviaConfig, selfSignedPem, killHaproxiesUnder, startBackend } from "../support/haproxy.js";
 import { CertificateService } from "../../src/gen/amphora/v1/certificate_pb.js";
@@ -15,15 +15,7 @@ import { LoadBalancerService, LoadBalancerAction } from "../../src/gen/amphora/v
 import { ErrorInfoSchema } from "../../src/gen/amphora/v1/errors_pb.js";
 import { CertificateStore } from "../../src/certs/store.js";
 import { DomainError } from "../../src/errors.js";
-
-async function rpcError(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (e) {
-    return ConnectError.from(e);
-  }
-  assert.fail("expected the call to fail");
-}
+import { rpcError } from "../support/lb-test.js";
 
 test("certificate upload, md5, mode 0600, each rejection, delete", async (t) => {
   const tmp = mkdtempSync(join(tmpdir(), "amt-certs-"));

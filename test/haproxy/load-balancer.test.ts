@@ -1,37 +1,18 @@
 // LoadBalancerService end to end: a real agent over mTLS driving real
 // haproxy in front of real loopback backends.
-import { test, type TestContext } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, existsSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { startTestAgent, type TestAgent } from "../support/agent.js";
-import { freePort, startBackend, octaviaConfig, httpGet, waitForBody, killHaproxiesUnder, processRuns } from "../support/haproxy.js";
+import { freePort, startBackend, octaviaConfig, httpGet, waitForBody, processRuns } from "../support/haproxy.js";
 import { LoadBalancerService, LoadBalancerAction } from "../../src/gen/amphora/v1/load_balancer_pb.js";
 import { SystemService } from "../../src/gen/amphora/v1/system_pb.js";
 import { ErrorInfoSchema } from "../../src/gen/amphora/v1/errors_pb.js";
+import { agentWithRunDir, rpcError } from "../support/lb-test.js";
 
-async function setup(t: TestContext): Promise<{ agent: TestAgent; runDir: string }> {
-  const runDir = mkdtempSync(join(tmpdir(), "amt-run-"));
-  const agent = await startTestAgent();
-  t.after(async () => {
-    await killHaproxiesUnder(agent.stateDir);
-    await agent.cleanup();
-    rmSync(runDir, { recursive: true, force: true });
-  });
-  return { agent, runDir };
-}
-
-async function rpcError(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (e) {
-    return ConnectError.from(e);
-  }
-  assert.fail("expected the call to fail");
-}
+const setup = agentWithRunDir;
 
 test("upload, start, traffic, reload with a changed config, listeners, status, delete twice", async (t) => {
   const { agent, runDir } = await setup(t);

@@ -1,41 +1,21 @@
 // Reload behaviour on real haproxy: failed reloads roll back, the memory
 // headroom check, lingering old workers, -L peer name, and zero failed
 // requests across many reloads under traffic.
-import { test, type TestContext } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:net";
 import { Agent as HttpAgent, request as httpRequest } from "node:http";
-import { Code, ConnectError } from "@connectrpc/connect";
-import { startTestAgent, type TestAgent } from "../support/agent.js";
-import { freePort, startBackend, octaviaConfig, httpGet, waitForBody, killHaproxiesUnder } from "../support/haproxy.js";
+import { Code } from "@connectrpc/connect";
+import { freePort, startBackend, octaviaConfig, httpGet, waitForBody } from "../support/haproxy.js";
 import { LoadBalancerService, LoadBalancerAction } from "../../src/gen/amphora/v1/load_balancer_pb.js";
 import { ErrorInfoSchema } from "../../src/gen/amphora/v1/errors_pb.js";
 import { masterCommand } from "../../src/haproxy/master-cli.js";
 import { peerName } from "../../src/haproxy/peer-name.js";
+import { agentWithRunDir, rpcError } from "../support/lb-test.js";
 
-async function setup(t: TestContext): Promise<{ agent: TestAgent; runDir: string }> {
-  const runDir = mkdtempSync(join(tmpdir(), "amt-run-"));
-  const agent = await startTestAgent();
-  t.after(async () => {
-    await killHaproxiesUnder(agent.stateDir);
-    await agent.cleanup();
-    rmSync(runDir, { recursive: true, force: true });
-  });
-  return { agent, runDir };
-}
-
-async function rpcError(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (e) {
-    return ConnectError.from(e);
-  }
-  assert.fail("expected the call to fail");
-}
+const setup = agentWithRunDir;
 
 test("a reload haproxy refuses (port taken) keeps the old worker serving and rolls the stored config back", async (t) => {
   const { agent, runDir } = await setup(t);

@@ -9,34 +9,16 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { LoadBalancerManager } from "../../src/haproxy/manager.js";
 import { masterCommand } from "../../src/haproxy/master-cli.js";
 import { LoadBalancerService, LoadBalancerAction } from "../../src/gen/amphora/v1/load_balancer_pb.js";
 import { KeepalivedService } from "../../src/gen/amphora/v1/keepalived_pb.js";
-import { startTestAgent, type TestAgent } from "../support/agent.js";
 import { freePort, httpGet, killHaproxiesUnder, octaviaConfig, startBackend } from "../support/haproxy.js";
 import { RestClient } from "../rest/https-client.js";
+import { agentWithRunDir, rpcError } from "../support/lb-test.js";
 
-async function setup(t: TestContext): Promise<{ agent: TestAgent; runDir: string }> {
-  const runDir = mkdtempSync(join(tmpdir(), "amt-run-"));
-  const agent = await startTestAgent();
-  t.after(async () => {
-    await killHaproxiesUnder(agent.stateDir);
-    await agent.cleanup();
-    rmSync(runDir, { recursive: true, force: true });
-  });
-  return { agent, runDir };
-}
-
-async function rpcError(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (e) {
-    return ConnectError.from(e);
-  }
-  assert.fail("expected the call to fail");
-}
+const setup = agentWithRunDir;
 
 test("a server-state-file outside the load balancer's own folder is never written (agent config, other LB, own meta.json)", async (t) => {
   const { agent, runDir } = await setup(t);

@@ -11,18 +11,10 @@ import { ErrorInfoSchema } from "../../src/gen/amphora/v1/errors_pb.js";
 import { run, runChecked } from "../../src/system/exec.js";
 import { startTestAgent, type TestAgent } from "../support/agent.js";
 import { Topology, ipv4Of } from "./netns.js";
+import { rpcError } from "../support/lb-test.js";
 
 const VIP_MAC = "02:a5:00:00:00:01";
 const MEMBER_MAC = "02:a5:00:00:00:02";
-
-async function rpcError(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (e) {
-    return ConnectError.from(e);
-  }
-  assert.fail("expected the call to fail");
-}
 
 describe("plug VIP and plug network in a namespace", () => {
   const topo = new Topology();
