@@ -131,15 +131,17 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
     // haproxy keeps serving: stopping the agent never stops load balancers.
     undo.push({ what: "load balancer watch", fn: () => lbs.close() });
     const certs = new CertificateStore(config.certDir, lbs.lock);
-    const ctx: AgentContext = { logger, config: store, tls, agentVersion: AGENT_VERSION, lbs, certs };
-    ctx.network = new NetworkPlumbing(config.netns, config.stateDir, () => store.current.topology, logger);
-    ctx.keepalived = new KeepalivedVrrp(config.stateDir, config.netns, logger);
-    ctx.lvs = new LvsListeners(config.stateDir, config.netns, logger);
-    await restoreAtStart(ctx.network, ctx.keepalived, logger, config.stateDir);
+    const network = new NetworkPlumbing(config.netns, config.stateDir, () => store.current.topology, logger);
+    const keepalived = new KeepalivedVrrp(config.stateDir, config.netns, logger);
+    const lvs = new LvsListeners(config.stateDir, config.netns, logger);
+    await restoreAtStart(network, keepalived, logger, config.stateDir);
     // keepalived keeps running too; only its supervision ends with the agent.
-    undo.push({ what: "keepalived supervision", fn: ctx.keepalived.supervise() });
+    undo.push({ what: "keepalived supervision", fn: keepalived.supervise() });
     // Stats, /metrics and heartbeat (stopped with the agent, not with haproxy).
-    const monitoring = (ctx.monitoring = startMonitoring({ catalog: o.catalog ?? lbs, config: store, logger }));
+    const monitoring = startMonitoring({ catalog: o.catalog ?? lbs, config: store, logger });
+    const ctx: AgentContext = {
+      logger, config: store, tls, agentVersion: AGENT_VERSION, lbs, certs, network, keepalived, lvs, monitoring,
+    };
     // One registration and one interceptor list for Connect and REST alike.
     const routes = registerOnce(agentRoutes(ctx));
     const interceptors = [loggingInterceptor(logger, monitoring.metrics.observeCall)];

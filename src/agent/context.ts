@@ -1,5 +1,4 @@
 // Everything a service implementation needs, passed explicitly (no globals).
-// Each domain module adds its field here when it lands.
 import type { Logger } from "../log.js";
 import type { ConfigStore } from "./config-store.js";
 import type { TlsControl } from "./tls.js";
@@ -16,14 +15,14 @@ export interface AgentContext {
   tls: TlsControl;
   agentVersion: string;
   /** Load balancers on haproxy; also the LoadBalancerCatalog for stats/heartbeat. */
-  lbs?: LoadBalancerManager;
+  lbs: LoadBalancerManager;
   /** Certificates of load balancers (shares the per-LB lock of `lbs`). */
-  certs?: CertificateStore;
+  certs: CertificateStore;
   /** VIP/member port plumbing in the load-balancer namespace. */
-  network?: NetworkPlumbing;
+  network: NetworkPlumbing;
   /** keepalived for VRRP, and the stored LVS configs of UDP listeners. */
-  keepalived?: KeepalivedVrrp;
-  lvs?: LvsListeners;
+  keepalived: KeepalivedVrrp;
+  lvs: LvsListeners;
   /** Stats collector, WatchStats hub, heartbeat and metrics. */
-  monitoring?: Monitoring;
+  monitoring: Monitoring;
 }

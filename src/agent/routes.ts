@@ -1,5 +1,4 @@
-// Which implementation serves which service. Every service is registered,
-// so a method whose implementation has not landed answers `unimplemented`.
+// Which implementation serves which service.
 import type { ConnectRouter } from "@connectrpc/connect";
 import { SystemService } from "../gen/amphora/v1/system_pb.js";
 import { LoadBalancerService } from "../gen/amphora/v1/load_balancer_pb.js";
@@ -27,11 +26,11 @@ export const AMPHORA_SERVICES = [
 export function agentRoutes(ctx: AgentContext) {
   return (router: ConnectRouter) => {
     router.service(SystemService, systemService(ctx, ctx.lbs));
-    router.service(LoadBalancerService, ctx.lbs ? loadBalancerService(ctx.lbs, ctx.lvs) : {});
-    router.service(CertificateService, ctx.certs ? certificateService(ctx.certs) : {});
+    router.service(LoadBalancerService, loadBalancerService(ctx.lbs, ctx.lvs));
+    router.service(CertificateService, certificateService(ctx.certs));
     router.service(NetworkService, networkService(ctx));
     router.service(KeepalivedService, keepalivedService(ctx));
-    router.service(StatsService, ctx.monitoring ? statsService(ctx.monitoring) : {});
+    router.service(StatsService, statsService(ctx.monitoring));
     router.service(ServerReflection, reflectionService([...AMPHORA_SERVICES, Health]));
     router.service(Health, healthService(AMPHORA_SERVICES));
   };

@@ -73,12 +73,12 @@ test("every protocol reaches every service over one connection", async () => {
       // A server stream over the same connection, ended by breaking out (followStats aborts it).
       for await (const msg of followStats(c, { intervalMs: 100 })) {
         assert.ok(msg.full);
-        assert.equal(a.ctx.monitoring!.hub.subscriberCount, 1);
+        assert.equal(a.ctx.monitoring.hub.subscriberCount, 1);
         break;
       }
       // `break` alone does not cancel a connect-es stream; followStats does.
       const end = Date.now() + 5000;
-      while (a.ctx.monitoring!.hub.subscriberCount !== 0) {
+      while (a.ctx.monitoring.hub.subscriberCount !== 0) {
         assert.ok(Date.now() < end, `${protocol}: the agent still streams after break`);
         await new Promise((r) => setTimeout(r, 20));
       }

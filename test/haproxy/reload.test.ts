@@ -79,7 +79,7 @@ test("memory headroom: a reload that would not fit is refused with RESOURCE_EXHA
   await lb.controlLoadBalancer({ lbId, action: LoadBalancerAction.START });
   await lb.putConfig({ amphoraId: agent.config.amphoraId, lbId, config: cfg.text.replace('"one"', '"two"') });
   // The real check (worker RSS from /proc vs MemAvailable) with a reserve no machine has.
-  agent.ctx.lbs!.setMemoryReserveBytes(2 ** 50);
+  agent.ctx.lbs.setMemoryReserveBytes(2 ** 50);
   const e = await rpcError(lb.controlLoadBalancer({ lbId, action: LoadBalancerAction.RELOAD }));
   assert.equal(e.code, Code.ResourceExhausted);
   assert.match(e.rawMessage, /reload refused: the running haproxy worker uses \d+ MiB, only \d+ MiB are available/);
@@ -88,7 +88,7 @@ test("memory headroom: a reload that would not fit is refused with RESOURCE_EXHA
   await lb.controlLoadBalancer({ lbId, action: LoadBalancerAction.RELOAD, force: true });
   assert.equal((await httpGet(port)).body, "two");
   // With the default reserve this machine has room.
-  agent.ctx.lbs!.setMemoryReserveBytes(32 * 1024 * 1024);
+  agent.ctx.lbs.setMemoryReserveBytes(32 * 1024 * 1024);
   await lb.controlLoadBalancer({ lbId, action: LoadBalancerAction.RELOAD });
 });
 

@@ -102,7 +102,7 @@ test("kill -9 of the agent under traffic: haproxy keeps serving, a restarted age
   assert.equal(st.masterPid, masterPid, "adopted, not restarted");
   assert.equal(st.configVersion, 1n);
   assert.deepEqual((await lb2.listListeners({})).listeners.map((l) => l.status), ["ACTIVE"]);
-  assert.deepEqual(second.ctx.lbs!.get(lbId), { lbId, masterSocket: join(stateDir, "lb", lbId, "master.sock"), running: true, listenerIds: [v1.listeners[0]!.id] });
+  assert.deepEqual(second.ctx.lbs.get(lbId), { lbId, masterSocket: join(stateDir, "lb", lbId, "master.sock"), running: true, listenerIds: [v1.listeners[0]!.id] });
 
   const v2 = octaviaConfig({ lbId, runDir, listeners: [{ ...v1.listeners[0]!, members: [{ port: b.port }] }] });
   await lb2.putConfig({ amphoraId, lbId, config: v2.text, expectedVersion: 1n });

@@ -46,7 +46,7 @@ test("heartbeats carry deltas matching the traffic, seq increases, key/targets/i
   });
   after(() => agent.cleanup());
   const amphoraId = agent.config.amphoraId;
-  await agent.ctx.monitoring!.heartbeat.ready;
+  await agent.ctx.monitoring.heartbeat.ready;
 
   await lb.traffic(7);
   // Heartbeats until the 7 sessions have been reported and one more after.
@@ -66,7 +66,7 @@ test("heartbeats carry deltas matching the traffic, seq increases, key/targets/i
   });
   assert.equal(total(msgs, (s) => s.totconns), 9, "deltas add up to the sessions sent");
   // Bytes: the sum of deltas equals haproxy's own counters.
-  const stats = (await agent.ctx.monitoring!.collector.collect(lb.ref())).stats.listeners[0]!.totals!;
+  const stats = (await agent.ctx.monitoring.collector.collect(lb.ref())).stats.listeners[0]!.totals!;
   assert.equal(total(msgs, (s) => s.rx), stats.bytesIn);
   assert.equal(total(msgs, (s) => s.tx), stats.bytesOut);
   assert.equal(total(msgs, (s) => s.ereq), 0);

@@ -56,7 +56,7 @@ describe("UDP listener configurations", () => {
     const ipvs = await run("ipvsadm", ["-L", "-n"]);
     if (ipvs.exitCode !== 0) assert.match(res.details, /cannot run on this amphora: the kernel has no IPVS/);
     assert.equal((await client.getUdpListenerConfig({ listenerId: listener })).config, LVS(listener));
-    assert.ok((await agent.ctx.lvs!.list()).includes(listener));
+    assert.ok((await agent.ctx.lvs.list()).includes(listener));
   });
 
   test("an invalid config is refused and the stored one kept", async () => {
@@ -94,11 +94,11 @@ describe("UDP listener configurations", () => {
     const ipvs = await run("ipvsadm", ["-L", "-n"]);
     if (ipvs.exitCode === 0) return t.skip("this kernel has IPVS");
     const listener = randomUUID();
-    await agent.ctx.lvs!.put(listener, LVS(listener));
-    await assert.rejects(agent.ctx.lvs!.ensureRunnable(listener), (e: DomainError) =>
+    await agent.ctx.lvs.put(listener, LVS(listener));
+    await assert.rejects(agent.ctx.lvs.ensureRunnable(listener), (e: DomainError) =>
       e.kind === "precondition" && e.reason === "IPVS_UNAVAILABLE" && /Protocol not available/.test(e.details));
-    await agent.ctx.lvs!.delete(listener);
-    await agent.ctx.lvs!.delete(listener);
-    await assert.rejects(agent.ctx.lvs!.get(listener), (e: DomainError) => e.kind === "not_found");
+    await agent.ctx.lvs.delete(listener);
+    await agent.ctx.lvs.delete(listener);
+    await assert.rejects(agent.ctx.lvs.get(listener), (e: DomainError) => e.kind === "not_found");
   });
 });

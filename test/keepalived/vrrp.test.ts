@@ -51,7 +51,7 @@ describe("keepalived VRRP in a namespace", () => {
     // An interface that does not exist in the namespace is caught too.
     e = await fail(client.putVrrpConfig({ config: vrrpConfig({ ...base, iface: "eth9", vips: ["192.0.2.10/32"] }) }));
     assert.match(e.findDetails(ErrorInfoSchema)[0]!.details, /eth9/);
-    assert.equal((await agent.ctx.keepalived!.status()).configured, false);
+    assert.equal((await agent.ctx.keepalived.status()).configured, false);
   });
 
   test("an Octavia-rendered config whose check script is not installed is accepted, with the warning", async () => {
@@ -100,11 +100,11 @@ vrrp_instance amt_octavia {
     const client = agent.client(KeepalivedService);
     const conf = vrrpConfig({ ...base, vips: ["192.0.2.10/32"] });
     assert.equal((await client.putVrrpConfig({ config: conf })).message, "OK");
-    assert.equal(readFileSync(agent.ctx.keepalived!.configFile, "utf8"), conf);
+    assert.equal(readFileSync(agent.ctx.keepalived.configFile, "utf8"), conf);
 
     const res = await client.controlVrrp({ action: VrrpAction.START });
     assert.equal(res.details, "keepalived started");
-    const st = await agent.ctx.keepalived!.status();
+    const st = await agent.ctx.keepalived.status();
     assert.equal(st.running, true);
     assert.ok(st.vrrpPid, "VRRP child is up");
     // Daemonized: its parent is not the agent.
@@ -122,14 +122,14 @@ vrrp_instance amt_octavia {
 
     // Starting again leaves the running one alone.
     await client.controlVrrp({ action: VrrpAction.START });
-    assert.equal((await agent.ctx.keepalived!.status()).pid, st.pid);
+    assert.equal((await agent.ctx.keepalived.status()).pid, st.pid);
   });
 
   test("a bad upload while running keeps the running config; reload applies a new good one", async () => {
     const client = agent.client(KeepalivedService);
-    const before = readFileSync(agent.ctx.keepalived!.configFile, "utf8");
+    const before = readFileSync(agent.ctx.keepalived.configFile, "utf8");
     await fail(client.putVrrpConfig({ config: "garbage\n" }));
-    assert.equal(readFileSync(agent.ctx.keepalived!.configFile, "utf8"), before);
+    assert.equal(readFileSync(agent.ctx.keepalived.configFile, "utf8"), before);
 
     await client.putVrrpConfig({ config: vrrpConfig({ ...base, vips: ["192.0.2.10/32", "192.0.2.20/32"] }) });
     const res = await client.controlVrrp({ action: VrrpAction.RELOAD });
@@ -139,11 +139,11 @@ vrrp_instance amt_octavia {
 
   test("stop ends keepalived and releases the VIPs; stop and reload when stopped behave", async () => {
     const client = agent.client(KeepalivedService);
-    const pid = (await agent.ctx.keepalived!.status()).pid!;
+    const pid = (await agent.ctx.keepalived.status()).pid!;
     const res = await client.controlVrrp({ action: VrrpAction.STOP });
     assert.equal(res.details, "keepalived stopped");
     assert.equal(await isRunning(pid, "keepalived"), false);
-    assert.equal(await readPidFile(agent.ctx.keepalived!.pidFile), undefined);
+    assert.equal(await readPidFile(agent.ctx.keepalived.pidFile), undefined);
     assert.deepEqual(await ipv4Of(topo, ns, "eth1"), ["192.0.2.11/24"]);
     const status = await client.getVrrpStatus({});
     assert.equal(status.running, false);
@@ -160,13 +160,13 @@ vrrp_instance amt_octavia {
   test("a keepalived killed with SIGKILL leaves pid files that do not block the next start", async () => {
     const client = agent.client(KeepalivedService);
     await client.controlVrrp({ action: VrrpAction.START });
-    const pid = (await agent.ctx.keepalived!.status()).pid!;
+    const pid = (await agent.ctx.keepalived.status()).pid!;
     process.kill(pid, "SIGKILL");
     assert.ok(await eventually(async () => !(await isRunning(pid, "keepalived")), 5000));
     // Its VRRP child may outlive it, still holding the VIP; start must not run a second one beside it.
-    const orphan = await readPidFile(agent.ctx.keepalived!.vrrpPidFile);
+    const orphan = await readPidFile(agent.ctx.keepalived.vrrpPidFile);
     await client.controlVrrp({ action: VrrpAction.START });
-    const st = await agent.ctx.keepalived!.status();
+    const st = await agent.ctx.keepalived.status();
     assert.equal(st.running, true);
     assert.notEqual(st.pid, pid);
     if (orphan) assert.equal(await isRunning(orphan, "keepalived"), false, "orphaned VRRP child was ended");
@@ -174,7 +174,7 @@ vrrp_instance amt_octavia {
 
   test("stop also ends a VRRP child whose parent was SIGKILLed, releasing the VIP", async () => {
     const client = agent.client(KeepalivedService);
-    const k = agent.ctx.keepalived!;
+    const k = agent.ctx.keepalived;
     assert.ok(await eventually(async () => (await k.status()).vrrpPid !== undefined, 5000));
     const st = await k.status();
     assert.ok(await eventually(async () => (await ipv4Of(topo, ns, "eth1")).includes("192.0.2.10/32"), 10_000));

@@ -63,7 +63,7 @@ test("/metrics: RPC counters, subscribers, polls and per-object gauges; mTLS req
   assert.equal(value(m.body, `amphora_member_status{lb_id="${lb.lbId}",pool_id="${poolId}",member_id="${lb.memberIds[0]}",status="NO_CHECK"}`), 1);
   ac.abort();
   await it.return?.();
-  await until("stream gone", () => agent.ctx.monitoring!.hub.subscriberCount === 0 || undefined);
+  await until("stream gone", () => agent.ctx.monitoring.hub.subscriberCount === 0 || undefined);
 
   // The other agent in the same process counts only its own calls.
   const o = await get(other, "/metrics");

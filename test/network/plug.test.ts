@@ -179,7 +179,7 @@ describe("plug VIP and plug network in a namespace", () => {
   test("the interface carrying the agent's bind address is never plugged", async () => {
     // Domain call: the test agent itself listens on 127.0.0.1.
     const before = await snapshot();
-    const e = await agent.ctx.network!.plugVip(
+    const e = await agent.ctx.network.plugVip(
       { vip: "192.0.2.30", subnetCidr: "192.0.2.0/24", gateway: "192.0.2.1", macAddress: VIP_MAC, vrrpIp: "", hostRoutes: [], additionalVips: [] },
       { bindHost: "192.0.2.10" },
     ).then(() => assert.fail("expected a refusal"), (x) => x);
@@ -195,7 +195,7 @@ describe("plug VIP and plug network in a namespace", () => {
   test("recorded plugs are re-applied after the interface lost its addresses", async () => {
     await topo.sh(ns, "ip", ["addr", "flush", "dev", "eth1"]);
     assert.deepEqual(await ipv4Of(topo, ns, "eth1"), []);
-    const r = await agent.ctx.network!.reapply();
+    const r = await agent.ctx.network.reapply();
     assert.deepEqual(r.failures, []);
     assert.deepEqual(await ipv4Of(topo, ns, "eth1"), ["192.0.2.10/24", "192.0.2.12/24"]);
   });

@@ -60,32 +60,32 @@ describe("restoring network state when the agent starts", () => {
     });
     await a.client(KeepalivedService).controlVrrp({ action: VrrpAction.START });
     await a.client(NetworkService).setInterfaceRules({ ip: "192.0.2.11", rules: [{ protocol: "TCP", port: 443 }, { protocol: "VRRP", port: 0 }] });
-    const pid1 = (await a.ctx.keepalived!.status()).pid!;
+    const pid1 = (await a.ctx.keepalived.status()).pid!;
     await a.cleanup();
 
     // Agent restart only: the same keepalived keeps running.
     a = await start();
-    assert.equal((await a.ctx.keepalived!.status()).pid, pid1);
+    assert.equal((await a.ctx.keepalived.status()).pid, pid1);
     await a.cleanup();
 
     // "Reboot": keepalived gone, interface bare.
     process.kill(pid1, "SIGKILL");
     assert.ok(await eventually(async () => !(await isRunning(pid1, "keepalived")), 5000));
-    await killOrphan(a.ctx.keepalived!.vrrpPidFile);
+    await killOrphan(a.ctx.keepalived.vrrpPidFile);
     await topo.sh(ns, "ip", ["addr", "flush", "dev", "eth1"]);
     await topo.sh(ns, "nft", ["flush", "ruleset"]);
     assert.equal(await hasRulesTable(ns), false);
     a = await start();
     assert.equal(await hasRulesTable(ns), true, "interface rules loaded again");
     assert.deepEqual((await ipv4Of(topo, ns, "eth1")).filter((x) => x !== "192.0.2.20/32"), ["192.0.2.10/24", "192.0.2.11/24"]);
-    const st = await a.ctx.keepalived!.status();
+    const st = await a.ctx.keepalived.status();
     assert.equal(st.running, true);
     assert.notEqual(st.pid, pid1);
 
     await a.client(KeepalivedService).controlVrrp({ action: VrrpAction.STOP });
     await a.cleanup();
     a = await start();
-    assert.equal((await a.ctx.keepalived!.status()).running, false, "stopped through the agent: not restarted");
+    assert.equal((await a.ctx.keepalived.status()).running, false, "stopped through the agent: not restarted");
   });
 
   test("a configured namespace that does not exist is created at start", async () => {

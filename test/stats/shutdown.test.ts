@@ -30,6 +30,6 @@ test("agent stop ends open streams normally and promptly", async () => {
   await done;
   assert.equal(outcome, "ended");
   assert.ok(Date.now() - t0 < 5000, `stop took ${Date.now() - t0} ms`);
-  assert.equal(agent.ctx.monitoring!.hub.subscriberCount, 0);
-  assert.equal(agent.ctx.monitoring!.hub.groupCount, 0);
+  assert.equal(agent.ctx.monitoring.hub.subscriberCount, 0);
+  assert.equal(agent.ctx.monitoring.hub.groupCount, 0);
 });

@@ -16,7 +16,7 @@ const lb = await env.startLb({ members: 2 });
 env.catalog.put(lb.ref());
 const agent = await startTestAgent({ catalog: env.catalog });
 after(() => agent.cleanup());
-const mon = agent.ctx.monitoring!;
+const mon = agent.ctx.monitoring;
 
 test("GetStats: typed stats of the load balancer with traffic counted", async () => {
   await lb.traffic(5);

@@ -3,11 +3,9 @@ import {
   NetworkService,
   type AdditionalVip, type FixedIp, type HostRoute, type PlugNetworkRequest, type PlugVipRequest,
 } from "../../gen/amphora/v1/network_pb.js";
-import { DomainError } from "../../errors.js";
 import { interfaceForIp } from "../../network/interfaces.js";
 import { setRulesForIp } from "../../network/interface-rules.js";
 import type { NetworkSpec, VipSpec } from "../../network/plug-spec.js";
-import type { NetworkPlumbing } from "../../network/plumbing.js";
 import type { AgentContext } from "../context.js";
 
 // Pure data mapping between the generated messages and the domain specs.
@@ -42,11 +40,6 @@ function networkSpec(req: PlugNetworkRequest): NetworkSpec {
   };
 }
 
-function plumbing(ctx: AgentContext): NetworkPlumbing {
-  if (!ctx.network) throw new DomainError("unavailable", "network plumbing is not configured in this agent");
-  return ctx.network;
-}
-
 export function networkService(ctx: AgentContext): Partial<ServiceImpl<typeof NetworkService>> {
   const netns = () => ctx.config.current.netns;
   return {
@@ -62,11 +55,11 @@ export function networkService(ctx: AgentContext): Partial<ServiceImpl<typeof Ne
       return { message: "OK", details: "" };
     },
     async plugVip(req) {
-      const r = await plumbing(ctx).plugVip(vipSpec(req), { bindHost: ctx.config.current.bindHost });
+      const r = await ctx.network.plugVip(vipSpec(req), { bindHost: ctx.config.current.bindHost });
       return { message: "OK", details: `VIP ${req.vip} plugged on interface ${r.ifname}`, interface: r.ifname };
     },
     async plugNetwork(req) {
-      const r = await plumbing(ctx).plugNetwork(networkSpec(req), { bindHost: ctx.config.current.bindHost });
+      const r = await ctx.network.plugNetwork(networkSpec(req), { bindHost: ctx.config.current.bindHost });
       return { message: "OK", details: `Plugged interface ${r.ifname}`, interface: r.ifname };
     },
   };
