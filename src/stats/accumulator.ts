@@ -3,7 +3,7 @@
 // worker are carried into a base that the new worker's counters add to.
 import { cell, num, rowCounters, type Columns, type RawLbStats } from "./haproxy-stats.js";
 import {
-  addCounters, COUNTER_NAMES, zeroCounters, type Counters, type ListenerStats, type ListenerStatus,
+  addCounters, anyCounterBelow, sameCounters, zeroCounters, type Counters, type ListenerStats, type ListenerStatus,
   type LoadBalancerStats, type MemberStats, type MemberStatus, type PoolStats, type PoolStatus,
 } from "./model.js";
 
@@ -43,8 +43,14 @@ export function splitPoolName(name: string): { poolId: string; listenerId: strin
 export class LbAccumulator {
   private workerPid: string | undefined;
   private uptimeSec = 0;
-  /** Raw counters of the current worker, per object key. */
-  private readonly lastRaw = new Map<string, Counters>();
+  /**
+   * Per object key, the current worker's raw counters and the totals handed
+   * out at the last poll. While an object's raw counters do not move (most
+   * objects of a big load balancer, most of the time), the same totals
+   * object is handed out again: consumers then compare it by identity and
+   * allocate nothing for it.
+   */
+  private readonly last = new Map<string, { raw: Counters; totals: Counters }>();
   /** Carried from earlier workers, per object key. */
   private readonly base = new Map<string, Counters>();
   /** Last totals per listener, reported while haproxy does not run. */
@@ -55,20 +61,27 @@ export class LbAccumulator {
 
   /** The old worker's last counters become part of the base. */
   private carryAll(): void {
-    for (const [k, raw] of this.lastRaw) this.base.set(k, addCounters(this.base.get(k) ?? zeroCounters(), raw));
-    this.lastRaw.clear();
+    for (const [k, { raw }] of this.last) this.base.set(k, addCounters(this.base.get(k) ?? zeroCounters(), raw));
+    this.last.clear();
   }
 
   private totals(key: string, raw: Counters): Counters {
-    const prev = this.lastRaw.get(key);
+    const prev = this.last.get(key);
+    if (!prev) {
+      const b = this.base.get(key);
+      const totals = b ? addCounters(b, raw) : raw;
+      this.last.set(key, { raw, totals });
+      return totals;
+    }
+    // Same worker, nothing counted since: the totals did not move.
+    if (sameCounters(raw, prev.raw)) return prev.totals;
     // Same worker but a counter went down (e.g. "clear counters"): carry
     // what this object had counted so far.
-    if (prev && COUNTER_NAMES.some((n) => raw[n] < prev[n])) {
-      this.base.set(key, addCounters(this.base.get(key) ?? zeroCounters(), prev));
-    }
-    this.lastRaw.set(key, raw);
+    if (anyCounterBelow(raw, prev.raw)) this.base.set(key, addCounters(this.base.get(key) ?? zeroCounters(), prev.raw));
     const b = this.base.get(key);
-    return b ? addCounters(b, raw) : raw;
+    prev.raw = raw;
+    prev.totals = b ? addCounters(b, raw) : raw;
+    return prev.totals;
   }
 
   /**

@@ -56,9 +56,28 @@ export function subCounters(a: Counters, b: Counters): Counters {
 }
 
 export function sameCounters(a: Counters, b: Counters): boolean {
-  for (const k of COUNTER_NAMES) if (a[k] !== b[k]) return false;
-  return true;
+  // The accumulator hands out the same totals object while nothing was
+  // counted: most objects of a big load balancer compare by identity.
+  if (a === b) return true;
+  return a.totalSessions === b.totalSessions && a.bytesIn === b.bytesIn && a.bytesOut === b.bytesOut &&
+    a.requestErrors === b.requestErrors && a.connectionErrors === b.connectionErrors && a.responseErrors === b.responseErrors &&
+    a.http1xx === b.http1xx && a.http2xx === b.http2xx && a.http3xx === b.http3xx && a.http4xx === b.http4xx &&
+    a.http5xx === b.http5xx && a.httpOther === b.httpOther && a.requests === b.requests;
 }
+
+/** Whether any counter of `a` is below the same counter of `b`. */
+export function anyCounterBelow(a: Counters, b: Counters): boolean {
+  return a.totalSessions < b.totalSessions || a.bytesIn < b.bytesIn || a.bytesOut < b.bytesOut ||
+    a.requestErrors < b.requestErrors || a.connectionErrors < b.connectionErrors || a.responseErrors < b.responseErrors ||
+    a.http1xx < b.http1xx || a.http2xx < b.http2xx || a.http3xx < b.http3xx || a.http4xx < b.http4xx ||
+    a.http5xx < b.http5xx || a.httpOther < b.httpOther || a.requests < b.requests;
+}
+
+/**
+ * The delta of an object whose totals did not move, shared (frozen: deltas
+ * are read, never written, and a write would now throw instead of leaking).
+ */
+export const NO_CHANGE: Counters = Object.freeze(zeroCounters());
 
 export type ListenerStatus = "OPEN" | "STOPPED" | "FULL" | "UNKNOWN";
 export type PoolStatus = "UP" | "DOWN" | "UNKNOWN";

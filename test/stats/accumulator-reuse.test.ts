@@ -1,0 +1,80 @@
+// LbAccumulator hands out the same totals object while an object's raw
+// counters do not move (consumers compare by identity); pure logic fed with
+// show stat CSV, so every counter change, reset and reload can be forced.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { LbAccumulator } from "../../src/stats/accumulator.js";
+import { DeltaTracker } from "../../src/stats/deltas.js";
+import { parseShowStat, type RawLbStats } from "../../src/stats/haproxy-stats.js";
+import { diffLb } from "../../src/stats/watch-hub.js";
+
+const HEADER = "# pxname,svname,scur,smax,slim,stot,bin,bout,ereq,econ,eresp,weight,lastchg,status,type,check_status,chkfail,hrsp_2xx,req_tot\n";
+function poll(pid: string, o: { stot?: number; bin?: number; lastchg?: number; status?: string }): RawLbStats {
+  const { stot = 5, bin = 100, lastchg = 10, status = "UP" } = o;
+  const text = HEADER +
+    `L1,FRONTEND,0,1,100,${stot},${bin},50,0,,,,,OPEN,0,,,${stot},${stot}\n` +
+    `P1:L1,m1,0,1,,${stot},${bin},50,,0,0,1,${lastchg},${status},2,L4OK,0,${stot},\n` +
+    `P1:L1,BACKEND,0,1,,${stot},${bin},50,,0,0,1,${lastchg},UP,1,,,${stot},${stot}\n`;
+  return { workerPid: pid, uptimeSec: 100, currentConnections: 0, table: parseShowStat(text) };
+}
+const member = (s: ReturnType<LbAccumulator["apply"]>) => s.pools[0]!.members[0]!;
+
+test("unchanged counters reuse the totals object; a change in lastchg alone still shows its new value", () => {
+  const acc = new LbAccumulator("lb");
+  const a = acc.apply(poll("1", { lastchg: 10 }));
+  const b = acc.apply(poll("1", { lastchg: 11 }));
+  assert.equal(member(b).totals, member(a).totals, "same totals object while nothing was counted");
+  assert.equal(b.listeners[0]!.totals, a.listeners[0]!.totals);
+  assert.equal(member(b).lastStatusChangeSeconds, 11, "lastchg is read from every poll");
+  // A status change with the same counters is not hidden by the reuse.
+  const c = acc.apply(poll("1", { lastchg: 0, status: "DOWN" }));
+  assert.equal(member(c).status, "DOWN");
+  assert.equal(member(c).lastStatusChangeSeconds, 0);
+  assert.ok(diffLb(b, c), "the status change is a change");
+});
+
+test("a changed counter is never missed: totals, deltas and CHANGES all see it", () => {
+  const acc = new LbAccumulator("lb");
+  const t = new DeltaTracker("zero");
+  const s1 = acc.apply(poll("1", {}));
+  const d1 = t.apply([s1])[0]!;
+  const s2 = acc.apply(poll("1", {}));
+  const d2 = t.apply([s2])[0]!;
+  assert.equal(member(d2).delta!.totalSessions, 0);
+  assert.equal(diffLb(d1, d2), undefined, "nothing changed: nothing to send");
+  const s3 = acc.apply(poll("1", { bin: 101 }));
+  const d3 = t.apply([s3])[0]!;
+  assert.notEqual(member(s3).totals, member(s2).totals);
+  assert.equal(member(s3).totals!.bytesIn, 101);
+  assert.equal(member(d3).delta!.bytesIn, 1);
+  assert.equal(member(d3).delta!.totalSessions, 0);
+  const changes = diffLb(d2, d3);
+  assert.equal(changes?.pools[0]?.members.length, 1, "the member whose bytes moved is sent");
+  assert.equal(changes?.listeners[0]?.totals?.bytesIn, 101);
+});
+
+test("counter resets and reloads carry totals correctly with the reuse in place", () => {
+  const acc = new LbAccumulator("lb");
+  acc.apply(poll("1", { stot: 5, bin: 100 }));
+  acc.apply(poll("1", { stot: 5, bin: 100 })); // reused
+  // clear counters on the same worker: carried, then counting again from 0.
+  const r = acc.apply(poll("1", { stot: 1, bin: 10 }));
+  assert.equal(member(r).totals!.totalSessions, 6);
+  assert.equal(member(r).totals!.bytesIn, 110);
+  const r2 = acc.apply(poll("1", { stot: 1, bin: 10 }));
+  assert.equal(member(r2).totals, member(r).totals, "reused after the carry too");
+  // A reload whose new worker happens to report the very same raw counters
+  // must not hand out the old totals.
+  const n = acc.apply(poll("2", { stot: 1, bin: 10 }));
+  assert.equal(member(n).totals!.totalSessions, 7);
+  assert.equal(member(n).totals!.bytesIn, 120);
+  assert.equal(n.reloads, 1);
+});
+
+test("the shared no-change delta cannot be written to", () => {
+  const acc = new LbAccumulator("lb");
+  const t = new DeltaTracker("zero");
+  t.apply([acc.apply(poll("1", {}))]);
+  const d = t.apply([acc.apply(poll("1", {}))])[0]!;
+  assert.throws(() => { (member(d).delta as { bytesIn: number }).bytesIn = 5; }, TypeError);
+});
