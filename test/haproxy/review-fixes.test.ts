@@ -3,20 +3,18 @@
 // balancer's own folder; events fire only once the state is stored and a
 // throwing listener cannot fail an action; a delete whose stop fails is a
 // 503 that keeps everything; DELETE/GET /1.0/listeners cover UDP listeners.
-import { test, type TestContext } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { Code } from "@connectrpc/connect";
-import { LoadBalancerManager } from "../../src/haproxy/manager.js";
 import { masterCommand } from "../../src/haproxy/master-cli.js";
 import { LoadBalancerService, LoadBalancerAction } from "../../src/gen/amphora/v1/load_balancer_pb.js";
 import { KeepalivedService } from "../../src/gen/amphora/v1/keepalived_pb.js";
-import { freePort, httpGet, killHaproxiesUnder, octaviaConfig, startBackend } from "../support/haproxy.js";
+import { freePort, httpGet, octaviaConfig, startBackend } from "../support/haproxy.js";
 import { RestClient } from "../rest/https-client.js";
-import { agentWithRunDir, rpcError } from "../support/lb-test.js";
+import { agentWithRunDir, managerDirs, rpcError } from "../support/lb-test.js";
 
 const setup = agentWithRunDir;
 
@@ -83,23 +81,6 @@ for (const where of ["the load balancer's folder", "Octavia's <base_path>/<lb_id
   });
 }
 
-function managerDirs(t: TestContext) {
-  const stateDir = mkdtempSync(join(tmpdir(), "amt-rev-"));
-  const runDir = mkdtempSync(join(tmpdir(), "amt-run-"));
-  const managers: LoadBalancerManager[] = [];
-  t.after(async () => {
-    for (const m of managers) m.close();
-    await killHaproxiesUnder(stateDir);
-    rmSync(stateDir, { recursive: true, force: true });
-    rmSync(runDir, { recursive: true, force: true });
-  });
-  const open = async () => {
-    const m = await LoadBalancerManager.open({ stateDir, certDir: join(stateDir, "certs"), settings: () => ({ haproxyCmd: "/usr/sbin/haproxy", netns: "" }), watchIntervalMs: 0 });
-    managers.push(m);
-    return m;
-  };
-  return { stateDir, runDir, open };
-}
 
 test("a throwing event listener does not turn a successful start into a failure; others still hear the event", async (t) => {
   const { runDir, open } = managerDirs(t);

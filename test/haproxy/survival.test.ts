@@ -18,6 +18,7 @@ import { LoadBalancerService, LoadBalancerAction } from "../../src/gen/amphora/v
 import { LoadBalancerManager } from "../../src/haproxy/manager.js";
 import { md5 } from "../../src/haproxy/meta.js";
 import { writeFileAtomic } from "../../src/system/fs-atomic.js";
+import { managerDirs } from "../support/lb-test.js";
 
 /** Starts the real agent program (`src/agent/main.ts --dev`) as a separate process. */
 async function spawnAgent(stateDir: string, port: number): Promise<ChildProcess> {
@@ -149,13 +150,7 @@ test("haproxy dead while the agent was down: stale pid file and socket are clean
 });
 
 test("a crash mid-upload leaves the old or the new complete config; metadata is repaired at start", async (t) => {
-  const stateDir = mkdtempSync(join(tmpdir(), "amt-crash-"));
-  const runDir = mkdtempSync(join(tmpdir(), "amt-run-"));
-  t.after(() => {
-    rmSync(stateDir, { recursive: true, force: true });
-    rmSync(runDir, { recursive: true, force: true });
-  });
-  const open = () => LoadBalancerManager.open({ stateDir, certDir: join(stateDir, "certs"), settings: () => ({ haproxyCmd: "/usr/sbin/haproxy", netns: "" }), watchIntervalMs: 0 });
+  const { stateDir, runDir, open } = managerDirs(t);
   const lbId = randomUUID();
   const c1 = octaviaConfig({ lbId, runDir, listeners: [{ port: 1, members: [], returnBody: "one" }] }).text;
   const c2 = c1.replace('"one"', '"two"');
@@ -194,13 +189,7 @@ test("a crash mid-upload leaves the old or the new complete config; metadata is 
 });
 
 test("a stale pid file naming an unrelated live process is not adopted and that process is never signalled", async (t) => {
-  const stateDir = mkdtempSync(join(tmpdir(), "amt-pid-"));
-  const runDir = mkdtempSync(join(tmpdir(), "amt-run-"));
-  t.after(() => {
-    rmSync(stateDir, { recursive: true, force: true });
-    rmSync(runDir, { recursive: true, force: true });
-  });
-  const open = () => LoadBalancerManager.open({ stateDir, certDir: join(stateDir, "certs"), settings: () => ({ haproxyCmd: "/usr/sbin/haproxy", netns: "" }), watchIntervalMs: 0 });
+  const { stateDir, runDir, open } = managerDirs(t);
   const lbId = randomUUID();
   let m = await open();
   await m.putConfig(randomUUID(), lbId, octaviaConfig({ lbId, runDir, listeners: [{ port: 1, members: [], returnBody: "x" }] }).text);

@@ -9,6 +9,7 @@ import type { TestContext } from "node:test";
 import { ConnectError } from "@connectrpc/connect";
 import { startTestAgent, type TestAgent } from "./agent.js";
 import { killHaproxiesUnder } from "./haproxy.js";
+import { LoadBalancerManager } from "../../src/haproxy/manager.js";
 
 export async function agentWithRunDir(t: TestContext): Promise<{ agent: TestAgent; runDir: string }> {
   const runDir = mkdtempSync(join(tmpdir(), "amt-run-"));
@@ -29,4 +30,27 @@ export async function rpcError(p: Promise<unknown>): Promise<ConnectError> {
     return ConnectError.from(e);
   }
   assert.fail("expected the call to fail");
+}
+
+/**
+ * A state dir and a run dir for tests that drive LoadBalancerManager
+ * directly (no agent); `open` starts a manager on that state dir. Managers,
+ * haproxy processes and both dirs are cleaned up when the test ends.
+ */
+export function managerDirs(t: TestContext) {
+  const stateDir = mkdtempSync(join(tmpdir(), "amt-rev-"));
+  const runDir = mkdtempSync(join(tmpdir(), "amt-run-"));
+  const managers: LoadBalancerManager[] = [];
+  t.after(async () => {
+    for (const m of managers) m.close();
+    await killHaproxiesUnder(stateDir);
+    rmSync(stateDir, { recursive: true, force: true });
+    rmSync(runDir, { recursive: true, force: true });
+  });
+  const open = async () => {
+    const m = await LoadBalancerManager.open({ stateDir, certDir: join(stateDir, "certs"), settings: () => ({ haproxyCmd: "/usr/sbin/haproxy", netns: "" }), watchIntervalMs: 0 });
+    managers.push(m);
+    return m;
+  };
+  return { stateDir, runDir, open };
 }
