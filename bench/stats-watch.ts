@@ -26,6 +26,7 @@ import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
+import { freePort } from "../test/support/haproxy.js";
 import http2 from "node:http2";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
@@ -340,14 +341,6 @@ async function startHaproxy(dir: string, name: string, cfg: string): Promise<Loa
   if (code !== 0) throw new Error(`haproxy for ${name} failed: ${err}`);
   const listenerIds = [...cfg.matchAll(/^frontend (\S+)/gm)].map((m) => m[1]!);
   return { lbId: randomUUID(), masterSocket: sock, running: true, listenerIds, pidFile };
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 function generatedConfig(listeners: number, membersEach: number, backendPort: number, tag: string, tcpPort = 0): string {

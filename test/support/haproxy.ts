@@ -8,13 +8,35 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { randomUUID } from "node:crypto";
 
-/** A TCP port on 127.0.0.1 that was free a moment ago (the OS picked it). */
+// Ports handed out by this process and not yet known to be bound by their
+// taker: never handed out twice.
+const handedOut = new Set<number>();
+
+/**
+ * A TCP port on 127.0.0.1 that is free now, for a process the test starts
+ * later (haproxy, an agent restarted on the same port).
+ *
+ * Picked at random from 20000-32767, below Linux's default ephemeral range
+ * (32768-60999): a port the kernel hands out for bind(0) or as the source
+ * port of an outgoing connection can be taken by any concurrent test between
+ * this check and the real bind, which once made haproxy fail to start in CI.
+ * Ports in this range are only ever used when someone asks for them.
+ */
 export async function freePort(): Promise<number> {
-  const srv = createNetServer();
-  await new Promise<void>((res, rej) => srv.once("error", rej).listen(0, "127.0.0.1", () => res()));
-  const port = (srv.address() as AddressInfo).port;
-  await new Promise<void>((res) => srv.close(() => res()));
-  return port;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 12768);
+    if (handedOut.has(port)) continue;
+    const srv = createNetServer();
+    const ok = await new Promise<boolean>((res) => {
+      srv.once("error", () => res(false));
+      srv.listen({ port, host: "127.0.0.1", exclusive: true }, () => res(true));
+    });
+    if (!ok) continue;
+    await new Promise<void>((res) => srv.close(() => res()));
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error("no free TCP port found in 20000-32767 after 200 tries");
 }
 
 export interface Backend {
