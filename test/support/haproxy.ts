@@ -3,37 +3,76 @@
 // cleanup of every haproxy started under a temp state directory.
 import { createServer as createHttpServer, request as httpRequest, type Server } from "node:http";
 import { createServer as createNetServer, type AddressInfo } from "node:net";
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { randomUUID } from "node:crypto";
 
-// Ports handed out by this process and not yet known to be bound by their
-// taker: never handed out twice.
-const handedOut = new Set<number>();
+// Test files run in parallel processes (node --test --test-concurrency=2).
+// A port one process has handed out but whose taker has not bound it yet (or
+// has let go of it for a restart) looks free to every other process, so the
+// hand-out is recorded as a lock file named after the port, holding the
+// owner's pid, in one folder shared by all test processes. Each process
+// removes its own lock files when it exits; a lock whose owner is gone is
+// taken over.
+const PORT_LOCKS = join(tmpdir(), "amphora-test-ports");
+const myPorts = new Set<number>();
+process.once("exit", () => {
+  for (const port of myPorts) rmSync(join(PORT_LOCKS, String(port)), { force: true });
+  try {
+    rmdirSync(PORT_LOCKS);
+  } catch {
+    // Another test process still holds ports.
+  }
+});
+
+function lockPort(port: number): boolean {
+  const file = join(PORT_LOCKS, String(port));
+  mkdirSync(PORT_LOCKS, { recursive: true });
+  try {
+    writeFileSync(file, String(process.pid), { flag: "wx" });
+    return true;
+  } catch {
+    let owner = 0;
+    try {
+      owner = Number(readFileSync(file, "utf8"));
+    } catch {
+      return false; // its owner just let it go; pick another
+    }
+    if (!Number.isInteger(owner) || owner <= 0 || owner === process.pid) return false;
+    try {
+      process.kill(owner, 0);
+      return false;
+    } catch {
+      writeFileSync(file, String(process.pid));
+      return true;
+    }
+  }
+}
 
 /**
- * A TCP port on 127.0.0.1 that is free now, for a process the test starts
- * later (haproxy, an agent restarted on the same port).
+ * A TCP port on 127.0.0.1 that is free now and stays reserved to this test
+ * process, for something the test starts later (haproxy, an agent restarted
+ * on the same port).
  *
  * Picked at random from 20000-32767, below Linux's default ephemeral range
  * (32768-60999): a port the kernel hands out for bind(0) or as the source
- * port of an outgoing connection can be taken by any concurrent test between
- * this check and the real bind, which once made haproxy fail to start in CI.
- * Ports in this range are only ever used when someone asks for them.
+ * port of an outgoing connection could be taken between this check and the
+ * real bind, which once made haproxy fail to start in CI.
  */
 export async function freePort(): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
     const port = 20000 + Math.floor(Math.random() * 12768);
-    if (handedOut.has(port)) continue;
+    if (myPorts.has(port) || !lockPort(port)) continue;
+    myPorts.add(port);
     const srv = createNetServer();
     const ok = await new Promise<boolean>((res) => {
       srv.once("error", () => res(false));
       srv.listen({ port, host: "127.0.0.1", exclusive: true }, () => res(true));
     });
-    if (!ok) continue;
+    if (!ok) continue; // in use by something else: keep it locked, pick another
     await new Promise<void>((res) => srv.close(() => res()));
-    handedOut.add(port);
     return port;
   }
   throw new Error("no free TCP port found in 20000-32767 after 200 tries");
