@@ -7,6 +7,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { randomUUID } from "node:crypto";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { startTestAgent, type TestAgent } from "../support/agent.js";
+import { freePort } from "../support/haproxy.js";
 import {
   createAmphoraClient,
   defaultDeadlineMs,
@@ -45,15 +46,6 @@ async function failure(p: Promise<unknown>): Promise<AmphoraError> {
     return e;
   }
   assert.fail("expected the call to fail");
-}
-
-/** A TCP port that was free a moment ago. */
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 test("every protocol reaches every service over one connection", async () => {
@@ -125,7 +117,7 @@ test("errors of the agent carry the code, ErrorInfo details and reason, agent an
 });
 
 test("connection refused: retried only for side-effect-free calls, then a hint naming the URL", async () => {
-  const port = await closedPort();
+  const port = await freePort();
   const baseUrl = `https://127.0.0.1:${port}`;
   const a = await agent();
   const retries: string[] = [];
@@ -149,7 +141,7 @@ test("connection refused: retried only for side-effect-free calls, then a hint n
 });
 
 test("a retried call succeeds once the agent is up", async () => {
-  const port = await closedPort();
+  const port = await freePort();
   const c0 = await agent();
   const c = createAmphoraClient({ ...opts(c0), baseUrl: `https://127.0.0.1:${port}`, retry: { maxAttempts: 20, initialMs: 50, maxMs: 200 } });
   let late: TestAgent | undefined;

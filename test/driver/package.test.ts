@@ -1,0 +1,44 @@
+// The published entry point: `amphora-agent/driver` resolves to the
+// compiled library in dist/ and works from plain Node.js (no TypeScript
+// loader), as a controller service would import it.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFile, execFileSync } from "node:child_process";
+import { promisify } from "node:util";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { startTestAgent } from "../support/agent.js";
+
+const REPO = join(import.meta.dirname, "..", "..");
+
+test("amphora-agent/driver from plain node: compiled, typed, talks to a real agent", async (t) => {
+  // `npm ci` builds dist/ (prepare); build again so the test sees this tree's sources.
+  execFileSync(join(REPO, "node_modules", ".bin", "tsc"), ["-p", "tsconfig.build.json"], { cwd: REPO, stdio: "pipe" });
+  assert.ok(existsSync(join(REPO, "dist", "driver", "index.d.ts")), "type declarations are emitted");
+
+  const agent = await startTestAgent();
+  t.after(() => agent.cleanup());
+  const script = `
+    const { createAmphoraClient, AmphoraError } = await import("amphora-agent/driver");
+    const { ErrorInfoSchema } = await import("amphora-agent/gen/amphora/v1/errors_pb.js");
+    const c = createAmphoraClient({ baseUrl: process.env.URL, ca: process.env.CA, cert: process.env.CERT, key: process.env.KEY });
+    const info = await c.system.getInfo({});
+    let code = "";
+    try { await c.loadBalancer.getConfig({ amphoraId: info.amphoraId, lbId: "00000000-0000-4000-8000-000000000000" }); }
+    catch (e) { code = e instanceof AmphoraError ? e.codeName : String(e); }
+    c.close();
+    console.log(JSON.stringify({ amphoraId: info.amphoraId, code, schema: ErrorInfoSchema.typeName }));
+  `;
+  // No --import tsx: only what is compiled can load. (Asynchronous: the
+  // agent answering it runs in this process.)
+  const { stdout: out } = await promisify(execFile)(process.execPath, ["--input-type=module", "-e", script], {
+    cwd: REPO,
+    env: { PATH: process.env.PATH ?? "", URL: agent.url, CA: agent.ca, CERT: agent.cert, KEY: agent.key },
+    encoding: "utf8",
+    timeout: 30_000,
+  });
+  const r = JSON.parse(out.trim()) as { amphoraId: string; code: string; schema: string };
+  assert.equal(r.amphoraId, agent.config.amphoraId);
+  assert.equal(r.code, "not_found");
+  assert.equal(r.schema, "amphora.v1.ErrorInfo");
+});
