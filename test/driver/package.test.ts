@@ -1,6 +1,7 @@
 // The published entry point: `amphora-agent/driver` resolves to the
 // compiled library in dist/ and works from plain Node.js (no TypeScript
-// loader), as a controller service would import it.
+// loader), as a controller service would import it; the `amphora` bin runs
+// the compiled CLI.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
@@ -11,7 +12,7 @@ import { startTestAgent } from "../support/agent.js";
 
 const REPO = join(import.meta.dirname, "..", "..");
 
-test("amphora-agent/driver from plain node: compiled, typed, talks to a real agent", async (t) => {
+test("amphora-agent/driver and the amphora bin from plain node: compiled, typed, talk to a real agent", async (t) => {
   // `npm ci` builds dist/ (prepare); build again so the test sees this tree's sources.
   execFileSync(join(REPO, "node_modules", ".bin", "tsc"), ["-p", "tsconfig.build.json"], { cwd: REPO, stdio: "pipe" });
   assert.ok(existsSync(join(REPO, "dist", "driver", "index.d.ts")), "type declarations are emitted");
@@ -41,4 +42,13 @@ test("amphora-agent/driver from plain node: compiled, typed, talks to a real age
   assert.equal(r.amphoraId, agent.config.amphoraId);
   assert.equal(r.code, "not_found");
   assert.equal(r.schema, "amphora.v1.ErrorInfo");
+
+  assert.ok(existsSync(join(REPO, "dist", "cli", "main.js")), "the CLI is compiled too");
+  const cli = await promisify(execFile)(process.execPath, [join(REPO, "bin", "amphora.js"), "--agent", agent.url, "--dev-state", agent.stateDir, "info", "--json"], {
+    cwd: REPO,
+    env: { PATH: process.env.PATH ?? "", XDG_CONFIG_HOME: join(agent.stateDir, "no-config") },
+    encoding: "utf8",
+    timeout: 30_000,
+  });
+  assert.equal((JSON.parse(cli.stdout) as { amphora_id: string }).amphora_id, agent.config.amphoraId);
 });
