@@ -145,7 +145,7 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
     // One registration and one interceptor list for Connect and REST alike.
     const routes = registerOnce(agentRoutes(ctx));
     const interceptors = [loggingInterceptor(logger, monitoring.metrics.observeCall)];
-    const restApi = createRestHandler({ routes, interceptors, logger });
+    const restApi = createRestHandler({ routes, interceptors, logger, onReject: monitoring.metrics.observeRestReject });
     server = createAgentServer({
       tls: tlsMaterial,
       logger,

@@ -19,6 +19,8 @@ export class AgentMetrics {
   readonly registry = new Registry();
   readonly rpcs: Counter<"method" | "code">;
   readonly rpcSeconds: Histogram<"method">;
+  /** REST requests refused before they became calls (so they are not in amphora_rpc_total). */
+  readonly restRejected: Counter<"status">;
   /** haproxy reloads by outcome ("ok", "failed"), from the catalog's events. */
   readonly reloads: Counter<"outcome">;
   /** haproxy config validations by outcome (valid/invalid/error, from PutConfig results). */
@@ -33,6 +35,10 @@ export class AgentMetrics {
     this.rpcSeconds = new Histogram({
       name: "amphora_rpc_duration_seconds", help: "RPC duration (streams: until they end)", labelNames: ["method"],
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 300], registers: r,
+    });
+    this.restRejected = new Counter({
+      name: "amphora_rest_rejected_total", help: "REST requests refused before reaching an RPC (wrong method, too large, unusable input), by HTTP status",
+      labelNames: ["status"], registers: r,
     });
     this.reloads = new Counter({ name: "amphora_haproxy_reloads_total", help: "haproxy reloads by outcome", labelNames: ["outcome"], registers: r });
     this.configValidations = new Counter({ name: "amphora_haproxy_config_validations_total", help: "haproxy config validations by outcome", labelNames: ["outcome"], registers: r });
@@ -66,6 +72,11 @@ export class AgentMetrics {
   attach(s: MetricsSources): void {
     this.sources = { ...this.sources, ...s };
   }
+
+  /** For the REST handler's onReject. */
+  readonly observeRestReject = (status: number): void => {
+    this.restRejected.inc({ status: String(status) });
+  };
 
   /** For loggingInterceptor(logger, observe). */
   readonly observeCall = (method: string, code: string, seconds: number): void => {

@@ -23,6 +23,8 @@ export interface RestOptions {
   /** The same interceptors the server gets (validation is added after them, as there). */
   interceptors: Interceptor[];
   logger: Logger;
+  /** Told of every request refused before it became a call (405, 413, unusable input), by HTTP status. */
+  onReject?: (status: number) => void;
 }
 
 export interface RestHandler {
@@ -191,8 +193,10 @@ export function createRestHandler(o: RestOptions): RestHandler {
     if (m.kind === "none") return false;
     const peer = peerSubject(req.socket);
     const started = performance.now();
-    const logReject = (status: number, message: string, details: string) =>
+    const logReject = (status: number, message: string, details: string) => {
+      o.onReject?.(status);
       o.logger.warn({ protocol: "rest", peer, request: `${verb} ${pathOnly}`, status, err: message, details, ms: Math.round((performance.now() - started) * 10) / 10 }, "rest request refused");
+    };
 
     if (m.kind === "wrong-verb") {
       const details = `${verb} is not allowed here; use ${m.allowed.join(", ")}`;

@@ -9,11 +9,11 @@ import { SystemService } from "../../src/gen/amphora/v1/system_pb.js";
 import { startTestAgent, type TestAgent } from "../support/agent.js";
 import { testEnv, until } from "../stats/fixture.js";
 
-function get(agent: TestAgent, path: string, withCert = true): Promise<{ status: number; type: string; body: string }> {
+function get(agent: TestAgent, path: string, withCert = true, method = "GET"): Promise<{ status: number; type: string; body: string }> {
   return new Promise((resolve, reject) => {
     const u = new URL(path, agent.url);
     const req = request(
-      { host: u.hostname, port: u.port, path: u.pathname, method: "GET", ca: agent.ca, ...(withCert ? { cert: agent.cert, key: agent.key } : {}), agent: false },
+      { host: u.hostname, port: u.port, path: u.pathname, method, ca: agent.ca, ...(withCert ? { cert: agent.cert, key: agent.key } : {}), agent: false },
       (res) => {
         let body = "";
         res.on("data", (c) => (body += c));
@@ -47,8 +47,12 @@ test("/metrics: RPC counters, subscribers, polls and per-object gauges; mTLS req
   const it = stream[Symbol.asyncIterator]();
   await it.next();
 
+  // A REST request refused before it became a call is counted on its own.
+  assert.equal((await get(agent, "/1.0/info", true, "POST")).status, 405);
+
   const m = await get(agent, "/metrics");
   assert.equal(m.status, 200);
+  assert.equal(value(m.body, 'amphora_rest_rejected_total{status="405"}'), 1);
   assert.match(m.type, /^text\/plain; version=0\.0\.4/);
   assert.equal(value(m.body, 'amphora_rpc_total{method="amphora.v1.StatsService/GetStats",code="OK"}'), 1);
   assert.equal(value(m.body, 'amphora_rpc_total{method="amphora.v1.SystemService/GetApiVersion",code="OK"}'), 1);
