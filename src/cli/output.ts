@@ -26,6 +26,30 @@ export function statusTint(status: string): Tint | undefined {
 // Width of what a terminal shows: ANSI colour sequences take no room.
 const visible = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, "").length;
 
+/**
+ * The line cut to `width` visible columns, ending in "…" when cut; colour
+ * sequences are kept (and a reset added) so a cut never leaks colour.
+ * A live table wider than the terminal would wrap and scroll on every redraw.
+ */
+export function clipToWidth(line: string, width: number): string {
+  if (width <= 0 || visible(line) <= width) return line;
+  let out = "";
+  let shown = 0;
+  let coloured = false;
+  for (let i = 0; i < line.length && shown < width - 1; ) {
+    const esc = /^\x1b\[[0-9;]*m/.exec(line.slice(i));
+    if (esc) {
+      out += esc[0];
+      coloured = esc[0] !== "\x1b[0m";
+      i += esc[0].length;
+      continue;
+    }
+    out += line[i++];
+    shown++;
+  }
+  return out + (coloured ? "\x1b[0m" : "") + "…";
+}
+
 /** Columns padded to the widest cell; numbers right-aligned. */
 export function table(headers: string[], rows: string[][], st: Style, rightAligned: number[] = []): string {
   if (!rows.length) return "";

@@ -3,7 +3,7 @@
 // prints plain lines (or one JSON object per update with --json), so it can
 // be piped into grep or a log.
 import { followStats, WatchMode, WatchStatsResponseSchema, type WatchStatsResponse } from "../driver/index.js";
-import { messageJson, paint } from "./output.js";
+import { clipToWidth, messageJson, paint } from "./output.js";
 import { RateTracker, renderStats, statsLines } from "./stats-view.js";
 import type { RunContext } from "./commands.js";
 
@@ -63,7 +63,10 @@ export async function runWatch(ctx: RunContext<unknown>, o: WatchOptions): Promi
           const more = body.length - room + 1;
           body = [...body.slice(0, room - 1), paint(`... ${more} more lines (narrow it with --lb/--listener)`, "dim", ctx.style)];
         }
-        ctx.stdout.write(CLEAR + head + "\n\n" + body.join("\n") + "\n\nCtrl-C to quit\n");
+        // Wider than the terminal would wrap: cut each line instead.
+        const cols = ctx.stdout.columns ?? 0;
+        const lines = [head, "", ...body, "", "Ctrl-C to quit"].map((l) => clipToWidth(l, cols));
+        ctx.stdout.write(CLEAR + lines.join("\n") + "\n");
       } else {
         const lines = statsLines(msg.loadBalancers, iso, tracker, at);
         ctx.stdout.write((lines.length ? lines.join("\n") : `${iso} no load balancers`) + "\n");

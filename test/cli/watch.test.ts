@@ -11,6 +11,7 @@ import { randomUUID } from "node:crypto";
 import { startTestAgent, type TestAgent } from "../support/agent.js";
 import { freePort, startBackend, octaviaConfig, killHaproxiesUnder } from "../support/haproxy.js";
 import { LoadBalancerService, LoadBalancerAction } from "../../src/gen/amphora/v1/load_balancer_pb.js";
+import { clipToWidth } from "../../src/cli/output.js";
 
 const REPO = join(import.meta.dirname, "..", "..");
 const MAIN = join(REPO, "src", "cli", "main.ts");
@@ -96,6 +97,23 @@ test("on a terminal: a redrawn table with status colours, cursor restored at the
   assert.equal(await short.exit, 0, short.out() + short.err());
   assert.match(short.out(), /\.\.\. \d+ more lines \(narrow it with --lb\/--listener\)/);
   assert.doesNotMatch(short.out(), /MEMBER\s+POOL/, "the member table did not fit");
+
+  // A terminal too narrow for the table: every line cut to its width, colours closed.
+  const narrow = start("script", ["-qec", `stty rows 50 cols 40; ${cmd.map((a) => `'${a}'`).join(" ")}`, "/dev/null"], cleanEnv({ TERM: "xterm" }));
+  killOnExit(t, narrow);
+  assert.equal(await narrow.exit, 0, narrow.out() + narrow.err());
+  const frame = narrow.out().split("\x1b[H\x1b[2J").at(-1)!;
+  const shown = frame.replace(/\x1b\[[0-9;?]*[a-zA-Z]/g, "").split(/\r?\n/);
+  assert.ok(shown.some((l) => l.endsWith("…")), "long lines are cut with an ellipsis");
+  for (const l of shown) assert.ok(l.length <= 40, `line wider than the terminal: ${JSON.stringify(l)}`);
+});
+
+test("clipToWidth counts only visible characters and closes colours it cuts", () => {
+  assert.equal(clipToWidth("short", 10), "short");
+  assert.equal(clipToWidth("abcdefghij", 5), "abcd…");
+  assert.equal(clipToWidth("\x1b[32mOPEN\x1b[0m and more", 6), "\x1b[32mOPEN\x1b[0m …");
+  assert.equal(clipToWidth("\x1b[32mOPENING\x1b[0m", 4), "\x1b[32mOPE\x1b[0m…");
+  assert.equal(clipToWidth("anything", 0), "anything", "unknown width: unchanged");
 });
 
 test("Ctrl-C ends watch with exit 0", async (t) => {
