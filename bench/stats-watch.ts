@@ -15,7 +15,8 @@
 // (6000), BENCH_LBS ("small", "big"), BENCH_CPU_PROF_DIR (agent
 // --cpu-prof), BENCH_AGENT_HEAP_MB (agent --max-old-space-size),
 // BENCH_DEBUG (print the agent's memory after a forced GC),
-// BENCH_CLIENT_WINDOW_MB (client HTTP/2 stream window; default Node's 64 KB).
+// BENCH_CLIENT_WINDOW_MB (client HTTP/2 stream window; default Node's 64 KB),
+// BENCH_MODES ("snapshots", "changes"; default both: the big LB runs both).
 import { spawn, type ChildProcess } from "node:child_process";
 import { EventEmitter, setMaxListeners } from "node:events";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
@@ -379,7 +380,9 @@ export async function main(): Promise<void> {
     const only = process.env.BENCH_LBS?.split(",");
     for (const [label, ref, modes, targets] of sets) {
       if (only && !only.includes(ref === small ? "small" : "big")) continue;
+      const modeNames = process.env.BENCH_MODES?.split(",");
       for (const mode of modes) {
+        if (modeNames && !modeNames.includes(mode === WatchMode.CHANGES ? "changes" : "snapshots")) continue;
         for (const n of COUNTS) {
           // A fresh agent per scenario: RSS and CPU are that scenario's
           // alone; its catalog holds only this load balancer.

@@ -1,7 +1,8 @@
 // Turns raw haproxy counters (which restart with every new worker) into
 // totals that only grow: when a reload is seen, the last values of the old
 // worker are carried into a base that the new worker's counters add to.
-import { cell, num, rowCounters, type Columns, type RawLbStats } from "./haproxy-stats.js";
+import { cell, num, rowAt, rowCounters, type Columns, type RawLbStats } from "./haproxy-stats.js";
+import { LineMemo } from "./line-memo.js";
 import {
   addCounters, anyCounterBelow, sameCounters, zeroCounters, type Counters, type ListenerStats, type ListenerStatus,
   type LoadBalancerStats, type MemberStats, type MemberStatus, type PoolStats, type PoolStatus,
@@ -40,6 +41,19 @@ export function splitPoolName(name: string): { poolId: string; listenerId: strin
   return i < 0 ? { poolId: name, listenerId: "" } : { poolId: name.slice(0, i), listenerId: name.slice(i + 1) };
 }
 
+/**
+ * What was built from one line of the previous poll: reused while the line
+ * (lastchg aside) does not change and the worker is the same. Listeners are
+ * handed out as the very same object (they carry no lastchg); a pool gets a
+ * fresh object for its fresh members array; a member gets a fresh object
+ * only when its lastchg moved.
+ */
+type Built =
+  | { kind: "listener"; l: ListenerStats }
+  | { kind: "pool"; px: string; p: PoolStats }
+  | { kind: "member"; px: string; m: MemberStats }
+  | { kind: "other" };
+
 export class LbAccumulator {
   private workerPid: string | undefined;
   private uptimeSec = 0;
@@ -55,6 +69,8 @@ export class LbAccumulator {
   private readonly base = new Map<string, Counters>();
   /** Last totals per listener, reported while haproxy does not run. */
   private readonly listenerTotals = new Map<string, Counters>();
+  /** The previous poll's lines (see Built); cleared when totals no longer follow from a line. */
+  readonly memo = new LineMemo<Built>();
   reloads = 0;
 
   constructor(readonly lbId: string) {}
@@ -93,6 +109,8 @@ export class LbAccumulator {
     if (newWorker) {
       this.carryAll();
       this.reloads++;
+      // The same line from a new worker means other totals (base + raw).
+      this.memo.clear();
     }
     this.workerPid = raw.workerPid;
     this.uptimeSec = raw.uptimeSec;
@@ -101,16 +119,57 @@ export class LbAccumulator {
     const pools: PoolStats[] = [];
     const poolByName = new Map<string, PoolStats>();
     const pendingMembers: { px: string; m: MemberStats }[] = [];
-    const c = raw.table.columns;
-    for (const row of raw.table.rows) {
+    const t = raw.table;
+    const c = t.columns;
+    const memo = this.memo;
+    memo.begin(t.header, c.lastchg, t.lines.length);
+    for (let i = 0; i < t.lines.length; i++) {
+      const line = t.lines[i]!;
+      const quoted = t.quoted.has(i);
+      let b = quoted ? undefined : memo.lookup(i, line);
+      if (b) {
+        if (b.kind === "listener") listeners.push(b.l);
+        else if (b.kind === "pool") {
+          const p: PoolStats = {
+            name: b.p.name, poolId: b.p.poolId, listenerId: b.p.listenerId, status: b.p.status,
+            currentSessions: b.p.currentSessions, totals: b.p.totals, members: [],
+          };
+          pools.push(p);
+          poolByName.set(b.px, p);
+        } else if (b.kind === "member") {
+          const lastchg = memo.lastchg(line);
+          let m = b.m;
+          if (m.lastStatusChangeSeconds !== lastchg) {
+            m = {
+              memberId: m.memberId, status: m.status, rawStatus: m.rawStatus, weight: m.weight, currentSessions: m.currentSessions,
+              maxSessions: m.maxSessions, totals: m.totals, checkStatus: m.checkStatus, checkFailures: m.checkFailures,
+              lastStatusChangeSeconds: lastchg,
+            };
+            memo.update(i, { kind: "member", px: b.px, m });
+          }
+          pendingMembers.push({ px: b.px, m });
+        }
+        continue;
+      }
+      const row = rowAt(t, i);
       const type = cell(row, c.type);
       const px = cell(row, c.pxname);
-      if (type === "0") listeners.push(this.listener(px, row, c));
-      else if (type === "1") {
+      if (type === "0") {
+        const l = this.listener(px, row, c);
+        listeners.push(l);
+        b = { kind: "listener", l };
+      } else if (type === "1") {
         const p = this.pool(px, row, c);
         pools.push(p);
         poolByName.set(px, p);
-      } else if (type === "2") pendingMembers.push({ px, m: this.member(px, row, c) });
+        b = { kind: "pool", px, p };
+      } else if (type === "2") {
+        const m = this.member(px, row, c);
+        pendingMembers.push({ px, m });
+        b = { kind: "member", px, m };
+      } else b = { kind: "other" };
+      if (quoted) memo.forget(i);
+      else memo.store(i, line, b);
     }
     // Servers come before their backend row in the CSV.
     for (const { px, m } of pendingMembers) poolByName.get(px)?.members.push(m);

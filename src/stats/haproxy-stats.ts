@@ -15,13 +15,21 @@ export const USED_COLUMNS = [
 export type Columns = Record<(typeof USED_COLUMNS)[number], number>;
 
 /**
- * `show stat` as rows of raw fields plus where each used column is: rows
- * stay arrays (building an object per row costs 5x the parsing for 11,000
- * rows), and readers use `columns.stot` etc. found from the header line.
+ * `show stat` as unsplit data lines plus where each used column is. Lines
+ * are split only when read (rowAt): the accumulator skips lines that did
+ * not change since its previous poll, and splitting 11,000 lines into
+ * ~50 strings each was most of a big load balancer's garbage per poll.
  */
 export interface StatTable {
   columns: Columns;
-  rows: string[][];
+  /** The header line as sent (another header: columns may have moved). */
+  header: string;
+  /** Data lines (comments and empty lines left out). */
+  lines: string[];
+  /** Indexes of lines holding a quoted field: split the exact way, never compared raw. */
+  quoted: Set<number>;
+  /** Fields kept when splitting: up to the last used column. */
+  width: number;
 }
 
 /** One CSV line as haproxy writes it (fields with commas or quotes are quoted). */
@@ -49,30 +57,37 @@ export function parseShowStat(text: string): StatTable {
   const start = text.startsWith("# ") ? 0 : nl >= 0 ? nl + 1 : -1;
   if (start < 0) throw new DomainError("unavailable", "haproxy answered show stat without a header line", text.slice(0, 200));
   const headerEnd = text.indexOf("\n", start);
-  const header = splitCsv(text.slice(start + 2, headerEnd < 0 ? undefined : headerEnd));
+  const headerLine = text.slice(start + 2, headerEnd < 0 ? undefined : headerEnd);
+  const header = splitCsv(headerLine);
   const columns = {} as Columns;
   let last = -1;
   for (const name of USED_COLUMNS) {
     columns[name] = header.indexOf(name);
     last = Math.max(last, columns[name]);
   }
-  const rows: string[][] = [];
+  const lines: string[] = [];
+  const quoted = new Set<number>();
   let pos = headerEnd < 0 ? text.length : headerEnd + 1;
   // Next quote in the text (searched again only once passed): lines with
-  // quoted fields take the exact path, the others a native split that stops
-  // after the last used column.
+  // quoted fields are marked for the exact split.
   let quote = text.indexOf('"', pos);
   while (pos < text.length) {
     let end = text.indexOf("\n", pos);
     if (end < 0) end = text.length;
     if (quote >= 0 && quote < pos) quote = text.indexOf('"', pos);
     if (end > pos && text.charCodeAt(pos) !== 35 /* # */) {
-      const line = text.slice(pos, end);
-      rows.push(quote >= 0 && quote < end ? splitCsv(line) : line.split(",", last + 1));
+      if (quote >= 0 && quote < end) quoted.add(lines.length);
+      lines.push(text.slice(pos, end));
     }
     pos = end + 1;
   }
-  return { columns, rows };
+  return { columns, header: headerLine, lines, quoted, width: last + 1 };
+}
+
+/** The fields of data line i (a native split that stops after the last used column). */
+export function rowAt(t: StatTable, i: number): string[] {
+  const line = t.lines[i]!;
+  return t.quoted.has(i) ? splitCsv(line) : line.split(",", t.width);
 }
 
 /** The field at a column index ("" when absent). */

@@ -2,7 +2,7 @@
 // monotonic totals across reloads and counter resets.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { cell, parseShowStat } from "../../src/stats/haproxy-stats.js";
+import { cell, parseShowStat, rowAt } from "../../src/stats/haproxy-stats.js";
 import { memberStatus } from "../../src/stats/accumulator.js";
 import { StatsCollector } from "../../src/stats/collector.js";
 import { DeltaTracker } from "../../src/stats/deltas.js";
@@ -17,7 +17,7 @@ test("show stat is parsed by header name, whatever the column order", () => {
   const b = "# type,status,extra,stot,svname,pxname\n0,OPEN,x,7,FRONTEND,fe\n";
   for (const text of [a, b]) {
     const t = parseShowStat(text);
-    const row = t.rows[0]!;
+    const row = rowAt(t, 0);
     assert.deepEqual(
       [cell(row, t.columns.pxname), cell(row, t.columns.svname), cell(row, t.columns.stot), cell(row, t.columns.status), cell(row, t.columns.type)],
       ["fe", "FRONTEND", "7", "OPEN", "0"],
@@ -27,8 +27,8 @@ test("show stat is parsed by header name, whatever the column order", () => {
   }
   // Quoted fields with commas stay one field.
   const q = parseShowStat('# pxname,check_status,stot\n"x, y",L4OK,3\n');
-  assert.equal(cell(q.rows[0]!, q.columns.stot), "3");
-  assert.equal(cell(q.rows[0]!, q.columns.pxname), "x, y");
+  assert.equal(cell(rowAt(q, 0), q.columns.stot), "3");
+  assert.equal(cell(rowAt(q, 0), q.columns.pxname), "x, y");
   assert.throws(() => parseShowStat("no header"), /header/);
 });
 
