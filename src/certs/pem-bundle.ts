@@ -62,9 +62,3 @@ export function parsePemBundle(pem: string): ParsedBundle {
     key: match.key,
   };
 }
-
-/** Checks a bundle and returns what callers report about it. */
-export function checkPemBundle(pem: string): BundleFacts {
-  const { subject, notAfter, chainLength } = parsePemBundle(pem);
-  return { subject, notAfter, chainLength };
-}

@@ -1,11 +1,13 @@
-// Certificates a load balancer's haproxy serves, one folder per load
-// balancer under the certificate directory, files mode 0600. File names are
-// checked so nothing escapes the folder.
+// Certificates a load balancer's haproxy serves (TLS bundles, client CA /
+// CRL files, crt-lists: see upload-kinds.ts), one folder per load balancer
+// under the certificate directory, files mode 0600. File names are checked so
+// nothing escapes the folder.
 import { readFile, unlink, mkdir } from "node:fs/promises";
 import { createHash } from "node:crypto";
+import { resolve } from "node:path";
 import { safeJoin, writeFileAtomic } from "../system/fs-atomic.js";
 import { invalid, notFound } from "../errors.js";
-import { checkPemBundle } from "./pem-bundle.js";
+import { checkUpload, type UploadKind } from "./upload-kinds.js";
 import { isUuid } from "../system/ids.js";
 
 const NAME = /^[A-Za-z0-9._-]+\.pem$/;
@@ -32,14 +34,14 @@ export class CertificateStore {
     return safeJoin(this.certDir, lbId.toLowerCase(), filename);
   }
 
-  async put(lbId: string, filename: string, pem: string): Promise<{ md5sum: string; subject: string; notAfter: string }> {
+  async put(lbId: string, filename: string, pem: string): Promise<{ md5sum: string; subject: string; notAfter: string; kind: UploadKind }> {
     const file = this.path(lbId, filename);
-    const facts = checkPemBundle(pem);
+    const facts = checkUpload(resolve(this.certDir, lbId.toLowerCase()), filename, pem);
     return this.lock.run(lbId.toLowerCase(), async () => {
       await mkdir(safeJoin(this.certDir, lbId.toLowerCase()), { recursive: true, mode: 0o700 });
       // Stored exactly as uploaded: the controller compares our md5 with its own.
       await writeFileAtomic(file, pem, 0o600);
-      return { md5sum: createHash("md5").update(pem).digest("hex"), subject: facts.subject, notAfter: facts.notAfter };
+      return { md5sum: createHash("md5").update(pem).digest("hex"), subject: facts.subject, notAfter: facts.notAfter, kind: facts.kind };
     });
   }
 

@@ -2,10 +2,10 @@
 // serves the uploaded certificate.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, statSync, readFileSync, existsSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync, readFileSync, existsSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { randomUUID, createHash, X509Certificate } from "node:crypto";
+import { randomUUID, createHash, createPublicKey, X509Certificate } from "node:crypto";
 import { connect as tlsConnect } from "node:tls";
 import { Code } from "@connectrpc/connect";
 import { startTestAgent } from "../support/agent.js";
@@ -109,4 +109,104 @@ test("TERMINATED_HTTPS listener serves TLS with the uploaded certificate; delete
 
   await lb.deleteLoadBalancer({ lbId });
   assert.equal(existsSync(crt), false, "delete removes the load balancer's certificates");
+});
+
+/** A CRL signed by `ca` (openssl ca -gencrl needs a small CA database). */
+async function crlOf(dir: string, ca: { key: string; cert: string }): Promise<string> {
+  const { runChecked } = await import("../../src/system/exec.js");
+  const d = mkdtempSync(join(dir, "ca-"));
+  writeFileSync(join(d, "ca.key"), ca.key);
+  writeFileSync(join(d, "ca.crt"), ca.cert);
+  writeFileSync(join(d, "index.txt"), "");
+  writeFileSync(join(d, "crlnumber"), "01\n");
+  writeFileSync(join(d, "ca.cnf"), `[ca]\ndefault_ca = c\n[c]\ndatabase = ${d}/index.txt\ncrlnumber = ${d}/crlnumber\ndefault_md = sha256\ndefault_crl_days = 1\n`);
+  await runChecked("openssl", ["ca", "-gencrl", "-batch", "-config", join(d, "ca.cnf"), "-keyfile", join(d, "ca.key"), "-cert", join(d, "ca.crt"), "-out", join(d, "crl.pem")]);
+  return readFileSync(join(d, "crl.pem"), "utf8");
+}
+
+const sha1Name = (body: string) => createHash("sha1").update(body).digest("hex") + ".pem";
+
+test("Octavia's other uploads: client CA and CRL secrets (named by their SHA-1), crt-lists of this load balancer's files", async (t) => {
+  const tmp = mkdtempSync(join(tmpdir(), "amt-certs-"));
+  const agent = await startTestAgent();
+  t.after(async () => {
+    await agent.cleanup();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+  const certs = agent.client(CertificateService);
+  const lbId = randomUUID();
+  const lbDir = join(agent.config.certDir, lbId);
+  const ca = await selfSignedPem(tmp, "client-ca.example");
+  const crl = await crlOf(tmp, ca);
+  assert.match(crl, /-----BEGIN X509 CRL-----/);
+
+  // Secrets: what Octavia sends for a client CA and a CRL, no key by nature.
+  for (const body of [ca.cert, crl, ca.cert + crl]) {
+    const r = await certs.putCertificate({ lbId, filename: sha1Name(body), pem: body });
+    assert.equal(r.md5sum, createHash("md5").update(body).digest("hex"));
+    assert.equal(readFileSync(join(lbDir, sha1Name(body)), "utf8"), body);
+  }
+  // The same certificate under any other name is a bundle missing its key.
+  let e = await rpcError(certs.putCertificate({ lbId, filename: "listener-1.pem", pem: ca.cert }));
+  assert.equal(e.rawMessage, "No RSA key found");
+  // A name that is the SHA-1 of other bytes does not make it a secret either.
+  e = await rpcError(certs.putCertificate({ lbId, filename: sha1Name(ca.cert + "\n"), pem: ca.cert }));
+  assert.equal(e.rawMessage, "No RSA key found");
+  // A secret holding anything but certificates and CRLs is refused.
+  const withPublicKey = ca.cert + createPublicKey(ca.key).export({ type: "spki", format: "pem" });
+  e = await rpcError(certs.putCertificate({ lbId, filename: sha1Name(withPublicKey), pem: withPublicKey }));
+  assert.equal(e.code, Code.InvalidArgument);
+  assert.match(e.findDetails(ErrorInfoSchema)[0]!.details, /unexpected PUBLIC KEY block/);
+
+  // crt-list: entries must be .pem files of this load balancer's folder.
+  const list = `${lbDir}/a.pem\n${lbDir}/b.pem [alpn h2,http/1.1] b.example\n`;
+  await certs.putCertificate({ lbId, filename: "listener-tls.pem", pem: list });
+  assert.equal(readFileSync(join(lbDir, "listener-tls.pem"), "utf8"), list);
+  for (const bad of ["/etc/ssl/private/x.pem\n", `${lbDir}/../other/x.pem\n`, `${join(agent.config.certDir, randomUUID())}/a.pem\n`, `${lbDir}/a.key\n`]) {
+    e = await rpcError(certs.putCertificate({ lbId, filename: "listener-tls.pem", pem: bad }));
+    assert.equal(e.code, Code.InvalidArgument, bad);
+    assert.equal(e.rawMessage, "Invalid crt-list", bad);
+    assert.equal(e.findDetails(ErrorInfoSchema)[0]!.reason, "BAD_CRT_LIST");
+  }
+  assert.equal(readFileSync(join(lbDir, "listener-tls.pem"), "utf8"), list, "a refused upload keeps the previous file");
+  e = await rpcError(certs.putCertificate({ lbId, filename: "listener-tls.pem", pem: "just some text\n" }));
+  assert.equal(e.rawMessage, "No certificate found");
+});
+
+test("a TERMINATED_HTTPS listener on an uploaded crt-list serves each SNI name its own certificate", async (t) => {
+  const tmp = mkdtempSync(join(tmpdir(), "amt-tls-"));
+  const agent = await startTestAgent();
+  const backend = await startBackend("behind-sni");
+  t.after(async () => {
+    await killHaproxiesUnder(agent.stateDir);
+    await agent.cleanup();
+    await backend.close();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+  const lbId = randomUUID();
+  const lbDir = join(agent.config.certDir, lbId);
+  const certs = agent.client(CertificateService);
+  const a = await selfSignedPem(tmp, "a.example");
+  const b = await selfSignedPem(tmp, "b.example");
+  await certs.putCertificate({ lbId, filename: "cert-a.pem", pem: a.bundle });
+  await certs.putCertificate({ lbId, filename: "cert-b.pem", pem: b.bundle });
+  // As Octavia builds it: the default certificate first, then the SNI ones.
+  await certs.putCertificate({ lbId, filename: "listener.pem", pem: `${lbDir}/cert-a.pem\n${lbDir}/cert-b.pem\n` });
+  const port = await freePort();
+  const cfg = octaviaConfig({ lbId, runDir: tmp, listeners: [{ port, crtList: join(lbDir, "listener.pem"), members: [{ port: backend.port }] }] });
+  const lb = agent.client(LoadBalancerService);
+  await lb.putConfig({ amphoraId: agent.config.amphoraId, lbId, config: cfg.text });
+  assert.deepEqual((await lb.listListeners({})).listeners.map((l) => l.type), ["TERMINATED_HTTPS"]);
+  await lb.controlLoadBalancer({ lbId, action: LoadBalancerAction.START });
+
+  const served = (servername: string, ca: string) =>
+    new Promise<string>((resolve, reject) => {
+      const s = tlsConnect({ host: "127.0.0.1", port, servername, ca }, () => {
+        resolve(s.getPeerX509Certificate()!.fingerprint256);
+        s.destroy();
+      });
+      s.on("error", reject);
+    });
+  assert.equal(await served("a.example", a.cert), new X509Certificate(a.cert).fingerprint256);
+  assert.equal(await served("b.example", b.cert), new X509Certificate(b.cert).fingerprint256);
 });

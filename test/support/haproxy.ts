@@ -128,6 +128,8 @@ export interface ListenerSpec {
   mode?: "http" | "tcp";
   /** Absolute path of a PEM: makes the listener TERMINATED_HTTPS. */
   crt?: string;
+  /** Absolute path of a haproxy crt-list: TERMINATED_HTTPS with SNI. */
+  crtList?: string;
   poolId?: string;
   members: MemberSpec[];
   /** Answer directly with this body instead of proxying (no members needed). */
@@ -197,7 +199,7 @@ export function octaviaConfig(spec: ConfigSpec): GeneratedConfig {
     g.push(
       `frontend ${l.id}`,
       "    maxconn 4096",
-      `    bind ${l.address ?? "127.0.0.1"}:${l.port}${l.crt ? ` ssl crt ${l.crt}` : ""}`,
+      `    bind ${l.address ?? "127.0.0.1"}:${l.port}${l.crt ? ` ssl crt ${l.crt}` : l.crtList ? ` ssl crt-list ${l.crtList}` : ""}`,
       `    mode ${mode}`,
     );
     if (mode === "http" && spec.idleCloseOnResponse !== false) g.push("    option idle-close-on-response");
