@@ -74,8 +74,9 @@ test("TERMINATED_HTTPS listener serves TLS with the uploaded certificate; delete
   const agent = await startTestAgent();
   const backend = await startBackend("behind-tls");
   t.after(async () => {
-    await killHaproxiesUnder(agent.stateDir);
+    // The agent first (it would restart a haproxy that dies while it runs), then its haproxy.
     await agent.cleanup();
+    await killHaproxiesUnder(agent.stateDir);
     await backend.close();
     rmSync(tmp, { recursive: true, force: true });
   });
@@ -178,8 +179,9 @@ test("a TERMINATED_HTTPS listener on an uploaded crt-list serves each SNI name i
   const agent = await startTestAgent();
   const backend = await startBackend("behind-sni");
   t.after(async () => {
-    await killHaproxiesUnder(agent.stateDir);
+    // The agent first (it would restart a haproxy that dies while it runs), then its haproxy.
     await agent.cleanup();
+    await killHaproxiesUnder(agent.stateDir);
     await backend.close();
     rmSync(tmp, { recursive: true, force: true });
   });

@@ -28,8 +28,9 @@ async function setup(t: TestContext, o: { stateDir?: string; listen?: string } =
   const agent = await startTestAgent(o);
   const backend = await startBackend("watch-be");
   t.after(async () => {
-    await killHaproxiesUnder(agent.stateDir);
+    // The agent first (it would restart a haproxy that dies while it runs), then its haproxy.
     await agent.cleanup();
+    await killHaproxiesUnder(agent.stateDir);
     await backend.close();
     rmSync(runDir, { recursive: true, force: true });
   });
@@ -129,7 +130,14 @@ test("Ctrl-C ends watch with exit 0", async (t) => {
 test("watch follows the agent through a restart on the same state dir and port", async (t) => {
   const port = await freePort();
   const stateDir = mkdtempSync(join(tmpdir(), "amt-state-"));
-  t.after(() => rmSync(stateDir, { recursive: true, force: true }));
+  let again: TestAgent | undefined;
+  // Hooks run in the order they are added: this one, first, ends the
+  // restarted agent, then haproxy, then removes the shared state dir.
+  t.after(async () => {
+    await again?.cleanup();
+    await killHaproxiesUnder(stateDir);
+    rmSync(stateDir, { recursive: true, force: true });
+  });
   const { agent, listenerId } = await setup(t, { stateDir, listen: `127.0.0.1:${port}` });
   const c = start(process.execPath, ["--import", "tsx", MAIN, "--agent", agent.url, "--dev-state", stateDir, "watch", "--interval", "200"], cleanEnv());
   killOnExit(t, c);
@@ -138,8 +146,7 @@ test("watch follows the agent through a restart on the same state dir and port",
   await agent.cleanup();
   await c.waitFor(/reconnecting \(attempt 1/, "err");
   const before = (c.out().match(line) ?? []).length;
-  const again = await startTestAgent({ stateDir, listen: `127.0.0.1:${port}` });
-  t.after(() => again.cleanup());
+  again = await startTestAgent({ stateDir, listen: `127.0.0.1:${port}` });
   const end = Date.now() + 20_000;
   while ((c.out().match(line) ?? []).length < before + 2) {
     assert.ok(Date.now() < end, `no updates after the restart\nstdout: ${c.out()}\nstderr: ${c.err()}`);

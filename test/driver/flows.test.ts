@@ -31,8 +31,9 @@ async function setup(t: TestContext, o: { stateDir?: string; listen?: string } =
   const client = createAmphoraClient({ baseUrl: agent.url, ca: agent.ca, cert: agent.cert, key: agent.key });
   t.after(async () => {
     client.close();
-    await killHaproxiesUnder(agent.stateDir);
+    // The agent first (it would restart a haproxy that dies while it runs), then its haproxy.
     await agent.cleanup();
+    await killHaproxiesUnder(agent.stateDir);
     rmSync(runDir, { recursive: true, force: true });
   });
   return { agent, client, runDir };
@@ -148,7 +149,16 @@ test("fanOut over three agents with one down: two results, one error naming the 
 test("followStats: survives an agent restart on the same state dir and port, ends on abort", async (t) => {
   const port = await freePort();
   const stateDir = mkdtempSync(join(tmpdir(), "amt-state-"));
-  t.after(() => rmSync(stateDir, { recursive: true, force: true }));
+  const ac = new AbortController();
+  let restarted: TestAgent | undefined;
+  // Hooks run in the order they are added: this one, first, ends the
+  // stream and the restarted agent, then haproxy, then removes the state dir.
+  t.after(async () => {
+    ac.abort();
+    await restarted?.cleanup();
+    await killHaproxiesUnder(stateDir);
+    rmSync(stateDir, { recursive: true, force: true });
+  });
   const { agent, client, runDir } = await setup(t, { stateDir, listen: `127.0.0.1:${port}` });
   const backend = await startBackend("be");
   t.after(() => backend.close());
@@ -157,14 +167,8 @@ test("followStats: survives an agent restart on the same state dir and port, end
   const cfg = octaviaConfig({ lbId, runDir, listeners: [{ port: lport, members: [{ port: backend.port }] }] });
   await applyLoadBalancer(client, { amphoraId: agent.config.amphoraId, lbId, config: cfg.text });
 
-  const ac = new AbortController();
   const reconnects: string[] = [];
   const seen: WatchStatsResponse[] = [];
-  let restarted: TestAgent | undefined;
-  t.after(async () => {
-    ac.abort();
-    await restarted?.stop(500);
-  });
   const stream = followStats(client, {
     lbIds: [lbId],
     intervalMs: 200,

@@ -91,8 +91,9 @@ test("/metrics counts config validations (PutConfig outcomes) and reloads from t
   const runDir = mkdtempSync(join(tmpdir(), "amt-mt-"));
   const agent = await startTestAgent();
   after(async () => {
-    await killHaproxiesUnder(agent.stateDir);
+    // The agent first (it would restart a haproxy that dies while it runs), then its haproxy.
     await agent.cleanup();
+    await killHaproxiesUnder(agent.stateDir);
     rmSync(runDir, { recursive: true, force: true });
   });
   const lbs = agent.client(LoadBalancerService);

@@ -34,8 +34,9 @@ before(async () => {
 });
 after(async () => {
   ctl?.close();
-  if (agent) await killHaproxiesUnder(agent.stateDir);
+  // The agent first (it would restart a haproxy that dies while it runs), then its haproxy.
   await agent?.cleanup();
+  if (agent) await killHaproxiesUnder(agent.stateDir);
   await Promise.all(backends.map((b) => b.close()));
   if (runDir) rmSync(runDir, { recursive: true, force: true });
 });

@@ -23,14 +23,21 @@ export interface TestAgent extends RunningAgent {
 
 export async function startTestAgent(o: AgentOptions = {}): Promise<TestAgent> {
   const stateDir = o.stateDir ?? mkdtempSync(join(tmpdir(), "amphora-test-"));
-  const agent = await startAgent({
-    dev: true,
-    listen: "127.0.0.1:0",
-    logger: process.env.TEST_LOG ? undefined : silentLogger,
-    logLevel: process.env.TEST_LOG,
-    ...o,
-    stateDir,
-  });
+  let agent: RunningAgent;
+  try {
+    agent = await startAgent({
+      dev: true,
+      listen: "127.0.0.1:0",
+      logger: process.env.TEST_LOG ? undefined : silentLogger,
+      logLevel: process.env.TEST_LOG,
+      ...o,
+      stateDir,
+    });
+  } catch (e) {
+    // A failed start unwinds what it started; the folder made here goes too.
+    if (!o.stateDir) rmSync(stateDir, { recursive: true, force: true });
+    throw e;
+  }
   const pki = agent.pki!;
   const ca = readFileSync(pki.ca, "utf8");
   const cert = readFileSync(pki.clientCert, "utf8");

@@ -16,8 +16,9 @@ export async function agentWithRunDir(t: TestContext): Promise<{ agent: TestAgen
   t.after(() => rmSync(runDir, { recursive: true, force: true }));
   const agent = await startTestAgent();
   t.after(async () => {
-    await killHaproxiesUnder(agent.stateDir);
+    // The agent first (it would restart a haproxy that dies while it runs), then its haproxy.
     await agent.cleanup();
+    await killHaproxiesUnder(agent.stateDir);
   });
   return { agent, runDir };
 }
