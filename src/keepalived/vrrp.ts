@@ -15,6 +15,7 @@ import { writeFileAtomic } from "../system/fs-atomic.js";
 import { isRunning, livePid, waitFor } from "./pid.js";
 import { isIP } from "node:net";
 import { listAddresses, normalizeIp } from "../network/interfaces.js";
+import { HaproxyCheckScripts } from "./check-script.js";
 
 export interface KeepalivedStatus {
   running: boolean;
@@ -26,14 +27,19 @@ export interface KeepalivedStatus {
 const COMM = "keepalived";
 
 /**
- * `keepalived -t` exits 5 for warnings and errors alike. These warnings do
- * not stop keepalived from doing its job and occur in configurations Octavia
- * renders (its check script may not exist yet on this amphora), so they are
- * reported back but do not refuse the upload. Anything else does.
+ * `keepalived -t` exits 5 for warnings and errors alike (6 when the only
+ * complaint is about script security). These warnings do not stop
+ * keepalived from doing its job and occur in configurations Octavia renders,
+ * so they are reported back but do not refuse the upload. Anything else does.
+ * - a check script the agent does not write (outside <stateDir>/vrrp/) may
+ *   not exist on this amphora;
+ * - Octavia's template runs its check script without `enable_script_security`
+ *   (keepalived then runs it as root, which the agent's own script is fine with).
  */
 export const VRRP_BENIGN_WARNINGS = [
   /Disabling track script \S+ since not found\/accessible/,
   /nopreempt will not work with initial state MASTER/,
+  /SECURITY VIOLATION - scripts are being executed but script_security not enabled/,
 ];
 
 export interface ConfigCheck {
@@ -59,7 +65,7 @@ export async function checkKeepalivedConfig(
     const lines = [...new Set(output.split("\n").map((l) => l.trim()).filter(Boolean))];
     const said = lines.join("\n");
     if (r.exitCode === 0) return { ok: true, output: said, warnings: lines };
-    if (r.exitCode === 5 && lines.length && lines.every((l) => benign.some((w) => w.test(l)))) {
+    if ((r.exitCode === 5 || r.exitCode === 6) && lines.length && lines.every((l) => benign.some((w) => w.test(l)))) {
       return { ok: true, output: said, warnings: lines };
     }
     return { ok: false, output: said || `keepalived -t exited with ${r.exitCode}`, warnings: [] };
@@ -90,6 +96,8 @@ export class KeepalivedVrrp {
   readonly checkersPidFile: string;
   /** "running" or "stopped": what the controller last asked for, so a reboot can restore it. */
   readonly wantedFile: string;
+  /** The haproxy check script(s) the stored configuration's vrrp_script blocks name. */
+  readonly checks: HaproxyCheckScripts;
 
   constructor(
     stateDir: string,
@@ -103,6 +111,7 @@ export class KeepalivedVrrp {
     this.vrrpPidFile = join(this.dir, "vrrp.pid");
     this.checkersPidFile = join(this.dir, "checkers.pid");
     this.wantedFile = join(this.dir, "wanted-state");
+    this.checks = new HaproxyCheckScripts(stateDir, () => this.config(), logger);
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -132,12 +141,17 @@ export class KeepalivedVrrp {
   /** Stores `text` as the configuration only if keepalived accepts it; the previous one stays otherwise. */
   upload(text: string): Promise<{ warnings: string[] }> {
     return this.serial(async () => {
+      // First, so `keepalived -t` finds the check script and keeps tracking it.
+      const notes = await this.checks.writeFor(text);
       const check = await checkKeepalivedConfig(text, this.dir, this.netns, this.logger);
       // The caller's input is at fault: invalid (Connect InvalidArgument); REST keeps Octavia's 500 via the route's invalid_status.
       if (!check.ok) throw invalid("Failed to upload keepalived configuration.", check.output, "CONFIG_INVALID");
       await writeFileAtomic(this.configFile, text, 0o600);
-      this.logger.info({ file: this.configFile, warnings: check.warnings }, "keepalived configuration stored");
-      return { warnings: check.warnings };
+      // Again: a load balancer that started or stopped meanwhile rewrote only the old configuration's scripts.
+      await this.checks.writeFor(text);
+      const warnings = [...notes, ...check.warnings];
+      this.logger.info({ file: this.configFile, warnings }, "keepalived configuration stored");
+      return { warnings };
     });
   }
 

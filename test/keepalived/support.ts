@@ -12,12 +12,22 @@ export function vrrpConfig(o: {
   src: string;
   peer: string;
   vips: string[];
+  /** Adds Octavia's vrrp_script block for this script (checked every second) and tracks it. */
+  checkScript?: string;
 }): string {
+  const track = o.checkScript ? "  track_script {\n    check_script\n  }\n" : "";
   return `global_defs {
   router_id ${o.routerId}
   vrrp_garp_master_refresh 5
 }
-
+${o.checkScript ? `
+vrrp_script check_script {
+  script ${o.checkScript}
+  interval 1
+  fall 1
+  rise 1
+}
+` : ""}
 vrrp_instance amt_vip {
   state ${o.state}
   interface ${o.iface}
@@ -31,7 +41,7 @@ ${o.state === "BACKUP" ? "  nopreempt\n" : ""}  unicast_src_ip ${o.src}
   virtual_ipaddress {
 ${o.vips.map((v) => `    ${v}`).join("\n")}
   }
-}
+${track}}
 `;
 }
 

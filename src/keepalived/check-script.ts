@@ -1,0 +1,209 @@
+// keepalived's health check of haproxy for active/standby pairs.
+//
+// Octavia's controller renders every VRRP configuration with
+//   vrrp_script check_script { script <base_path>/vrrp/check_script.sh ... }
+// tracked by the VRRP instance, and leaves it to the amphora to provide that
+// script. While it fails, keepalived puts the instance in FAULT, gives up the
+// VIP and the peer takes it. Without the script keepalived disables the
+// tracking ("Disabling track script ... not found") and a MASTER whose
+// haproxy died keeps the VIP: traffic is black-holed.
+//
+// The agent writes the script(s) a stored VRRP configuration names, but only
+// directly in <stateDir>/vrrp/ (Octavia's folder for them, with base_path =
+// the state dir), so an uploaded configuration can never make the agent
+// overwrite anything else. The script is plain sh (keepalived runs it every
+// few seconds; no Node, no forks): it fails unless every load balancer that
+// should run has a live haproxy master. "Should run" is kept by the agent:
+// started through it and not stopped (or deleted) through it — a haproxy that
+// died or failed to restart stays wanted, so the check keeps failing until
+// it serves again. The list is persisted (an agent restart keeps it) and
+// the script is rewritten whenever it changes.
+import { mkdir, readFile } from "node:fs/promises";
+import { basename, dirname, isAbsolute, join, resolve } from "node:path";
+import type { Logger } from "../log.js";
+import { silentLogger } from "../log.js";
+import { writeFileAtomic } from "../system/fs-atomic.js";
+import { KeyedLock } from "../haproxy/keyed-lock.js";
+import { lbPaths } from "../haproxy/layout.js";
+import type { LoadBalancerCatalog } from "../haproxy/catalog.js";
+import { isUuid } from "../system/ids.js";
+
+/** Folder the agent writes check scripts into (Octavia: <base_path>/vrrp). */
+export function checkScriptDir(stateDir: string): string {
+  return resolve(stateDir, "vrrp");
+}
+
+/** The `script` paths of the vrrp_script blocks of a keepalived configuration (first word, quotes removed). */
+export function checkScriptPaths(text: string): string[] {
+  const out: string[] = [];
+  const noComments = text.split("\n").map((l) => l.replace(/[#!].*$/, "")).join("\n");
+  for (const m of noComments.matchAll(/\bvrrp_script\s+\S+\s*\{([^}]*)\}/g)) {
+    const line = /^\s*script\s+(.+)$/m.exec(m[1]!);
+    if (!line) continue;
+    const value = line[1]!.trim().replace(/^"(.*)"$/, "$1").replace(/^'(.*)'$/, "$1");
+    const path = value.split(/\s+/)[0];
+    if (path) out.push(path);
+  }
+  return [...new Set(out)];
+}
+
+/** Where the agent may write a named check script: a plain file name directly in <stateDir>/vrrp/. */
+export function confineCheckScript(stateDir: string, path: string): { path: string } | { why: string } {
+  const dir = checkScriptDir(stateDir);
+  if (!isAbsolute(path)) return { why: `check script ${path} is not an absolute path` };
+  const abs = resolve(path);
+  if (dirname(abs) !== dir || !/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}$/.test(basename(abs))) {
+    return { why: `check script ${path} is not directly in ${dir}; the agent does not write it` };
+  }
+  return { path: abs };
+}
+
+/** sh single-quoting. */
+const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/** The script: exit 0 only when every listed pid file names a live haproxy. */
+export function renderCheckScript(pidFiles: string[]): string {
+  const head = [
+    "#!/bin/sh",
+    "# Written by amphora-agent (src/keepalived/check-script.ts); rewritten when load",
+    "# balancers start, stop or are deleted. keepalived's vrrp_script: fails unless",
+    "# every load balancer that should run has a live haproxy master.",
+  ];
+  if (!pidFiles.length) {
+    // As Octavia: an amphora with no load balancer to serve must not hold the VIP.
+    return [...head, "echo 'no load balancer is started on this amphora'", "exit 1", ""].join("\n");
+  }
+  return [
+    ...head,
+    "alive() {",
+    "  read -r pid rest < \"$1\" 2>/dev/null || return 1",
+    "  case $pid in ''|*[!0-9]*) return 1 ;; esac",
+    "  read -r stat < \"/proc/$pid/stat\" 2>/dev/null || return 1",
+    // "PID (COMM) STATE ...": a dead master nobody reaped is a zombie (Z), and
+    // kill -0 would still succeed on it; a reused pid is another program.
+    "  name=${stat#*\\(}; name=${name%\\)*}",
+    "  state=${stat##*\\) }; state=${state%% *}",
+    "  case $name in haproxy*) ;; *) return 1 ;; esac",
+    "  case $state in Z|X|x) return 1 ;; esac",
+    "}",
+    "status=0",
+    `for f in ${pidFiles.map(q).join(" ")}; do`,
+    "  alive \"$f\" || { echo \"haproxy is not running: $f\"; status=1; }",
+    "done",
+    "exit $status",
+    "",
+  ].join("\n");
+}
+
+/** What the watcher needs of the load balancers: the catalog, and the last action of a stopped one. */
+export interface LoadBalancerSource extends LoadBalancerCatalog {
+  status(lbId: string): Promise<{ recentActions: { action: string; ok: boolean }[] }>;
+}
+
+export class HaproxyCheckScripts {
+  private readonly lock = new KeyedLock();
+  private wanted = new Set<string>();
+  /** Load balancers the controller started and did not stop, one id a line. */
+  readonly wantedFile: string;
+
+  constructor(
+    private readonly stateDir: string,
+    /** The stored keepalived configuration (names the scripts). */
+    private readonly config: () => Promise<string | undefined>,
+    private readonly logger: Logger = silentLogger,
+  ) {
+    this.wantedFile = join(stateDir, "keepalived", "haproxy-wanted");
+  }
+
+  /** Ids the check requires running, sorted. */
+  wantedIds(): string[] {
+    return [...this.wanted].sort();
+  }
+
+  /**
+   * Writes every script `text` names inside <stateDir>/vrrp/ (before
+   * `keepalived -t` sees the configuration, so it does not disable the
+   * tracking). Returns a note for each one it does not write.
+   */
+  writeFor(text: string): Promise<string[]> {
+    return this.lock.run("check", () => this.writeNow(text));
+  }
+
+  private async writeNow(text: string | undefined): Promise<string[]> {
+    if (text === undefined) return [];
+    const body = renderCheckScript(this.wantedIds().map((id) => lbPaths(this.stateDir, this.stateDir, id).pidFile));
+    const notes: string[] = [];
+    for (const p of checkScriptPaths(text)) {
+      const c = confineCheckScript(this.stateDir, p);
+      if ("why" in c) {
+        notes.push(c.why);
+        continue;
+      }
+      await mkdir(dirname(c.path), { recursive: true, mode: 0o755 });
+      // Atomic: keepalived may run it at any moment and must never see half a script.
+      await writeFileAtomic(c.path, body, 0o755);
+    }
+    return notes;
+  }
+
+  /**
+   * Follows the load balancers: at call, the persisted list (minus deleted
+   * load balancers) plus every running one; then on each event and every
+   * `intervalMs` (a stop of a haproxy that had already died emits no
+   * event) the current state decides. Returns the function that stops following.
+   */
+  async follow(lbs: LoadBalancerSource, intervalMs = 2000): Promise<() => void> {
+    await this.lock.run("check", async () => {
+      const stored = (await readFile(this.wantedFile, "utf8").catch(() => "")).split("\n").map((l) => l.trim()).filter(isUuid);
+      const known = new Set(lbs.list().map((r) => r.lbId));
+      this.wanted = new Set([...stored.filter((id) => known.has(id)), ...lbs.list().filter((r) => r.running).map((r) => r.lbId)]);
+      await this.persist();
+      await this.writeNow(await this.config());
+    });
+    const reconcile = (ids: string[]) => {
+      void this.lock.run("check", () => this.reconsider(lbs, ids)).catch((err) =>
+        this.logger.error({ err: (err as Error).message }, "could not update the keepalived check script"));
+    };
+    const onEvent = (e: { type: string; lbId: string }) => {
+      if (e.type === "started" || e.type === "stopped" || e.type === "deleted") reconcile([e.lbId]);
+    };
+    lbs.on("event", onEvent);
+    const timer = setInterval(() => reconcile([...new Set([...this.wanted, ...lbs.list().map((r) => r.lbId)])]), intervalMs);
+    timer.unref();
+    return () => {
+      clearInterval(timer);
+      lbs.off("event", onEvent);
+    };
+  }
+
+  /** Decides from the load balancers' state now (events may have piled up), not from an event. */
+  private async reconsider(lbs: LoadBalancerSource, ids: string[]): Promise<void> {
+    let changed = false;
+    for (const lbId of ids) {
+      const ref = lbs.get(lbId);
+      let want: boolean;
+      if (!ref) want = false; // deleted
+      else if (ref.running) want = true;
+      else if (!this.wanted.has(lbId)) want = false;
+      else {
+        // Not running: stopped through the agent (no longer wanted), or died /
+        // failed to start again (still wanted: the check must keep failing).
+        const last = await lbs.status(lbId).then((s) => s.recentActions[0], () => undefined);
+        want = !(last?.action === "STOP" && last.ok);
+      }
+      if (want === this.wanted.has(lbId)) continue;
+      if (want) this.wanted.add(lbId);
+      else this.wanted.delete(lbId);
+      changed = true;
+      this.logger.info({ lbId, wanted: want }, "keepalived check script: load balancer " + (want ? "required" : "no longer required"));
+    }
+    if (!changed) return;
+    await this.persist();
+    await this.writeNow(await this.config());
+  }
+
+  private async persist(): Promise<void> {
+    await mkdir(dirname(this.wantedFile), { recursive: true, mode: 0o700 });
+    await writeFileAtomic(this.wantedFile, this.wantedIds().map((id) => id + "\n").join(""), 0o600);
+  }
+}
