@@ -133,6 +133,8 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
     const certs = new CertificateStore(config.certDir, lbs.lock);
     const network = new NetworkPlumbing(config.netns, config.stateDir, () => store.current.topology, logger);
     const keepalived = new KeepalivedVrrp(config.stateDir, config.netns, logger);
+    // keepalived's haproxy check script follows load balancer starts/stops (written before keepalived resumes).
+    undo.push({ what: "keepalived check script", fn: await keepalived.checks.follow(lbs) });
     const lvs = new LvsListeners(config.stateDir, config.netns, logger);
     await restoreAtStart(network, keepalived, logger, config.stateDir);
     // keepalived keeps running too; only its supervision ends with the agent.
