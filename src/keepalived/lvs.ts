@@ -2,10 +2,10 @@
 // <stateDir>/lvs/<listener_id>.conf). They are validated with
 // `keepalived -t` — which parses virtual_server blocks without needing IPVS —
 // and stored. Running them needs IPVS in the kernel; this kernel has none
-// (ipvsadm: "Protocol not available"), so `ensureRunnable` says so plainly
-// instead of pretending a UDP listener runs.
-import { readFile, readdir, rm } from "node:fs/promises";
-import { join } from "node:path";
+// (ipvsadm: "Protocol not available"), so `ensureRunnable` and `control`
+// say so plainly instead of pretending a UDP listener runs.
+import { access, constants, readFile, readdir, rm } from "node:fs/promises";
+import { delimiter, join } from "node:path";
 import { DomainError, invalid, notFound } from "../errors.js";
 import type { Logger } from "../log.js";
 import { silentLogger } from "../log.js";
@@ -21,14 +21,34 @@ import { isUuid } from "../system/ids.js";
 const LVS_BENIGN_WARNINGS = [/Virtual server \S+ has no real servers - ignoring/];
 
 
+export interface IpvsCheck {
+  ok: boolean;
+  why: string;
+  /** IPVS_UNAVAILABLE (the kernel has none) or IPVSADM_MISSING (cannot ask it). */
+  reason: "" | "IPVS_UNAVAILABLE" | "IPVSADM_MISSING";
+}
+
+/** The absolute path of `program` on PATH (plus the sbin folders a non-login PATH may lack), or undefined. */
+export async function findProgram(program: string): Promise<string | undefined> {
+  if (program.includes("/")) return access(program, constants.X_OK).then(() => program, () => undefined);
+  const dirs = [...(process.env.PATH ?? "").split(delimiter), "/usr/sbin", "/sbin", "/usr/bin", "/bin"].filter(Boolean);
+  for (const d of new Set(dirs)) {
+    const f = join(d, program);
+    if (await access(f, constants.X_OK).then(() => true, () => false)) return f;
+  }
+  return undefined;
+}
+
 export class LvsListeners {
   readonly dir: string;
-  private ipvs: Promise<{ ok: boolean; why: string }> | undefined;
+  private ipvs: Promise<IpvsCheck> | undefined;
 
   constructor(
     stateDir: string,
     readonly netns: string,
     private readonly logger: Logger = silentLogger,
+    /** ipvsadm, the tool that asks the kernel about IPVS (only a Recommends of Debian's keepalived). */
+    private readonly ipvsadm = "ipvsadm",
   ) {
     this.dir = join(stateDir, "lvs");
   }
@@ -71,22 +91,52 @@ export class LvsListeners {
     return names.filter((n) => n.endsWith(".conf") && isUuid(n.slice(0, -5))).map((n) => n.slice(0, -5));
   }
 
-  /** Throws `precondition` when UDP listeners cannot run (no IPVS in the kernel). */
+  /** Whether a UDP listener configuration is stored under this id (false for a non-UUID). */
+  async has(listenerId: string): Promise<boolean> {
+    if (!isUuid(listenerId)) return false;
+    return access(this.file(listenerId)).then(() => true, () => false);
+  }
+
+  /** Throws `precondition` when UDP listeners cannot run (no IPVS in the kernel, or no ipvsadm to ask it). */
   async ensureRunnable(listenerId: string): Promise<void> {
     await this.get(listenerId);
     const ipvs = await this.ipvsAvailable();
     if (!ipvs.ok) {
-      throw new DomainError("precondition", "UDP listeners cannot run on this amphora", ipvs.why, "IPVS_UNAVAILABLE");
+      throw new DomainError("precondition", "UDP listeners cannot run on this amphora", ipvs.why, ipvs.reason);
     }
   }
 
+  /**
+   * PUT /1.0/loadbalancer/{listener_id}/{action} for a UDP listener. Start
+   * and reload need IPVS: without it the answer is a precondition error
+   * (409, reason IPVS_UNAVAILABLE or IPVSADM_MISSING) naming why. Stopping
+   * succeeds: nothing of it runs. With IPVS, running the listener's
+   * keepalived is not implemented by this agent (unimplemented, not a
+   * pretended success).
+   */
+  async control(listenerId: string, action: "start" | "stop" | "reload"): Promise<{ message: string; details: string }> {
+    await this.get(listenerId);
+    const ipvs = await this.ipvsAvailable();
+    if (action === "stop") {
+      return { message: "OK", details: `UDP listener ${listenerId} is not running${ipvs.ok ? "" : ` (UDP listeners cannot run on this amphora: ${ipvs.why})`}` };
+    }
+    await this.ensureRunnable(listenerId);
+    throw new DomainError("unimplemented", "Running UDP listeners is not implemented by this agent", `cannot ${action} UDP listener ${listenerId}: this agent stores and validates keepalived LVS configurations but does not run them`, "LVS_NOT_IMPLEMENTED");
+  }
+
   /** Asks the kernel once (ipvsadm talks to it over netlink) whether IPVS exists. */
-  ipvsAvailable(): Promise<{ ok: boolean; why: string }> {
-    this.ipvs ??= run("ipvsadm", ["-L", "-n"], { netns: this.netns, timeoutMs: 5000, logger: this.logger }).then(
-      (r) => (r.exitCode === 0
-        ? { ok: true, why: "" }
-        : { ok: false, why: `the kernel has no IPVS (ipvsadm -L -n: ${(r.stderr || r.stdout).trim() || `exit ${r.exitCode}`})` }),
-    );
+  ipvsAvailable(): Promise<IpvsCheck> {
+    this.ipvs ??= (async (): Promise<IpvsCheck> => {
+      // Found first: through `ip netns exec` a missing program is only exit 255 and a message.
+      const cmd = await findProgram(this.ipvsadm);
+      if (!cmd) {
+        return { ok: false, why: `${this.ipvsadm} is not installed, so the agent cannot check or use IPVS (Debian package ipvsadm)`, reason: "IPVSADM_MISSING" };
+      }
+      const r = await run(cmd, ["-L", "-n"], { netns: this.netns, timeoutMs: 5000, logger: this.logger });
+      return r.exitCode === 0
+        ? { ok: true, why: "", reason: "" }
+        : { ok: false, why: `the kernel has no IPVS (ipvsadm -L -n: ${(r.stderr || r.stdout).trim() || `exit ${r.exitCode}`})`, reason: "IPVS_UNAVAILABLE" };
+    })();
     return this.ipvs;
   }
 }

@@ -1,16 +1,23 @@
 // UDP listeners (keepalived LVS configs): validated with the real
 // `keepalived -t`, stored, returned as uploaded. This kernel has no IPVS, so
 // running one must be refused with a clear precondition error, not faked.
+// What the agent should say about IPVS is asked of the agent's own check
+// (ipvsadm may not be installed at all, which is its own reason).
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { KeepalivedService } from "../../src/gen/amphora/v1/keepalived_pb.js";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { LoadBalancerAction, LoadBalancerService } from "../../src/gen/amphora/v1/load_balancer_pb.js";
 import { DomainError } from "../../src/errors.js";
 import { ErrorInfoSchema } from "../../src/gen/amphora/v1/errors_pb.js";
-import { run } from "../../src/system/exec.js";
+import { LvsListeners } from "../../src/keepalived/lvs.js";
 import { startTestAgent, type TestAgent } from "../support/agent.js";
 import { Topology } from "../network/netns.js";
+import { RestClient } from "../rest/https-client.js";
 
 const LVS = (listener: string) => `# Configuration for Listener ${listener}
 
@@ -53,8 +60,8 @@ describe("UDP listener configurations", () => {
     const listener = randomUUID();
     const res = await client.putUdpListenerConfig({ amphoraId: amphora, listenerId: listener, config: LVS(listener) });
     assert.equal(res.message, "OK");
-    const ipvs = await run("ipvsadm", ["-L", "-n"]);
-    if (ipvs.exitCode !== 0) assert.match(res.details, /cannot run on this amphora: the kernel has no IPVS/);
+    const ipvs = await agent.ctx.lvs.ipvsAvailable();
+    if (!ipvs.ok) assert.ok(res.details.includes(`cannot run on this amphora: ${ipvs.why}`), res.details);
     assert.equal((await client.getUdpListenerConfig({ listenerId: listener })).config, LVS(listener));
     assert.ok((await agent.ctx.lvs.list()).includes(listener));
   });
@@ -91,14 +98,61 @@ describe("UDP listener configurations", () => {
   });
 
   test("running a UDP listener is refused as a precondition when the kernel has no IPVS", async (t) => {
-    const ipvs = await run("ipvsadm", ["-L", "-n"]);
-    if (ipvs.exitCode === 0) return t.skip("this kernel has IPVS");
+    const ipvs = await agent.ctx.lvs.ipvsAvailable();
+    if (ipvs.ok) return t.skip("this kernel has IPVS");
     const listener = randomUUID();
     await agent.ctx.lvs.put(listener, LVS(listener));
     await assert.rejects(agent.ctx.lvs.ensureRunnable(listener), (e: DomainError) =>
-      e.kind === "precondition" && e.reason === "IPVS_UNAVAILABLE" && /Protocol not available/.test(e.details));
+      e.kind === "precondition" && e.reason === ipvs.reason && e.details === ipvs.why);
+    // With ipvsadm installed, the kernel's own answer is passed on.
+    if (ipvs.reason === "IPVS_UNAVAILABLE") assert.match(ipvs.why, /Protocol not available/);
     await agent.ctx.lvs.delete(listener);
     await agent.ctx.lvs.delete(listener);
     await assert.rejects(agent.ctx.lvs.get(listener), (e: DomainError) => e.kind === "not_found");
   });
+
+  test("start/reload/stop of a UDP listener id reach the LVS side over Connect and REST (not Loadbalancer Not Found)", async (t) => {
+    const ipvs = await agent.ctx.lvs.ipvsAvailable();
+    if (ipvs.ok) return t.skip("this kernel has IPVS");
+    const listener = randomUUID();
+    await agent.client(KeepalivedService).putUdpListenerConfig({ amphoraId: amphora, listenerId: listener, config: LVS(listener) });
+    const lb = agent.client(LoadBalancerService);
+    for (const action of [LoadBalancerAction.START, LoadBalancerAction.RELOAD]) {
+      const e = ConnectError.from(await lb.controlLoadBalancer({ lbId: listener, action }).catch((x) => x));
+      assert.equal(e.code, Code.FailedPrecondition);
+      assert.equal(e.rawMessage, "UDP listeners cannot run on this amphora");
+      const info = e.findDetails(ErrorInfoSchema)[0]!;
+      assert.equal(info.reason, ipvs.reason);
+      assert.equal(info.details, ipvs.why);
+    }
+    const stop = await lb.controlLoadBalancer({ lbId: listener, action: LoadBalancerAction.STOP });
+    assert.equal(stop.message, "OK");
+    assert.match(stop.details, /is not running \(UDP listeners cannot run on this amphora/);
+
+    const rest = new RestClient(agent.url, agent, agent.config.amphoraId);
+    t.after(() => rest.close());
+    let r = await rest.request("PUT", `/1.0/loadbalancer/${listener}/start`);
+    assert.equal(r.status, 409);
+    assert.equal(r.json<{ message: string }>().message, "UDP listeners cannot run on this amphora");
+    assert.ok(r.json<{ details: string }>().details.includes(ipvs.why), r.text);
+    r = await rest.request("PUT", `/1.0/loadbalancer/${listener}/stop`);
+    assert.equal(r.status, 202);
+    // An id that is neither a load balancer nor a UDP listener is still not found.
+    r = await rest.request("PUT", `/1.0/loadbalancer/${randomUUID()}/start`);
+    assert.equal(r.status, 404);
+    assert.equal(r.json<{ message: string }>().message, "Loadbalancer Not Found");
+  });
+});
+
+test("a missing ipvsadm is reported as such, not as a kernel without IPVS", async (t) => {
+  const state = mkdtempSync(join(tmpdir(), "amt-lvs-"));
+  t.after(() => rmSync(state, { recursive: true, force: true }));
+  const lvs = new LvsListeners(state, "", undefined, "amt-no-such-ipvsadm");
+  const ipvs = await lvs.ipvsAvailable();
+  assert.deepEqual({ ok: ipvs.ok, reason: ipvs.reason }, { ok: false, reason: "IPVSADM_MISSING" });
+  assert.match(ipvs.why, /amt-no-such-ipvsadm is not installed/);
+  const listener = randomUUID();
+  await lvs.put(listener, LVS(listener));
+  await assert.rejects(lvs.control(listener, "start"), (e: DomainError) =>
+    e.kind === "precondition" && e.reason === "IPVSADM_MISSING" && /not installed/.test(e.details));
 });

@@ -54,6 +54,8 @@ export function loadBalancerService(lbs: LoadBalancerManager, lvs?: LvsListeners
     async controlLoadBalancer(req) {
       const action = ACTIONS[req.action];
       if (!action) throw invalid("Invalid Request", `Unknown action: ${req.action}`, "UNKNOWN_ACTION");
+      // Octavia sends a UDP listener's id here too: that goes to the LVS side.
+      if (lvs && !lbs.get(req.lbId) && (await lvs.has(req.lbId))) return { ...(await lvs.control(req.lbId, action)), version: 0n };
       const r = await lbs.control(req.lbId, action, {
         ...guard(req.expectedVersion, req.expectedMd5),
         force: req.force,
