@@ -16,5 +16,13 @@ if (!files.length) {
   console.error("no test files matched");
   process.exit(1);
 }
+// The compiled driver and CLI (dist/, what the package exports and the
+// `amphora` bin runs) are built from this tree first, once, so tests never
+// see a stale build and no test rebuilds it while another one uses it.
+const build = spawnSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json"], { stdio: "inherit" });
+if (build.status !== 0) {
+  console.error("npm run build failed: the tests need dist/");
+  process.exit(build.status ?? 1);
+}
 const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=2", "--test-timeout=300000", ...files], { stdio: "inherit" });
 process.exit(r.status ?? 1);
