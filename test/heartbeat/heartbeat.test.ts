@@ -8,6 +8,7 @@ import { createSocket, type Socket } from "node:dgram";
 import type { AddressInfo } from "node:net";
 import { decodeHeartbeat, encodeHeartbeat, type HeartbeatMessage } from "../../src/heartbeat/message.js";
 import { startTestAgent } from "../support/agent.js";
+import { SystemService } from "../../src/gen/amphora/v1/system_pb.js";
 import { testEnv, until } from "../stats/fixture.js";
 
 async function healthManager(): Promise<{ sock: Socket; port: number; datagrams: Buffer[] }> {
@@ -29,7 +30,7 @@ test("encode/decode: zlib + hex HMAC-SHA256; another key fails", () => {
   assert.throws(() => decodeHeartbeat(tampered, "secret"), /HMAC/);
 });
 
-test("heartbeats carry deltas matching the traffic, seq increases, key/targets/interval change live", async () => {
+test("heartbeats carry deltas matching the traffic, seq increases, key/targets/interval change live through UpdateAgentConfig", async () => {
   const env = await testEnv();
   const hm1 = await healthManager();
   const hm2 = await healthManager();
@@ -85,10 +86,11 @@ test("heartbeats carry deltas matching the traffic, seq increases, key/targets/i
   for (const m of decoded()) for (const l of Object.values(m.listeners)) for (const v of Object.values(l.stats)) assert.ok(v >= 0);
   assert.equal(total(decoded(), (s) => s.totconns), 13);
 
-  // The config update RPC path: new target and key, no restart.
-  await agent.ctx.config.update(
-    `[health_manager]\ncontroller_ip_port_list = 127.0.0.1:${hm2.port}\nheartbeat_key = key-two\nheartbeat_interval = 1\n`,
-  );
+  // UpdateAgentConfig (PUT /1.0/config): new target and key, no restart.
+  const system = agent.client(SystemService);
+  await system.updateAgentConfig({
+    config: `[health_manager]\ncontroller_ip_port_list = 127.0.0.1:${hm2.port}\nheartbeat_key = key-two\nheartbeat_interval = 1\n`,
+  });
   const n1 = hm1.datagrams.length;
   await until("heartbeat at the new target", () => hm2.datagrams.length >= 2 || undefined, 8000);
   const m2 = hm2.datagrams.map((d) => decodeHeartbeat(d, "key-two"));
@@ -96,4 +98,13 @@ test("heartbeats carry deltas matching the traffic, seq increases, key/targets/i
   assert.equal(m2[1]!.seq, m2[0]!.seq + 1);
   assert.ok(m2[0]!.seq > msgs.at(-1)!.seq, "seq keeps increasing across the change");
   assert.ok(hm1.datagrams.length <= n1 + 1, "old target no longer used");
+
+  // A longer interval takes effect at once too: at a 1 s interval three
+  // more datagrams would come in 3.5 s, at 60 s at most the one already due.
+  await system.updateAgentConfig({
+    config: `[health_manager]\ncontroller_ip_port_list = 127.0.0.1:${hm2.port}\nheartbeat_key = key-two\nheartbeat_interval = 60\n`,
+  });
+  const n2 = hm2.datagrams.length;
+  await new Promise((r) => setTimeout(r, 3500));
+  assert.ok(hm2.datagrams.length <= n2 + 1, `interval 60 s: ${hm2.datagrams.length - n2} datagrams in 3.5 s`);
 });
