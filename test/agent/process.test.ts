@@ -65,7 +65,11 @@ test("--dev makes a PKI, prints a curl command, reuses the PKI, and exits cleanl
   assert.equal(r.status, 200);
   const id = JSON.parse(r.body).amphoraId;
   // Wait for the banner before checking it.
-  while (!a.stderr().includes("curl --cacert")) await new Promise((res) => setTimeout(res, 20));
+  const bannerBy = Date.now() + 20_000;
+  while (!a.stderr().includes("curl --cacert")) {
+    assert.ok(Date.now() < bannerBy, `no curl banner on stderr within 20 s: ${a.stderr()}`);
+    await new Promise((res) => setTimeout(res, 20));
+  }
   assert.match(a.stderr(), new RegExp(`curl --cacert ${pki}/ca.pem --cert ${pki}/client.pem --key ${pki}/client-key.pem`));
   const caBefore = readFileSync(join(pki, "ca.pem"), "utf8");
   a.proc.kill("SIGTERM");

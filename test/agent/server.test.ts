@@ -132,7 +132,9 @@ test("a malformed request body gets invalid_argument", async () => {
     method: "POST", body: "{not json", headers: { "content-type": "application/json" },
   });
   assert.equal(r.status, 400);
-  assert.equal(JSON.parse(r.body).code, "invalid_argument");
+  const e = JSON.parse(r.body) as { code: string; message: string };
+  assert.equal(e.code, "invalid_argument");
+  assert.match(e.message, /cannot decode message amphora\.v1\.GetInfoRequest from JSON/, "the message says what could not be read");
 });
 
 test("a request breaking a protovalidate rule gets invalid_argument naming the field, on every protocol", async () => {
