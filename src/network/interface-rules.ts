@@ -16,6 +16,7 @@ import { run, runChecked } from "../system/exec.js";
 import { safeJoin, writeFileAtomic } from "../system/fs-atomic.js";
 import type { Logger } from "../log.js";
 import { parsePrefix } from "./cidr.js";
+import { KeyedLock } from "../haproxy/keyed-lock.js";
 import { interfaceForIp, listAddresses, normalizeIp } from "./interfaces.js";
 
 export type RuleProtocol = "TCP" | "UDP" | "SCTP" | "VRRP";
@@ -155,17 +156,29 @@ export async function reloadStoredRules(netns: string, stateDir: string, logger?
       failures.push({ ifname, error: !netns ? "not loaded: no load-balancer network namespace is configured" : "not loaded: lo is never firewalled" });
       continue;
     }
-    const r = await run("nft", ["-f", join(dir, f)], { netns, timeoutMs: 10_000, logger });
+    const r = await interfaceLock.run(`${netns}\0${ifname}`, () => run("nft", ["-f", join(dir, f)], { netns, timeoutMs: 10_000, logger }));
     if (r.exitCode === 0) loaded.push(ifname);
     else failures.push({ ifname, error: (r.stderr || r.stdout).trim() });
   }
   return { loaded, failures };
 }
 
-export async function applyInterfaceRules(
+/**
+ * One interface's load and record happen one at a time: two concurrent PUTs
+ * could otherwise interleave as load A, load B, record B, record A, leaving
+ * the kernel with B and the file (re-loaded at the next start) with A.
+ * Per process, keyed by namespace and interface; other interfaces proceed.
+ */
+const interfaceLock = new KeyedLock();
+
+export function applyInterfaceRules(
   netns: string, stateDir: string, ifname: string, rules: InterfaceRule[], logger?: Logger,
 ): Promise<string> {
   const script = renderRuleset(ifname, rules);
+  return interfaceLock.run(`${netns}\0${ifname}`, () => loadAndRecord(netns, stateDir, ifname, script, logger));
+}
+
+async function loadAndRecord(netns: string, stateDir: string, ifname: string, script: string, logger?: Logger): Promise<string> {
   try {
     await runChecked("nft", ["-f", "-"], { netns, input: script, timeoutMs: 10_000, logger });
   } catch (e) {

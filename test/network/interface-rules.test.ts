@@ -149,6 +149,18 @@ describe("interface rules in a namespace", () => {
     assert.match(readFileSync(join(agent.stateDir, "network", "rules", "eth1.nft"), "utf8"), /tcp dport 18084 accept/);
   });
 
+  test("concurrent rule sets for one interface leave the kernel with exactly the stored one", async () => {
+    const client = agent.client(NetworkService);
+    const file = join(agent.stateDir, "network", "rules", "eth1.nft");
+    for (let round = 0; round < 10; round++) {
+      const ports = Array.from({ length: 12 }, (_, i) => 19000 + round * 100 + i);
+      await Promise.all(ports.map((port) => client.setInterfaceRules({ ip: "192.0.2.10", rules: [{ protocol: "TCP", port }] })));
+      const stored = [...readFileSync(file, "utf8").matchAll(/tcp dport (\d+) accept/g)].map((m) => Number(m[1]));
+      assert.equal(stored.length, 1);
+      assert.deepEqual(await acceptedPorts(), stored, `round ${round}: kernel and stored file disagree`);
+    }
+  });
+
   test("invalid rules change nothing; an unknown address is not found", async () => {
     const client = agent.client(NetworkService);
     const before = await acceptedPorts();
