@@ -132,7 +132,18 @@ async function buildRequest(e: RestEndpoint, req: NodeRequest, params: Map<DescF
   } else if (e.body.kind === "bytes") {
     m[e.body.field.localName] = new Uint8Array(body);
   }
-  // Path values win over the same field in a JSON body.
+  // Query parameters set the request's other top-level scalar fields, as
+  // in google.api.http (`?force=true` on a reload); path values win over
+  // both query and JSON body. Other parameters are ignored, as the Python
+  // agent ignores them (cache busters, tracing tags).
+  for (const [name, raw] of new URLSearchParams((req.url ?? "").split("?")[1] ?? "")) {
+    const f = e.method.input.fields.find((x) => x.name === name || x.jsonName === name);
+    if (!f || (f.fieldKind !== "scalar" && f.fieldKind !== "enum")) continue;
+    if ([...params.keys()].includes(f) || ("field" in e.body && e.body.field === f)) {
+      throw new RestReject(400, e.invalidMessage, `query parameter ${JSON.stringify(name)} is given by the path or body`);
+    }
+    m[f.localName] = pathValue(e, f, raw);
+  }
   for (const [f, raw] of params) m[f.localName] = pathValue(e, f, raw);
   if (e.ifMatchField) {
     const v = ifMatchValue(req.headers["if-match"]);
