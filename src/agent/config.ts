@@ -32,6 +32,15 @@ export interface AgentConfig {
   netns: string;
 }
 
+/**
+ * Options of this agent that Octavia's controller never renders into the
+ * amphora-agent.conf it uploads (PUT /1.0/config): an operator sets them
+ * in the file by hand, and an update that lacks them keeps them.
+ */
+export const LOCAL_OPTIONS: readonly (readonly [section: string, key: string])[] = [
+  ["amphora_agent", "amphora_network_namespace"],
+];
+
 /** Options whose change takes effect without a restart (UpdateAgentConfig). */
 export const MUTABLE_OPTIONS = ["heartbeatTargets", "heartbeatIntervalS", "heartbeatKey", "topology"] as const;
 
