@@ -17,3 +17,25 @@ export function frontendStatuses(csv: string): Map<string, string> {
   }
   return out;
 }
+
+/**
+ * Frontend states of the running worker, read through the master CLI. While
+ * a reload is under way the master refuses connections for a few ms, or
+ * answers a worker command with an error instead of the CSV; both are
+ * retried (4 tries, ~180 ms in all) before giving up with the last error.
+ */
+export async function readFrontendStatuses(
+  command: (cmd: string, timeoutMs: number) => Promise<string>,
+  tries = 4,
+): Promise<Map<string, string>> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const csv = await command("@1 show stat -1 1 -1", 2000);
+      if (!/^# /m.test(csv)) throw new Error(`no stats header in the answer: ${JSON.stringify(csv.slice(0, 120))}`);
+      return frontendStatuses(csv);
+    } catch (e) {
+      if (attempt >= tries) throw e;
+      await new Promise((r) => setTimeout(r, 30 * attempt));
+    }
+  }
+}

@@ -19,6 +19,8 @@ export interface LbPaths {
   masterSocket: string;
   serverState: string;
   certDir: string;
+  /** `<stateDir>/<lb_id>.sock`: the stats socket Octavia's configs declare (removed with the load balancer). */
+  octaviaStatsSocket: string;
 }
 
 /** Unix socket paths are limited to 107 bytes on Linux. */
@@ -40,6 +42,7 @@ export function lbPaths(stateDir: string, certDir: string, lbId: string): LbPath
     masterSocket: safeJoin(dir, "master.sock"),
     serverState: safeJoin(dir, "servers.state"),
     certDir: safeJoin(certDir, id),
+    octaviaStatsSocket: safeJoin(stateDir, `${id}.sock`),
   };
   if (Buffer.byteLength(p.masterSocket) > MAX_SOCKET_PATH) {
     throw invalid(`state directory too deep for a unix socket path: ${p.masterSocket}`, "", "PATH_TOO_LONG");

@@ -12,7 +12,7 @@ import type { LoadBalancerCatalog, LoadBalancerEvent, LoadBalancerRef } from "./
 import { masterCommand } from "./master-cli.js";
 import { KeyedLock } from "./keyed-lock.js";
 import { lbPaths, lbRoot, scratchDir, userGroupFile, checkLbId, type LbPaths } from "./layout.js";
-import { HISTORY_LENGTH, md5, readMeta, replaceFile, writeMeta, type ActionRecord, type LbMeta } from "./meta.js";
+import { HISTORY_LENGTH, md5, readMeta, recoverLostMeta, replaceFile, writeMeta, type ActionRecord, type LbMeta } from "./meta.js";
 import { parseConfigFacts, type ListenerFact } from "./config-facts.js";
 import { peerName } from "./peer-name.js";
 import { userGroupConfig } from "./user-group.js";
@@ -21,7 +21,7 @@ import {
   currentWorker, reloadMaster, removeRunFiles, runningMasterPid, showProc, startMaster, stopMaster, type MasterOptions,
 } from "./master.js";
 import { memAvailableBytes, residentBytes } from "./proc-fs.js";
-import { frontendStatuses } from "./frontend-status.js";
+import { readFrontendStatuses } from "./frontend-status.js";
 import type { ShowProc } from "./show-proc.js";
 
 export type LbAction = "start" | "stop" | "reload";
@@ -41,6 +41,8 @@ export interface ManagerOptions {
   stopTimeoutMs?: number;
   /** How often to notice a haproxy that died on its own (default 5 s; 0 = never). */
   watchIntervalMs?: number;
+  /** How long `haproxy -c` may take before the upload is refused as unavailable (default 30 s). */
+  validateTimeoutMs?: number;
 }
 
 export interface Guard {
@@ -88,6 +90,10 @@ interface Lb {
   running: boolean;
   /** Set when the master runs but cannot be controlled (CLI silent). */
   error?: string;
+  /** Actions (start/reload/stop) under way: the master may be re-executing. */
+  busy: number;
+  /** Frontend states of the last successful read (listener statuses during a reload). */
+  frontends?: Map<string, string>;
 }
 
 export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEvent] }> implements LoadBalancerCatalog {
@@ -163,13 +169,17 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     }
     let meta = await readMeta(paths.meta);
     const sum = md5(text);
-    if (!meta || meta.md5 !== sum) {
-      // A crash between storing the config and its metadata: the config file
+    if (!meta) {
+      meta = await recoverLostMeta(lbId, paths, sum);
+      this.logger.warn({ lbId, version: meta.version }, "meta.json missing or unreadable; the stored config gets a version above any handed out");
+      await writeMeta(paths.meta, meta);
+    } else if (meta.md5 !== sum) {
+      // A crash between storing the metadata and its config: the config file
       // is complete (atomic write), so it is the truth; give it a new version.
-      meta = { lbId, amphoraId: meta?.amphoraId ?? "", version: (meta?.version ?? 0) + 1, md5: sum, lastGood: meta?.lastGood, served: meta?.served, lastAction: "metadata recovered at agent start", updatedAt: "" };
+      meta = { ...meta, version: meta.version + 1, md5: sum, lastAction: "metadata recovered at agent start" };
       await writeMeta(paths.meta, meta);
     }
-    const lb: Lb = { id: lbId, paths, meta, listeners: parseConfigFacts(text).listeners, running: false };
+    const lb: Lb = { id: lbId, paths, meta, listeners: parseConfigFacts(text).listeners, running: false, busy: 0 };
     const pid = await runningMasterPid(paths.pidFile);
     if (pid !== undefined) {
       lb.running = true;
@@ -345,6 +355,7 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
         peer: peerName(amphoraId),
         displayName: `haproxy.cfg of load balancer ${id}`,
         logger: this.logger,
+        timeoutMs: this.o.validateTimeoutMs,
       });
       const stateNote = this.serverStateNote(paths, parseConfigFacts(text).serverStateFile);
       const warnings = [haproxyWarnings, stateNote].filter(Boolean).join("\n");
@@ -358,16 +369,29 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
       };
       meta.lastAction = rec.details;
       meta.history = [rec, ...(meta.history ?? [])].slice(0, HISTORY_LENGTH);
-      // Both at once. A crash with only one of them replaced is repaired at
-      // start: the md5 no longer matches, the complete haproxy.cfg on disk
-      // (old or new) wins and gets a version above both.
-      await Promise.all([writeFileAtomic(paths.config, text, 0o600), writeMeta(paths.meta, meta)]);
+      // Metadata first, then the config, one after the other (both fsynced):
+      // - the metadata write fails: nothing changed anywhere;
+      // - the config write fails: the previous metadata is put back, so
+      //   disk and memory both still describe the previous config;
+      // - a crash between the two: the md5 no longer matches, and the start
+      //   gives the complete haproxy.cfg on disk a version above the one
+      //   the metadata already holds, so versions never go backwards.
+      await writeMeta(paths.meta, meta).catch((e: Error) => {
+        throw failed("Could not store the configuration", `metadata not written: ${e.message}`, "STORE_FAILED");
+      });
+      try {
+        await writeFileAtomic(paths.config, text, 0o600);
+      } catch (e) {
+        const undo = existing ? writeMeta(paths.meta, existing.meta) : rm(paths.meta, { force: true });
+        await undo.catch((u: Error) => this.logger.error({ lbId: id, err: u.message }, "could not restore the metadata after a failed upload"));
+        throw failed("Could not store the configuration", (e as Error).message, "STORE_FAILED");
+      }
       const listeners = parseConfigFacts(text).listeners;
       if (existing) {
         existing.meta = meta;
         existing.listeners = listeners;
       } else {
-        this.lbs.set(id, { id, paths, meta, listeners, running: false });
+        this.lbs.set(id, { id, paths, meta, listeners, running: false, busy: 0 });
         this.emitEvent({ type: "created", lbId: id });
       }
       return { md5: sum, version: meta.version, changed: true, warnings };
@@ -375,9 +399,14 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
   }
 
   async getConfig(lbId: string): Promise<{ config: string; md5: string; version: number }> {
-    const lb = this.require(lbId);
-    const config = await readFile(lb.paths.config, "utf8");
-    return { config, md5: md5(config), version: lb.meta.version };
+    const id = checkLbId(lbId);
+    // Under the lock: a delete in flight ends before the read, so the caller
+    // gets "not found" rather than a file that vanished under it (ENOENT).
+    return this.lock.run(id, async () => {
+      const lb = this.require(id);
+      const config = await readFile(lb.paths.config, "utf8");
+      return { config, md5: md5(config), version: lb.meta.version };
+    });
   }
 
   private require(lbId: string): Lb {
@@ -396,10 +425,15 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
       this.checkGuard(lb, o);
       await this.refresh(lb);
       let details: string;
-      if (action === "stop") details = await this.doStop(lb, o.stopTimeoutMs ?? this.o.stopTimeoutMs ?? 10_000);
-      // As Octavia: reloading a load balancer that does not run starts it.
-      else if (action === "start" || !lb.running) details = await this.doStart(lb);
-      else details = await this.doReload(lb, o.force ?? false);
+      lb.busy++;
+      try {
+        if (action === "stop") details = await this.doStop(lb, o.stopTimeoutMs ?? this.o.stopTimeoutMs ?? 10_000);
+        // As Octavia: reloading a load balancer that does not run starts it.
+        else if (action === "start" || !lb.running) details = await this.doStart(lb);
+        else details = await this.doReload(lb, o.force ?? false);
+      } finally {
+        lb.busy--;
+      }
       return { message: "OK", details, version: lb.meta.served?.version ?? lb.meta.version };
     });
   }
@@ -535,7 +569,7 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
       lb.meta.version += 1;
       lb.meta.md5 = md5(good);
       lb.listeners = parseConfigFacts(good).listeners;
-      rolledBack = `; stored config rolled back from version ${from} to the last good one (version ${lb.meta.lastGood.version}, now stored as version ${lb.meta.version})`;
+      rolledBack = `; stored config rolled back from version ${from} to the last good one (version ${lb.meta.lastGood.version || "unknown"}, now stored as version ${lb.meta.version})`;
     }
     this.note(lb, "RELOAD", false, `reload failed: ${r.details}${rolledBack}`, startedAt);
     await writeMeta(lb.paths.meta, lb.meta);
@@ -576,6 +610,11 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
       await rm(paths.certDir, { recursive: true, force: true });
       // Octavia's server-state-file folder (<stateDir>/<lb_id>/), if a config used it.
       await rm(resolve(this.o.stateDir, basename(paths.dir)), { recursive: true, force: true });
+      // Octavia's stats socket (`stats socket <base_path>/<lb_id>.sock` in the
+      // configs it renders): haproxy leaves it behind. Only that exact name,
+      // never a folder (rm without recursive).
+      await rm(paths.octaviaStatsSocket, { force: true }).catch((e: Error) =>
+        this.logger.warn({ lbId: id, err: e.message }, "could not remove the stats socket"));
       this.lbs.delete(id);
       if (lb) this.emitEvent({ type: "deleted", lbId: id });
       return { existed: lb !== undefined };
@@ -590,25 +629,32 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     })));
   }
 
+  /**
+   * Outside the per-load-balancer lock (a poll must not wait for a slow
+   * stop), so a reload may be under way: the read retries, and when the
+   * master still does not answer while an action is in flight the last
+   * answer stands. ERROR is kept for what is really wrong: a running haproxy
+   * that does not answer, or whose frontend is missing or stopped.
+   */
   async listListeners(): Promise<ListenerStatus[]> {
-    const out: ListenerStatus[] = [];
-    for (const lb of this.lbs.values()) {
-      let states = new Map<string, string>();
-      let reachable = false;
-      if (lb.running) {
+    const perLb = await Promise.all([...this.lbs.values()].map(async (lb) => {
+      let states: Map<string, string> | undefined;
+      if (lb.running && !lb.error) {
         try {
-          states = frontendStatuses(await masterCommand(lb.paths.masterSocket, "@1 show stat -1 1 -1", 2000));
-          reachable = true;
+          states = await readFrontendStatuses((cmd, ms) => masterCommand(lb.paths.masterSocket, cmd, ms));
+          lb.frontends = states;
         } catch {
-          reachable = false;
+          if (lb.busy > 0) states = lb.frontends;
         }
       }
-      for (const l of lb.listeners) {
-        const status = !lb.running ? "STOPPED" : reachable && states.get(l.id) === "OPEN" ? "ACTIVE" : "ERROR";
-        out.push({ uuid: l.id, type: l.type, status, lbId: lb.id });
-      }
-    }
-    return out;
+      return lb.listeners.map((l): ListenerStatus => {
+        const st = states?.get(l.id);
+        // FULL: at its maxconn, still accepting as connections end.
+        const status = !lb.running ? "STOPPED" : st === "OPEN" || st === "FULL" ? "ACTIVE" : "ERROR";
+        return { uuid: l.id, type: l.type, status, lbId: lb.id };
+      });
+    }));
+    return perLb.flat();
   }
 
   async listStatus(): Promise<LbStatus[]> {

@@ -3,6 +3,7 @@
 import { readFile, writeFile, rename, unlink } from "node:fs/promises";
 import { createHash, randomBytes } from "node:crypto";
 import { dirname, basename, join } from "node:path";
+import { writeFileAtomic } from "../system/fs-atomic.js";
 
 export interface VersionRef {
   version: number;
@@ -49,12 +50,10 @@ export async function readMeta(file: string): Promise<LbMeta | undefined> {
 
 /**
  * Replaces a file by rename (a reader or a crash of the agent sees the old
- * or the new whole file) but without fsync. Used for files that are derived
- * and checked, never the only copy of anything: the metadata (repaired from
- * haproxy.cfg, which is written with fsync, when its md5 does not match)
- * and the last-good copy (a rollback checks its md5 first). fsync costs
- * 1.5 ms on a quiet disk and 15-35 ms on a busy one, on every upload and
- * reload.
+ * or the new whole file) but without fsync. Only for the last-good copy:
+ * it is derived and checked (a rollback checks its md5 first), never the
+ * only copy of anything. fsync costs 1.5 ms on a quiet disk and 15-35 ms on
+ * a busy one.
  */
 export async function replaceFile(path: string, data: string, mode = 0o600): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
@@ -67,7 +66,33 @@ export async function replaceFile(path: string, data: string, mode = 0o600): Pro
   }
 }
 
+/**
+ * With fsync: the metadata holds the highest version handed out and the
+ * wanted state, which nothing else records. A rename without fsync can
+ * leave an empty file after a power loss, and the version would then start
+ * over.
+ */
 export async function writeMeta(file: string, m: LbMeta): Promise<void> {
   m.updatedAt = new Date().toISOString();
-  await replaceFile(file, JSON.stringify(m, null, 2) + "\n");
+  await writeFileAtomic(file, JSON.stringify(m, null, 2) + "\n", 0o600);
+}
+
+/**
+ * Metadata for a stored config whose meta.json is gone or unreadable (an
+ * operator removed it, a damaged disk). The versions it held are lost, and
+ * starting over at 1 would hand a controller's expected_version guard a
+ * number it may already hold for another config. Every version is handed
+ * out by an upload or a rollback, each of which takes far more than a
+ * millisecond (haproxy -c alone takes ~45 ms), so no version ever reached
+ * the current time in milliseconds: that is the floor. The last-good copy
+ * is checked by md5 and kept for rollbacks (its version is unknown: 0).
+ */
+export async function recoverLostMeta(lbId: string, paths: { lastGood: string }, configMd5: string): Promise<LbMeta> {
+  const version = Date.now();
+  const good = await readFile(paths.lastGood, "utf8").then(md5, () => undefined);
+  return {
+    lbId, amphoraId: "", version, md5: configMd5,
+    lastGood: good ? { version: good === configMd5 ? version : 0, md5: good } : undefined,
+    lastAction: "metadata lost; recovered at agent start", updatedAt: "",
+  };
 }

@@ -5,7 +5,7 @@ import { unlink, writeFile } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { run } from "../system/exec.js";
 import { safeJoin } from "../system/fs-atomic.js";
-import { invalid, failed } from "../errors.js";
+import { DomainError, invalid, failed } from "../errors.js";
 import type { Logger } from "../log.js";
 
 export interface ValidateOptions {
@@ -16,6 +16,8 @@ export interface ValidateOptions {
   /** How the config is called in error messages, e.g. "haproxy.cfg of load balancer X". */
   displayName: string;
   logger?: Logger;
+  /** How long `haproxy -c` may take (default 30 s). */
+  timeoutMs?: number;
 }
 
 function replaceAll(text: string, from: string, to: string): string {
@@ -30,12 +32,20 @@ export async function validateConfig(config: string, o: ValidateOptions): Promis
   await writeFile(candidate, config, { mode: 0o600, flag: "wx" });
   try {
     // Never -q: it hides the ALERT lines.
-    const r = await run(o.haproxyCmd, ["-c", "-f", candidate, "-f", o.userGroupFile, "-L", o.peer], { timeoutMs: 30_000, logger: o.logger });
+    const timeoutMs = o.timeoutMs ?? 30_000;
+    const r = await run(o.haproxyCmd, ["-c", "-f", candidate, "-f", o.userGroupFile, "-L", o.peer], { timeoutMs, logger: o.logger });
     let out = (r.stderr + (r.stdout ? "\n" + r.stdout : "")).trim();
     out = replaceAll(out, candidate, o.displayName);
     out = replaceAll(out, o.userGroupFile, "user-group.cfg");
     if (/ENOENT/.test(r.stderr) && !/\[ALERT\]/.test(r.stderr)) {
       throw failed(`cannot run ${o.haproxyCmd}`, out, "HAPROXY_MISSING");
+    }
+    // Killed (our timeout on an overloaded machine, the OOM killer, ...):
+    // the config was never judged. Saying "invalid" would make the
+    // controller give up on a config that may be fine; 503 says "try again".
+    if (r.timedOut || r.signal) {
+      const how = r.timedOut ? `did not finish within ${timeoutMs} ms` : `was killed by ${r.signal}`;
+      throw new DomainError("unavailable", `haproxy -c ${how}; the configuration was not checked, nothing was stored (retry later)`, out, "VALIDATION_UNAVAILABLE");
     }
     // The message Octavia controllers know; haproxy's own output is the detail.
     if (r.exitCode !== 0) throw invalid("Invalid request", out, "CONFIG_INVALID");

@@ -19,6 +19,10 @@ export interface RunResult {
   stdout: string;
   stderr: string;
   durationMs: number;
+  /** The program was killed because it outran `timeoutMs` (exitCode is then 124). */
+  timedOut?: boolean;
+  /** The signal that ended it, if one did (a timeout's SIGTERM included). */
+  signal?: string;
 }
 
 /** Runs a program and returns its result whatever the exit code. */
@@ -40,7 +44,10 @@ export async function run(file: string, args: readonly string[], opts: RunOption
   if (r.failed && r.exitCode === undefined) {
     // Could not start, or killed by timeout/signal.
     const why = r.timedOut ? `timed out after ${opts.timeoutMs ?? 30_000} ms` : (r.signal ? `killed by ${r.signal}` : r.shortMessage);
-    return { exitCode, stdout: String(r.stdout ?? ""), stderr: `${String(r.stderr ?? "")}\n${why}`.trim(), durationMs };
+    return {
+      exitCode, stdout: String(r.stdout ?? ""), stderr: `${String(r.stderr ?? "")}\n${why}`.trim(), durationMs,
+      timedOut: r.timedOut || undefined, signal: r.signal ?? undefined,
+    };
   }
   return { exitCode, stdout: String(r.stdout ?? ""), stderr: String(r.stderr ?? ""), durationMs };
 }
