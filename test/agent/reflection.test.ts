@@ -41,3 +41,21 @@ test("gRPC health answers SERVING for the agent and its services, NOT_FOUND for 
   assert.equal((await h.check({ service: "amphora.v1.LoadBalancerService" })).status, HealthCheckResponse_ServingStatus.SERVING);
   await assert.rejects(h.check({ service: "no.such.Service" }), (e: ConnectError) => e.code === Code.NotFound);
 });
+
+for (const protocol of ["connect", "grpc", "grpcweb"]) {
+  test(`buf curl follows the WatchStats stream without a schema over ${protocol}`, async () => {
+    // The stream never ends by itself: a client deadline ends it after some messages.
+    const out = await bufCurl(
+      "--protocol", protocol, "--timeout", "1.5s", "-d", '{"intervalMs":200,"mode":"WATCH_MODE_SNAPSHOTS"}',
+      `${agent.url}/amphora.v1.StatsService/WatchStats`,
+    ).then(
+      (r) => ({ stdout: r.stdout, stderr: r.stderr }),
+      (e: { stdout: string; stderr: string }) => ({ stdout: e.stdout, stderr: e.stderr }),
+    );
+    assert.match(out.stderr, /deadline_exceeded/, "ended by the client's deadline, not by the agent");
+    // One JSON object per message, printed one after the other.
+    const messages = out.stdout.split(/\n(?=\{)/).filter((s) => s.trim()).map((s) => JSON.parse(s) as { collectedAt?: string; full?: boolean });
+    assert.ok(messages.length >= 3, `several snapshots in 1.5 s at 200 ms (${messages.length})`);
+    assert.ok(messages.every((m) => m.full === true && typeof m.collectedAt === "string"), out.stdout.slice(0, 500));
+  });
+}
