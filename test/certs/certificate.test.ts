@@ -1,6 +1,6 @@
 // CertificateService over mTLS, and a TERMINATED_HTTPS listener that really
 // serves the uploaded certificate.
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, statSync, readFileSync, existsSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,13 +9,13 @@ import { randomUUID, createHash, createPublicKey, X509Certificate } from "node:c
 import { connect as tlsConnect } from "node:tls";
 import { Code } from "@connectrpc/connect";
 import { startTestAgent } from "../support/agent.js";
-import { freePort, octaviaConfig, selfSignedPem, killHaproxiesUnder, startBackend } from "../support/haproxy.js";
+import { freePort, octaviaConfig, selfSignedPem, startBackend } from "../support/haproxy.js";
 import { CertificateService } from "../../src/gen/amphora/v1/certificate_pb.js";
 import { LoadBalancerService, LoadBalancerAction } from "../../src/gen/amphora/v1/load_balancer_pb.js";
 import { ErrorInfoSchema } from "../../src/gen/amphora/v1/errors_pb.js";
 import { CertificateStore } from "../../src/certs/store.js";
 import { DomainError } from "../../src/errors.js";
-import { rpcError } from "../support/lb-test.js";
+import { agentWithRunDir, rpcError } from "../support/lb-test.js";
 
 test("certificate upload, md5, mode 0600, each rejection, delete", async (t) => {
   const tmp = mkdtempSync(join(tmpdir(), "amt-certs-"));
@@ -69,17 +69,16 @@ test("certificate upload, md5, mode 0600, each rejection, delete", async (t) => 
   assert.equal((await rpcError(certs.deleteCertificate({ lbId, filename: "listener-1.pem" }))).code, Code.NotFound);
 });
 
+/** An agent, a scratch folder and a backend, all ended after the test. */
+async function tlsSetup(t: TestContext, backendName: string) {
+  const { agent, runDir: tmp } = await agentWithRunDir(t);
+  const backend = await startBackend(backendName);
+  t.after(() => backend.close());
+  return { agent, tmp, backend };
+}
+
 test("TERMINATED_HTTPS listener serves TLS with the uploaded certificate; delete removes it", async (t) => {
-  const tmp = mkdtempSync(join(tmpdir(), "amt-tls-"));
-  const agent = await startTestAgent();
-  const backend = await startBackend("behind-tls");
-  t.after(async () => {
-    // The agent first (it would restart a haproxy that dies while it runs), then its haproxy.
-    await agent.cleanup();
-    await killHaproxiesUnder(agent.stateDir);
-    await backend.close();
-    rmSync(tmp, { recursive: true, force: true });
-  });
+  const { agent, tmp, backend } = await tlsSetup(t, "behind-tls");
   const lbId = randomUUID();
   const pem = await selfSignedPem(tmp, "www.example");
   const put = await agent.client(CertificateService).putCertificate({ lbId, filename: "tls-listener.pem", pem: pem.bundle });
@@ -175,16 +174,7 @@ test("Octavia's other uploads: client CA and CRL secrets (named by their SHA-1),
 });
 
 test("a TERMINATED_HTTPS listener on an uploaded crt-list serves each SNI name its own certificate", async (t) => {
-  const tmp = mkdtempSync(join(tmpdir(), "amt-tls-"));
-  const agent = await startTestAgent();
-  const backend = await startBackend("behind-sni");
-  t.after(async () => {
-    // The agent first (it would restart a haproxy that dies while it runs), then its haproxy.
-    await agent.cleanup();
-    await killHaproxiesUnder(agent.stateDir);
-    await backend.close();
-    rmSync(tmp, { recursive: true, force: true });
-  });
+  const { agent, tmp, backend } = await tlsSetup(t, "behind-sni");
   const lbId = randomUUID();
   const lbDir = join(agent.config.certDir, lbId);
   const certs = agent.client(CertificateService);
