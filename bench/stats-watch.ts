@@ -16,7 +16,9 @@
 // --cpu-prof), BENCH_AGENT_HEAP_MB (agent --max-old-space-size),
 // BENCH_DEBUG (print the agent's memory after a forced GC),
 // BENCH_CLIENT_WINDOW_MB (client HTTP/2 stream window; default Node's 64 KB),
-// BENCH_MODES ("snapshots", "changes"; default both: the big LB runs both).
+// BENCH_MODES ("snapshots", "changes"; default both: the big LB runs both),
+// BENCH_HEAPSNAP (a folder: the agent writes a heap snapshot at the end of
+// each measuring window).
 import { spawn, type ChildProcess } from "node:child_process";
 import { EventEmitter, setMaxListeners } from "node:events";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
@@ -59,7 +61,10 @@ async function agentChild(arg: string): Promise<void> {
   const o = JSON.parse(arg) as { stateDir: string; refs: LoadBalancerRef[] };
   const agent = await startAgent({ dev: true, stateDir: o.stateDir, listen: "127.0.0.1:0", logger: silentLogger, catalog: new FixedCatalog(o.refs) });
   const mon = agent.ctx.monitoring!;
-  process.on("message", (m: { id: number }) => {
+  process.on("message", async (m: { id: number }) => {
+    // BENCH_HEAPSNAP=dir: a heap snapshot of the agent at the end of the window.
+    const snapDir = process.env.BENCH_HEAPSNAP;
+    if (snapDir && m.id % 2 === 1) (await import("node:v8")).writeHeapSnapshot(join(snapDir, `agent-${process.pid}-${m.id}.heapsnapshot`));
     process.send!({
       id: m.id,
       polls: mon.collector.polls,

@@ -1,12 +1,11 @@
 // StatsService: GetStats polls now; WatchStats subscribes to the shared
 // poll group of its interval. Pure mapping between the stats module's types
 // and the contract's messages.
-import { toBinary } from "@bufbuild/protobuf";
-import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import { WireType } from "@bufbuild/protobuf/wire";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import {
-  ListenerState, LoadBalancerStatsSchema, MemberState, PoolState, StatsService, WatchMode,
+  StatsService, WatchMode,
   type Counters as PbCounters, type LoadBalancerStats as PbLoadBalancerStats, type ListenerStats, type MemberStats,
   type PoolStats, type WatchStatsResponse,
 } from "../../gen/amphora/v1/stats_pb.js";
@@ -14,13 +13,7 @@ import type { Counters, LoadBalancerStats, StatsFilter } from "../../stats/model
 import type { Monitoring } from "../../metrics/monitoring.js";
 import { protocolKey } from "../interceptors.js";
 import { filterStats, type StatsUpdate } from "../../stats/watch-hub.js";
-
-const LISTENER_STATE = { OPEN: ListenerState.OPEN, STOPPED: ListenerState.STOPPED, FULL: ListenerState.FULL, UNKNOWN: ListenerState.UNSPECIFIED };
-const POOL_STATE = { UP: PoolState.UP, DOWN: PoolState.DOWN, UNKNOWN: PoolState.UNSPECIFIED };
-const MEMBER_STATE = {
-  UP: MemberState.UP, DOWN: MemberState.DOWN, MAINT: MemberState.MAINT, DRAIN: MemberState.DRAIN,
-  NO_CHECK: MemberState.NO_CHECK, UNKNOWN: MemberState.UNSPECIFIED,
-};
+import { encodeLoadBalancerStats, LISTENER_STATE, MEMBER_STATE, POOL_STATE } from "./stats-wire.js";
 
 // Messages are built as plain objects (all fields set, as create() would
 // leave them): create() walks the schema for every field, which costs
@@ -85,9 +78,10 @@ const encoded = new WeakMap<LoadBalancerStats, Uint8Array>();
 function lbField(lb: LoadBalancerStats): Uint8Array {
   let e = encoded.get(lb);
   if (!e) {
-    // Not via lbToProto's cache: queued updates keep their stats objects
-    // alive, and only the bytes are needed from here on.
-    e = new BinaryWriter().bytes(toBinary(LoadBalancerStatsSchema, mapped.get(lb) ?? buildLb(lb))).finish();
+    // Straight from the stats model (see stats-wire.ts), not via proto
+    // objects: queued updates keep their stats objects alive, and only the
+    // bytes are needed from here on.
+    e = encodeLoadBalancerStats(lb, true);
     encoded.set(lb, e);
   }
   return e;
