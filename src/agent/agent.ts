@@ -137,6 +137,9 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
     undo.push({ what: "keepalived check script", fn: await keepalived.checks.follow(lbs) });
     const lvs = new LvsListeners(config.stateDir, config.netns, logger);
     await restoreAtStart(network, keepalived, logger, config.stateDir);
+    // After the namespace and plugs are back (haproxy binds in them): start
+    // the load balancers that should run and do not (reboot, crash).
+    await lbs.resume();
     // keepalived keeps running too; only its supervision ends with the agent.
     undo.push({ what: "keepalived supervision", fn: keepalived.supervise() });
     // Stats, /metrics and heartbeat (stopped with the agent, not with haproxy).

@@ -1,7 +1,8 @@
 // The load balancers this agent manages: validated config uploads with
 // versions, start/stop/reload of one haproxy master per load balancer,
-// deletion, listener statuses, and re-adoption of running masters at agent
-// start. Implements the LoadBalancerCatalog other modules read.
+// deletion, listener statuses, re-adoption of running masters at agent
+// start, and restarting a haproxy the controller wants running that died or
+// did not survive a reboot. Implements the LoadBalancerCatalog other modules read.
 import { EventEmitter } from "node:events";
 import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { basename, dirname, isAbsolute, resolve } from "node:path";
@@ -23,6 +24,7 @@ import {
 import { memAvailableBytes, residentBytes } from "./proc-fs.js";
 import { readFrontendStatuses } from "./frontend-status.js";
 import type { ShowProc } from "./show-proc.js";
+import { RestartBackoff, type BackoffOptions } from "./restart-backoff.js";
 
 export type LbAction = "start" | "stop" | "reload";
 
@@ -39,8 +41,14 @@ export interface ManagerOptions {
   memoryReserveBytes?: number;
   /** Graceful stop wait before SIGTERM (default 10 s). */
   stopTimeoutMs?: number;
-  /** How often to notice a haproxy that died on its own (default 5 s; 0 = never). */
+  /**
+   * How often to notice a haproxy that died on its own (default 1 s; 0 =
+   * never). Three /proc reads per running load balancer; the time to notice
+   * adds to the restart delay.
+   */
   watchIntervalMs?: number;
+  /** Delay before restarting a haproxy that died: doubles in a crash loop (default 1 s to 30 s). */
+  restartBackoff?: BackoffOptions;
   /** How long `haproxy -c` may take before the upload is refused as unavailable (default 30 s). */
   validateTimeoutMs?: number;
 }
@@ -80,6 +88,14 @@ export interface LbStatus {
   listenerIds: string[];
   /** Most recent first. */
   recentActions: ActionRecord[];
+  /** "running" or "stopped": what the controller last asked for (restored after a crash or reboot). */
+  wanted: "running" | "stopped";
+  /** Automatic restarts after haproxy exited on its own (all time). */
+  restarts: number;
+  /** When haproxy last exited without a stop request (Unix ms; 0 = never). */
+  lastExitAtMs: number;
+  /** A restart is planned (haproxy is wanted running and is not). */
+  restartPending: boolean;
 }
 
 interface Lb {
@@ -102,12 +118,18 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
   readonly lock = new KeyedLock();
   private readonly logger: Logger;
   private watchTimer?: NodeJS.Timeout;
+  private readonly backoff: RestartBackoff;
+  /** Set by close(): no restart is started any more. */
+  private closed = false;
+  /** Restarts under way, so close() can wait for them (none is left to finish unseen). */
+  private readonly restarting = new Set<Promise<boolean>>();
   /** Set when this machine lacks nobody/nogroup (see user-group.ts). */
   userGroupNote = "";
 
   private constructor(private readonly o: ManagerOptions) {
     super();
     this.logger = o.logger ?? silentLogger;
+    this.backoff = new RestartBackoff(o.restartBackoff);
   }
 
   /** Prepares the state folder and re-adopts every load balancer found there. */
@@ -147,7 +169,7 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
         this.logger.error({ lbId: name, err: (e as Error).message }, "could not re-adopt load balancer");
       }
     }
-    const every = this.o.watchIntervalMs ?? 5000;
+    const every = this.o.watchIntervalMs ?? 1000;
     if (every > 0) {
       this.watchTimer = setInterval(() => void this.watch(), every);
       this.watchTimer.unref();
@@ -195,10 +217,19 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
       }
       if (!answered) lb.error = `haproxy master ${pid} runs but its CLI socket does not answer`;
       this.logger.info({ lbId, pid, controllable: answered }, "re-adopted running haproxy");
+      // Only the agent starts it (and ends it when told to stop), so a
+      // running one is wanted (also one whose start the agent did not see end).
+      if (meta.wanted !== "running") {
+        meta.wanted = "running";
+        await writeMeta(paths.meta, meta);
+      }
     } else {
       await removeRunFiles(paths);
-      if (meta.served) {
+      // Metadata of an older agent: it served something, so it was running.
+      const wanted = meta.wanted ?? (meta.served ? "running" : "stopped");
+      if (meta.served || meta.wanted !== wanted) {
         meta.served = undefined;
+        meta.wanted = wanted;
         await writeMeta(paths.meta, meta);
       }
     }
@@ -234,12 +265,73 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     lb.running = false;
     lb.error = undefined;
     lb.meta.served = undefined;
-    this.note(lb, "EXITED", false, "haproxy exited without a stop request", performance.now());
-    this.logger.warn({ lbId: lb.id }, "haproxy master is gone");
+    lb.meta.lastExitAtMs = Date.now();
+    const again = lb.meta.wanted === "running" && !this.closed;
+    const delayMs = again ? this.backoff.afterExit(lb.id) : 0;
+    const plan = again ? `; restarting it in ${seconds(delayMs)}` : "";
+    this.note(lb, "EXITED", false, `haproxy exited without a stop request${plan}`, performance.now());
+    this.logger.warn({ lbId: lb.id, restartInMs: again ? delayMs : undefined }, "haproxy master is gone");
     await removeRunFiles(lb.paths);
     await writeMeta(lb.paths.meta, lb.meta);
     // Only now: a listener reading the state sees it stored.
     this.emitEvent({ type: "stopped", lbId: lb.id });
+    if (again) this.planRestart(lb, delayMs);
+  }
+
+  /** Plans a start of a wanted-running load balancer that does not run. */
+  private planRestart(lb: Lb, delayMs: number): void {
+    if (this.closed) return;
+    this.backoff.schedule(lb.id, delayMs, () => void this.restart(lb, "restart"));
+  }
+
+  /**
+   * Starts a load balancer the controller wants running and that does not
+   * run (it died: "restart"; the agent or the amphora restarted: "resume"),
+   * with the stored config, as an enabled systemd unit would. A failure is
+   * tried again later (doStart plans it). Never throws.
+   */
+  private restart(lb: Lb, why: "restart" | "resume"): Promise<boolean> {
+    const p = this.restartNow(lb, why);
+    this.restarting.add(p);
+    void p.finally(() => this.restarting.delete(p));
+    return p;
+  }
+
+  private async restartNow(lb: Lb, why: "restart" | "resume"): Promise<boolean> {
+    try {
+      return await this.lock.run(lb.id, async () => {
+        // Stopped, deleted or already started meanwhile, or the agent stops.
+        if (this.closed || this.lbs.get(lb.id) !== lb || lb.meta.wanted !== "running") return false;
+        await this.refresh(lb);
+        if (lb.running) return false;
+        lb.busy++;
+        try {
+          await this.doStart(lb, why);
+          this.logger.warn({ lbId: lb.id, version: lb.meta.version, restarts: lb.meta.restarts }, why === "restart" ? "haproxy exited on its own; started it again" : "haproxy was not running although it should; started it again");
+          return true;
+        } finally {
+          lb.busy--;
+        }
+      });
+    } catch (e) {
+      this.logger.error({ lbId: lb.id, err: (e as Error).message, retryInMs: this.backoff.pending(lb.id) ? "planned" : undefined }, `could not ${why} haproxy`);
+      return false;
+    }
+  }
+
+  /**
+   * At agent start, once the network namespace and its interfaces are back:
+   * starts every load balancer the controller wants running whose haproxy
+   * does not run (the amphora rebooted, or haproxy died while no agent ran).
+   * Octavia's controller does not send start again. Never throws; failures
+   * are retried with the backoff.
+   */
+  async resume(): Promise<{ started: string[]; failed: string[] }> {
+    const todo = [...this.lbs.values()].filter((lb) => lb.meta.wanted === "running" && !lb.running);
+    const ok = await Promise.all(todo.map((lb) => this.restart(lb, "resume")));
+    const r = { started: todo.filter((_, i) => ok[i]).map((lb) => lb.id), failed: todo.filter((lb, i) => !ok[i] && !lb.running).map((lb) => lb.id) };
+    if (todo.length) this.logger.info(r, "load balancers resumed at agent start");
+    return r;
   }
 
   /** Changes the memory that must stay free after a reload (operators, tests). */
@@ -247,8 +339,15 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     this.o.memoryReserveBytes = bytes;
   }
 
-  close(): void {
+  /**
+   * Ends the watch and every planned restart (haproxy itself keeps
+   * running); resolves once a restart already under way has finished.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
     if (this.watchTimer) clearInterval(this.watchTimer);
+    this.backoff.resetAll();
+    await Promise.allSettled([...this.restarting]);
   }
 
   /**
@@ -450,23 +549,44 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     }
   }
 
-  private async doStart(lb: Lb): Promise<string> {
+  /**
+   * `how`: "start" asked by the controller; "restart" after haproxy exited
+   * on its own; "resume" at agent start for one that should run.
+   */
+  private async doStart(lb: Lb, how: "start" | "restart" | "resume" = "start"): Promise<string> {
     const startedAt = performance.now();
     if (lb.running && (await runningMasterPid(lb.paths.pidFile)) !== undefined) {
       return `haproxy already running (serving config version ${lb.meta.served?.version ?? "unknown"})`;
     }
+    // The controller's start replaces any restart plan (and its backoff).
+    if (how === "start") this.backoff.reset(lb.id);
     try {
       const p = await startMaster(this.masterOptions(lb));
       lb.running = true;
       lb.error = undefined;
+      lb.meta.wanted = "running";
+      if (how === "restart") lb.meta.restarts = (lb.meta.restarts ?? 0) + 1;
+      this.backoff.started(lb.id);
       await this.markGood(lb);
-      this.note(lb, "START", true, `started config version ${lb.meta.version} (master ${p.master.pid})`, startedAt);
+      const what = how === "restart" ? `restarted after haproxy exited on its own (automatic restart ${lb.meta.restarts}): `
+        : how === "resume" ? "started at agent start (wanted running, was not running): " : "";
+      this.note(lb, "START", true, `${what}started config version ${lb.meta.version} (master ${p.master.pid})`, startedAt);
       await writeMeta(lb.paths.meta, lb.meta);
     } catch (e) {
       lb.running = (await runningMasterPid(lb.paths.pidFile)) !== undefined;
       const why = e instanceof DomainError && e.details ? `${e.message}: ${e.details}` : (e as Error).message;
-      this.note(lb, "START", false, `start failed: ${why}`, startedAt);
-      await writeMeta(lb.paths.meta, lb.meta);
+      // Wanted running (a restart, or a start after one): try again later,
+      // as an enabled systemd unit would, until the controller stops it.
+      const retry = lb.meta.wanted === "running" && !lb.running && !this.closed;
+      // One history entry per run of failures, so they do not push out the rest.
+      const first = this.backoff.failures(lb.id) === 0;
+      const delayMs = retry ? this.backoff.afterFailure(lb.id) : 0;
+      const plan = retry ? `; trying again in ${seconds(delayMs)}${first ? " (and on, until stopped; further failures are only logged)" : ""}` : "";
+      if (how === "start" || first) {
+        this.note(lb, "START", false, `${how === "start" ? "" : `${how} `}start failed: ${why}${plan}`, startedAt);
+        await writeMeta(lb.paths.meta, lb.meta);
+      }
+      if (retry) this.planRestart(lb, delayMs);
       if (e instanceof DomainError) throw e;
       throw failed("Error starting haproxy", (e as Error).message, "HAPROXY_START_FAILED");
     }
@@ -584,6 +704,9 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     lb.running = false;
     lb.error = undefined;
     lb.meta.served = undefined;
+    // Stays stopped across crashes and reboots; a planned restart is off.
+    lb.meta.wanted = "stopped";
+    this.backoff.reset(lb.id);
     this.note(lb, "STOP", true, how === "not-running" ? "stop: was not running" : `stopped (${how})`, startedAt);
     await writeMeta(lb.paths.meta, lb.meta);
     if (was || how !== "not-running") this.emitEvent({ type: "stopped", lbId: lb.id });
@@ -605,6 +728,7 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
         const why = e instanceof DomainError && e.details ? `${e.message}: ${e.details}` : (e as Error).message;
         throw new DomainError("unavailable", "Could not stop haproxy; load balancer not deleted", why, "HAPROXY_STOP_FAILED");
       }
+      this.backoff.reset(id);
       if (lb?.running) this.emitEvent({ type: "stopped", lbId: id });
       await rm(paths.dir, { recursive: true, force: true });
       await rm(paths.certDir, { recursive: true, force: true });
@@ -678,6 +802,10 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
       lastAction: lb.error ?? lb.meta.lastAction ?? "",
       listenerIds: lb.listeners.map((l) => l.id),
       recentActions: lb.meta.history ?? [],
+      wanted: lb.meta.wanted ?? "stopped",
+      restarts: lb.meta.restarts ?? 0,
+      lastExitAtMs: lb.meta.lastExitAtMs ?? 0,
+      restartPending: this.backoff.pending(lb.id),
     };
     if (!lb.running) return s;
     s.masterPid = (await runningMasterPid(lb.paths.pidFile)) ?? 0;
@@ -701,4 +829,9 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     }
     return s;
   }
+}
+
+/** "1 s", "0.25 s", "30 s". */
+function seconds(ms: number): string {
+  return `${Math.round(ms / 10) / 100} s`;
 }

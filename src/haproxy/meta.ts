@@ -33,6 +33,17 @@ export interface LbMeta extends VersionRef {
   lastAction?: string;
   /** Most recent first. */
   history?: ActionRecord[];
+  /**
+   * What the controller last asked for: "running" after a successful start,
+   * "stopped" after a stop. A wanted-running haproxy that is not running
+   * (it died, the amphora rebooted) is started again by the agent; the
+   * controller never re-sends start. Absent in metadata of older agents.
+   */
+  wanted?: "running" | "stopped";
+  /** Automatic restarts after haproxy exited on its own (all time). */
+  restarts?: number;
+  /** When haproxy last exited without a stop request (Unix ms). */
+  lastExitAtMs?: number;
   updatedAt: string;
 }
 

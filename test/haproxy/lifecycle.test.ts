@@ -29,15 +29,19 @@ function tempDirs(t: import("node:test").TestContext) {
 }
 
 const managers = new Set<LoadBalancerManager>();
-const openManager = async (stateDir: string, watchIntervalMs = 0) => {
-  const m = await LoadBalancerManager.open({ stateDir, certDir: join(stateDir, "certs"), settings: () => ({ haproxyCmd: "/usr/sbin/haproxy", netns: "" }), watchIntervalMs });
+const openManager = async (stateDir: string, watchIntervalMs = 0, restartAfterMs = 1000) => {
+  const m = await LoadBalancerManager.open({
+    stateDir, certDir: join(stateDir, "certs"), settings: () => ({ haproxyCmd: "/usr/sbin/haproxy", netns: "" }), watchIntervalMs,
+    restartBackoff: { initialMs: restartAfterMs, maxMs: restartAfterMs },
+  });
   managers.add(m);
   return m;
 };
 
 test("catalog: refs and events follow created/started/reloaded/stopped/deleted; a haproxy that dies is noticed", async (t) => {
   const { stateDir, runDir } = tempDirs(t);
-  const m = await openManager(stateDir, 50);
+  // The restart of a haproxy that died is tested in restart.test.ts; here it must not come before the checks.
+  const m = await openManager(stateDir, 50, 60_000);
   t.after(() => m.close());
   const events: LoadBalancerEvent[] = [];
   m.on("event", (e) => events.push(e));
@@ -64,8 +68,10 @@ test("catalog: refs and events follow created/started/reloaded/stopped/deleted; 
   assert.equal(m.get(lbId)!.running, false);
   assert.equal(events.at(-1)!.type, "stopped");
   assert.equal((await m.listListeners())[0]!.status, "STOPPED");
+  assert.equal((await m.status(lbId)).restartPending, true, "wanted running: a restart is planned");
 
   await m.delete(lbId);
+  assert.equal(m.get(lbId), undefined);
   await m.delete(lbId);
   assert.deepEqual(events.map((e) => e.type).slice(-1), ["deleted"]);
   assert.equal(m.get(lbId), undefined);

@@ -115,38 +115,50 @@ test("kill -9 of the agent under traffic: haproxy keeps serving, a restarted age
   assert.ok(ok > 10, `traffic flowed (${ok} requests)`);
 });
 
-test("haproxy dead while the agent was down: stale pid file and socket are cleaned, status STOPPED, start works", async (t) => {
+test("haproxy dead while the agent was down (reboot): the new agent starts the wanted-running load balancer again; a stopped one stays stopped", async (t) => {
   const stateDir = mkdtempSync(join(tmpdir(), "amt-stale-"));
   const runDir = mkdtempSync(join(tmpdir(), "amt-run-"));
   let agent = await startTestAgent({ stateDir });
   t.after(async () => {
-    await killHaproxiesUnder(stateDir);
     await agent.cleanup();
+    await killHaproxiesUnder(stateDir);
     rmSync(stateDir, { recursive: true, force: true });
     rmSync(runDir, { recursive: true, force: true });
   });
   const lbId = randomUUID();
   const port = await freePort();
   const cfg = octaviaConfig({ lbId, runDir, listeners: [{ port, members: [], returnBody: "up" }] });
+  const stoppedId = randomUUID();
+  const stoppedPort = await freePort();
+  const stoppedCfg = octaviaConfig({ lbId: stoppedId, runDir, listeners: [{ port: stoppedPort, members: [], returnBody: "no" }] });
   let lb = agent.client(LoadBalancerService);
   await lb.putConfig({ amphoraId: agent.config.amphoraId, lbId, config: cfg.text });
   await lb.controlLoadBalancer({ lbId, action: LoadBalancerAction.START });
+  await lb.putConfig({ amphoraId: agent.config.amphoraId, lbId: stoppedId, config: stoppedCfg.text });
+  await lb.controlLoadBalancer({ lbId: stoppedId, action: LoadBalancerAction.START });
+  await lb.controlLoadBalancer({ lbId: stoppedId, action: LoadBalancerAction.STOP });
   const masterPid = (await lb.getLoadBalancerStatus({ lbId })).status!.masterPid;
   await agent.cleanup(); // the agent stops; haproxy does not
   assert.equal((await httpGet(port)).body, "up");
   const killed = await killHaproxiesUnder(stateDir);
   assert.ok(killed.includes(masterPid));
+  await assert.rejects(httpGet(port), "down while no agent runs");
   const dir = join(stateDir, "lb", lbId);
   assert.ok(existsSync(join(dir, "haproxy.pid")) && existsSync(join(dir, "master.sock")), "haproxy leaves them behind");
 
+  // No RPC after this: the new agent brings it back on its own.
   agent = await startTestAgent({ stateDir });
   lb = agent.client(LoadBalancerService);
-  assert.equal(existsSync(join(dir, "haproxy.pid")), false);
-  assert.equal(existsSync(join(dir, "master.sock")), false);
-  assert.equal((await lb.getLoadBalancerStatus({ lbId })).status!.state, "STOPPED");
-  assert.deepEqual((await lb.listListeners({})).listeners.map((l) => l.status), ["STOPPED"]);
-  await lb.controlLoadBalancer({ lbId, action: LoadBalancerAction.START });
   assert.equal((await httpGet(port)).body, "up");
+  const st = (await lb.getLoadBalancerStatus({ lbId })).status!;
+  assert.equal(st.state, "RUNNING");
+  assert.notEqual(st.masterPid, masterPid, "a new master");
+  assert.match(st.recentActions[0]!.details, /started at agent start \(wanted running, was not running\)/);
+  assert.deepEqual((await lb.listListeners({})).listeners.map((l) => [l.uuid, l.status]).sort(), [
+    [cfg.listeners[0]!.id, "ACTIVE"], [stoppedCfg.listeners[0]!.id, "STOPPED"],
+  ].sort());
+  assert.equal((await lb.getLoadBalancerStatus({ lbId: stoppedId })).status!.state, "STOPPED");
+  await assert.rejects(httpGet(stoppedPort), "the stopped load balancer stays stopped");
 });
 
 test("a crash mid-upload leaves the old or the new complete config; metadata is repaired at start", async (t) => {

@@ -1,0 +1,178 @@
+// A haproxy the controller wants running comes back on its own: killed
+// (-9) it is started again with a growing delay, a start that fails is
+// retried, an explicit stop ends all that, and an agent of an older version
+// (metadata without the wanted state) is resumed from what it served.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { randomUUID } from "node:crypto";
+import { createServer } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import { LoadBalancerManager } from "../../src/haproxy/manager.js";
+import { LoadBalancerService, LoadBalancerAction } from "../../src/gen/amphora/v1/load_balancer_pb.js";
+import { freePort, httpGet, octaviaConfig, processRuns, waitForBody } from "../support/haproxy.js";
+import { agentWithRunDir, managerDirs } from "../support/lb-test.js";
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+function openSupervised(t: import("node:test").TestContext, initialMs: number) {
+  const d = managerDirs(t);
+  const open = async () => {
+    const m = await LoadBalancerManager.open({
+      stateDir: d.stateDir, certDir: join(d.stateDir, "certs"), settings: () => ({ haproxyCmd: "/usr/sbin/haproxy", netns: "" }),
+      watchIntervalMs: 50, restartBackoff: { initialMs, maxMs: initialMs * 4 },
+    });
+    // Before managerDirs' own clean-up (hooks run last-in first-out) ends haproxy.
+    t.after(() => m.close());
+    return m;
+  };
+  return { ...d, open };
+}
+
+async function killMaster(m: LoadBalancerManager, lbId: string): Promise<number> {
+  const pid = (await m.status(lbId)).masterPid;
+  assert.ok(pid > 0);
+  process.kill(pid, "SIGKILL");
+  while (processRuns(pid)) await sleep(2);
+  return pid;
+}
+
+test("kill -9 of the master: it is started again (no RPC), twice with a doubled delay; history, events and counters say so", async (t) => {
+  const { runDir, open } = openSupervised(t, 200);
+  const m = await open();
+  const events: string[] = [];
+  m.on("event", (e) => events.push(e.type));
+  const lbId = randomUUID();
+  const port = await freePort();
+  await m.putConfig(randomUUID(), lbId, octaviaConfig({ lbId, runDir, listeners: [{ port, members: [], returnBody: "back" }] }).text);
+  await m.control(lbId, "start");
+  for (const [n, delay] of [[1, "0.2 s"], [2, "0.4 s"]] as const) {
+    const old = await killMaster(m, lbId);
+    // Done once recorded (haproxy serves a moment before the start returns).
+    const st = await until(`restart ${n}`, async () => {
+      const s = await m.status(lbId);
+      return s.state === "RUNNING" && s.masterPid !== old && s.recentActions[0]!.action === "START" ? s : undefined;
+    });
+    assert.equal((await httpGet(port)).body, "back");
+    assert.equal(st.restarts, n);
+    assert.ok(st.lastExitAtMs > 0);
+    assert.equal(st.wanted, "running");
+    const [start, exited] = st.recentActions;
+    assert.equal(start!.action, "START");
+    assert.ok(start!.ok);
+    assert.match(start!.details, new RegExp(`automatic restart ${n}\\)`));
+    assert.equal(exited!.action, "EXITED");
+    // The second exit came right after the first restart: a crash loop.
+    assert.match(exited!.details, new RegExp(`restarting it in ${delay.replace(".", "\\.")}`));
+  }
+  await until("the last event", async () => (events.length >= 6 ? true : undefined));
+  assert.deepEqual(events, ["created", "started", "stopped", "started", "stopped", "started"]);
+  assert.deepEqual((await m.listListeners()).map((l) => l.status), ["ACTIVE"]);
+});
+
+test("a stop while a restart is planned cancels it; a stopped load balancer is never restarted", async (t) => {
+  const { runDir, open } = openSupervised(t, 600);
+  const m = await open();
+  const lbId = randomUUID();
+  const port = await freePort();
+  await m.putConfig(randomUUID(), lbId, octaviaConfig({ lbId, runDir, listeners: [{ port, members: [], returnBody: "x" }] }).text);
+  await m.control(lbId, "start");
+  await killMaster(m, lbId);
+  await until("the planned restart", async () => ((await m.status(lbId)).restartPending ? true : undefined));
+  await m.control(lbId, "stop");
+  await sleep(1500);
+  const st = await m.status(lbId);
+  assert.equal(st.state, "STOPPED");
+  assert.equal(st.wanted, "stopped");
+  assert.equal(st.restartPending, false);
+  assert.equal(st.restarts, 0);
+  assert.equal(st.recentActions[0]!.action, "STOP");
+  await assert.rejects(httpGet(port));
+  // Explicitly started and stopped again: nothing comes back either.
+  await m.control(lbId, "start");
+  await m.control(lbId, "stop");
+  await sleep(800);
+  assert.equal((await m.status(lbId)).state, "STOPPED");
+});
+
+test("a restart that fails (port taken) is retried with the backoff until it works; one history entry for the failures", async (t) => {
+  const { runDir, open } = openSupervised(t, 300);
+  const m = await open();
+  const lbId = randomUUID();
+  const port = await freePort();
+  await m.putConfig(randomUUID(), lbId, octaviaConfig({ lbId, runDir, listeners: [{ port, members: [], returnBody: "again" }] }).text);
+  await m.control(lbId, "start");
+  await killMaster(m, lbId);
+  // Someone else takes the port before the restart (the config has noreuseport).
+  // (Its worker may hold the port a moment longer than the master lives.)
+  const squatter = createServer();
+  t.after(() => squatter.close());
+  await until("the port to be ours", () => new Promise<true | undefined>((r) => {
+    squatter.once("error", () => r(undefined));
+    squatter.listen({ port, host: "127.0.0.1", exclusive: true }, () => r(true));
+  }), 2000);
+  await until("two failed restarts", async () => {
+    const s = await m.status(lbId);
+    return s.restartPending && s.recentActions[0]!.action === "START" && !s.recentActions[0]!.ok && Date.now() - s.recentActions[0]!.finishedAtMs > 700 ? s : undefined;
+  });
+  let st = await m.status(lbId);
+  assert.match(st.recentActions[0]!.details, /^restart start failed: [\s\S]*Address already in use[\s\S]*trying again in 0\.6 s/);
+  assert.equal(st.recentActions[1]!.action, "EXITED");
+  await new Promise((r) => squatter.close(r));
+  st = await until("the restart once the port is free", async () => {
+    const s = await m.status(lbId);
+    return s.state === "RUNNING" ? s : undefined;
+  });
+  assert.equal((await httpGet(port)).body, "again");
+  assert.equal(st.restarts, 1);
+  assert.deepEqual(st.recentActions.slice(0, 3).map((a) => `${a.action} ${a.ok}`), ["START true", "START false", "EXITED false"]);
+});
+
+test("metadata of an older agent (no wanted state): what it served is resumed at start", async (t) => {
+  const { stateDir, runDir, open } = openSupervised(t, 200);
+  let m = await open();
+  const lbId = randomUUID();
+  const port = await freePort();
+  await m.putConfig(randomUUID(), lbId, octaviaConfig({ lbId, runDir, listeners: [{ port, members: [], returnBody: "old" }] }).text);
+  await m.control(lbId, "start");
+  await m.close();
+  await killMaster(m, lbId);
+  const metaFile = join(stateDir, "lb", lbId, "meta.json");
+  const meta = JSON.parse(readFileSync(metaFile, "utf8"));
+  assert.equal(meta.wanted, "running");
+  delete meta.wanted;
+  writeFileSync(metaFile, JSON.stringify(meta));
+  m = await open();
+  assert.deepEqual(await m.resume(), { started: [lbId], failed: [] });
+  assert.equal((await httpGet(port)).body, "old");
+});
+
+test("through the agent: kill -9 of the master and the load balancer serves again without any call", async (t) => {
+  const { agent, runDir } = await agentWithRunDir(t);
+  const lb = agent.client(LoadBalancerService);
+  const lbId = randomUUID();
+  const port = await freePort();
+  await lb.putConfig({ amphoraId: agent.config.amphoraId, lbId, config: octaviaConfig({ lbId, runDir, listeners: [{ port, members: [], returnBody: "self" }] }).text });
+  await lb.controlLoadBalancer({ lbId, action: LoadBalancerAction.START });
+  const pid = (await lb.getLoadBalancerStatus({ lbId })).status!.masterPid;
+  process.kill(pid, "SIGKILL");
+  while (processRuns(pid)) await sleep(2);
+  await assert.rejects(httpGet(port));
+  // Default watch (1 s) and first delay (1 s).
+  await waitForBody(port, "self", 15_000, 50);
+  const st = await until("the restart recorded", async () => {
+    const s = (await lb.getLoadBalancerStatus({ lbId })).status!;
+    return s.recentActions[0]!.action === "START" ? s : undefined;
+  });
+  assert.notEqual(st.masterPid, pid);
+  assert.deepEqual(st.recentActions.slice(0, 2).map((a) => a.action), ["START", "EXITED"]);
+});
