@@ -67,7 +67,7 @@ async function devAmphoraId(stateDir: string): Promise<string> {
 }
 
 export async function buildConfig(o: AgentOptions): Promise<{ config: AgentConfig; ignored: string[]; pki?: PkiPaths; configFile: string }> {
-  let config = defaultConfig(o.stateDir ? resolve(o.stateDir) : o.dev ? resolve("state") : undefined);
+  let config = defaultConfig(o.stateDir ? resolve(o.stateDir) : o.dev ? resolve("state") : undefined, { dev: o.dev });
   let ignored: string[] = [];
   // Without --config, UpdateAgentConfig keeps its file in the state dir:
   // read it back so an update survives a restart.

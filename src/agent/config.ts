@@ -28,7 +28,7 @@ export interface AgentConfig {
   heartbeatIntervalS: number;
   heartbeatKey: string;
   topology: "SINGLE" | "ACTIVE_STANDBY";
-  /** Network namespace haproxy and keepalived run in ("" = the agent's own). */
+  /** Network namespace haproxy and keepalived run in ("" = the agent's own; default amphora-haproxy, "" in dev mode). */
   netns: string;
 }
 
@@ -128,7 +128,15 @@ const KNOWN: Record<string, Record<string, Setter>> = {
   },
 };
 
-export function defaultConfig(stateDir = "/var/lib/amphora-agent"): AgentConfig {
+/**
+ * The load-balancer namespace Octavia hardcodes (its agent never reads an
+ * option for it, and its controller never renders one): the default outside
+ * dev mode. Dev mode defaults to the agent's own namespace ("") so a
+ * workstation run changes no namespace; tests set an amt- one.
+ */
+export const OCTAVIA_NAMESPACE = "amphora-haproxy";
+
+export function defaultConfig(stateDir = "/var/lib/amphora-agent", o: { dev?: boolean } = {}): AgentConfig {
   return {
     stateDir,
     certDir: "",
@@ -143,7 +151,7 @@ export function defaultConfig(stateDir = "/var/lib/amphora-agent"): AgentConfig 
     heartbeatIntervalS: 10,
     heartbeatKey: "",
     topology: "SINGLE",
-    netns: "",
+    netns: o.dev ? "" : OCTAVIA_NAMESPACE,
   };
 }
 

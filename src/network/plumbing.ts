@@ -13,6 +13,7 @@ import { writeFileAtomic } from "../system/fs-atomic.js";
 import { familyOf, parsePrefix } from "./cidr.js";
 import { normalizeIp } from "./interfaces.js";
 import { IpTool, type IpLink, type IpRoute, type IpRule } from "./ip-tool.js";
+import { ensureNamespace } from "./namespace.js";
 import {
   planNetwork, planVip, tableFor,
   type InterfacePlan, type NetworkSpec, type PlannedAddress, type PlannedRoute, type PlannedRule, type VipSpec,
@@ -120,6 +121,11 @@ export class NetworkPlumbing {
     return this.serial(async () => {
       // Check the request before anything is touched (the table number does not change validity).
       plan("0");
+      // The first plug creates the load-balancer namespace, as Octavia's agent does.
+      await ensureNamespace(this.netns, this.logger).catch((e: unknown) => {
+        const why = e instanceof DomainError && e.details ? e.details : (e as Error).message;
+        throw failed(message, `could not create the load-balancer network namespace ${this.netns}: ${why}`, "NETNS_FAILED");
+      });
       const { link, moveBack } = await this.findOrAdopt(spec.macAddress);
       try {
         await this.refuseProtected(link, bindHost, invalidMessage);

@@ -3,29 +3,19 @@
 // keepalived that should run is started. After a mere agent restart both
 // find everything in place and change nothing. Never fails the agent's start:
 // problems are logged and the controller can plug again.
-import { existsSync } from "node:fs";
 import type { Logger } from "../log.js";
-import { runChecked } from "../system/exec.js";
 import type { KeepalivedVrrp } from "../keepalived/vrrp.js";
 import type { NetworkPlumbing } from "./plumbing.js";
 import { reloadStoredRules } from "./interface-rules.js";
+import { ensureNamespace } from "./namespace.js";
 
-/**
- * Creates the load-balancer namespace when it does not exist (a fresh
- * machine without Octavia's boot-time unit), with loopback up.
- */
-export async function ensureNamespace(netns: string, logger: Logger): Promise<boolean> {
-  if (!netns || existsSync(`/run/netns/${netns}`)) return false;
-  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(netns) || netns.startsWith(".")) throw new Error(`bad network namespace name ${JSON.stringify(netns)}`);
-  await runChecked("ip", ["netns", "add", netns], { logger });
-  await runChecked("ip", ["-n", netns, "link", "set", "lo", "up"], { logger });
-  logger.info({ netns }, "created the load-balancer network namespace");
-  return true;
-}
+export { ensureNamespace };
 
 export async function restoreAtStart(network: NetworkPlumbing, keepalived: KeepalivedVrrp, logger: Logger, stateDir: string): Promise<void> {
   try {
-    await ensureNamespace(network.netns, logger);
+    // Only with plugs to restore (after a reboot the namespace is gone);
+    // otherwise the first plug creates it, as Octavia's agent does.
+    if (Object.keys((await network.state()).interfaces).length) await ensureNamespace(network.netns, logger);
   } catch (e) {
     logger.error({ err: e, netns: network.netns }, "could not create the load-balancer network namespace");
   }

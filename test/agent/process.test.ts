@@ -8,6 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import https from "node:https";
 import { once } from "node:events";
+import { randomBytes } from "node:crypto";
+import { run } from "../../src/system/exec.js";
 
 const dirs: string[] = [];
 const procs: ChildProcess[] = [];
@@ -83,7 +85,7 @@ test("--dev makes a PKI, prints a curl command, reuses the PKI, and exits cleanl
   assert.equal((await once(b.proc, "exit"))[0], 0);
 });
 
-test("a config file is used, flags override it, and a bad value stops the start with file, line and option", async () => {
+test("a config file is used, flags override it, and a bad value stops the start with file, line and option", async (t) => {
   const state = tempDir();
   // Build a dev PKI first, then run with a config file that points at it.
   const a = await startProcess(["--dev", "--state-dir", state, "--listen", "127.0.0.1:0"]);
@@ -91,10 +93,14 @@ test("a config file is used, flags override it, and a bad value stops the start 
   await once(a.proc, "exit");
   const pki = join(state, "pki");
   const conf = join(state, "agent.conf");
+  const ns = `amt-${randomBytes(4).toString("hex")}`;
+  t.after(() => run("ip", ["netns", "del", ns]));
   writeFileSync(conf, [
     "[haproxy_amphora]", `base_path = ${state}`, "bind_host = 127.0.0.1", "bind_port = 1",
     "[amphora_agent]", `agent_server_ca = ${pki}/ca.pem`, `agent_server_cert = ${pki}/server-bundle.pem`,
-    "amphora_id = 0b6a3c3e-8f0e-4f57-9a1e-3c8d7c1f2a55", "agent_tls_protocol = TLSv1.2", "",
+    "amphora_id = 0b6a3c3e-8f0e-4f57-9a1e-3c8d7c1f2a55", "agent_tls_protocol = TLSv1.2",
+    // Not dev mode: the default would be the host's amphora-haproxy namespace.
+    `amphora_network_namespace = ${ns}`, "",
   ].join("\n"));
   const b = await startProcess(["--config", conf, "--listen", "127.0.0.1:0"]);
   const info = JSON.parse((await get(`${b.url}/amphora.v1.SystemService/GetInfo`, pki)).body);

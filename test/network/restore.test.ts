@@ -5,7 +5,7 @@
 // again. A keepalived stopped through the agent stays stopped.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KeepalivedService, VrrpAction } from "../../src/gen/amphora/v1/keepalived_pb.js";
@@ -88,16 +88,23 @@ describe("restoring network state when the agent starts", () => {
     assert.equal((await a.ctx.keepalived.status()).running, false, "stopped through the agent: not restarted");
   });
 
-  test("a configured namespace that does not exist is created at start", async () => {
+  test("a configured namespace that does not exist is created at start only when there are plugs to restore", async () => {
     const fresh = topo.reserveName();
     const dir = mkdtempSync(join(tmpdir(), "amphora-restore-"));
-    const b = await startTestAgent({ stateDir: dir, overrides: { netns: fresh } });
     try {
+      // Nothing ever plugged: the start creates no namespace (the first plug will).
+      let b = await startTestAgent({ stateDir: dir, overrides: { netns: fresh } });
+      await b.cleanup();
+      assert.equal(existsSync(`/run/netns/${fresh}`), false);
+      // A recorded plug (the machine rebooted: the namespace is gone) brings it back at start.
+      mkdirSync(join(dir, "network"), { recursive: true });
+      writeFileSync(join(dir, "network", "plugged.json"), JSON.stringify({ version: 1, interfaces: { "02:a5:00:00:0e:01": {} } }));
+      b = await startTestAgent({ stateDir: dir, overrides: { netns: fresh } });
+      await b.cleanup();
       assert.ok(existsSync(`/run/netns/${fresh}`));
       const lo = await topo.ip<{ flags: string[] }[]>(fresh, ["link", "show", "dev", "lo"]);
       assert.ok(lo[0]!.flags.includes("UP"));
     } finally {
-      await b.cleanup();
       rmSync(dir, { recursive: true, force: true });
     }
   });
