@@ -97,7 +97,8 @@ export function renderCheckScript(pidFiles: string[]): string {
 
 /** What the watcher needs of the load balancers: the catalog, and the last action of a stopped one. */
 export interface LoadBalancerSource extends LoadBalancerCatalog {
-  status(lbId: string): Promise<{ recentActions: { action: string; ok: boolean }[] }>;
+  /** `wanted`, when the manager keeps it, is what the controller last asked for. */
+  status(lbId: string): Promise<{ recentActions: { action: string; ok: boolean }[]; wanted?: string }>;
 }
 
 export class HaproxyCheckScripts {
@@ -188,8 +189,9 @@ export class HaproxyCheckScripts {
       else {
         // Not running: stopped through the agent (no longer wanted), or died /
         // failed to start again (still wanted: the check must keep failing).
-        const last = await lbs.status(lbId).then((s) => s.recentActions[0], () => undefined);
-        want = !(last?.action === "STOP" && last.ok);
+        const st = await lbs.status(lbId).catch(() => undefined);
+        const last = st?.recentActions[0];
+        want = st?.wanted !== undefined ? st.wanted === "running" : !(last?.action === "STOP" && last.ok);
       }
       if (want === this.wanted.has(lbId)) continue;
       if (want) this.wanted.add(lbId);

@@ -21,6 +21,19 @@ import { stopKeepalived, vrrpConfig } from "./support.js";
 
 const sh = (script: string) => run("sh", [script], { timeoutMs: 5000 });
 
+/**
+ * Keeps 127.0.0.1:`port` taken in `ns`, so haproxy cannot start there again:
+ * the agent may restart a haproxy that died, and the test needs it to stay dead.
+ */
+async function holdPort(ns: string, port: number): Promise<() => void> {
+  const p = spawn("ip", ["netns", "exec", ns, "socat", `TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork`, "SYSTEM:true"], { stdio: "ignore" });
+  const held = await eventually(async () => (await run("ss", ["-Hltn", `sport = :${port}`], { netns: ns })).stdout.includes(`127.0.0.1:${port}`), 5000);
+  assert.ok(held, `port ${port} held in ${ns}`);
+  return () => {
+    try { p.kill("SIGKILL"); } catch { /* gone */ }
+  };
+}
+
 test("the script paths of vrrp_script blocks are read, quoted or not, comments ignored", () => {
   const conf = `vrrp_script check_script {
   script /var/lib/octavia/vrrp/check_script.sh
@@ -65,7 +78,7 @@ describe("the rendered script, run by sh", () => {
     const live = spawn(fake, ["30"], { stdio: "ignore" });
     pids.push(live.pid!);
     // A zombie haproxy: its parent (exec'd into sleep) never reaps it, as PID 1 here never reaps a dead daemon.
-    const parent = spawn("sh", ["-c", `${fake} 0 & echo $!; exec sleep 30`], { stdio: ["ignore", "pipe", "ignore"] });
+    const parent = spawn("sh", ["-c", `${fake} 0.3 & echo $!; exec sleep 30`], { stdio: ["ignore", "pipe", "ignore"] });
     pids.push(parent.pid!);
     const zombie = Number(await new Promise<string>((res) => parent.stdout!.once("data", (d) => res(String(d).trim()))));
     assert.ok(await eventually(async () => readFileSync(`/proc/${zombie}/stat`, "utf8").includes(") Z"), 5000), "zombie exists");
@@ -123,7 +136,7 @@ describe("VRRP failover when the MASTER's haproxy dies", () => {
 
   const hasVip = async (ns: string) => (await ipv4Of(topo, ns, "eth1")).includes(`${VIP}/32`);
 
-  test("the check script is written on upload; the VIP leaves a MASTER whose haproxy was killed", async () => {
+  test("the check script is written on upload; the VIP leaves a MASTER whose haproxy was killed", async (t) => {
     const lbId = randomUUID();
     const port = await freePort();
     const cfg = octaviaConfig({ lbId, runDir, listeners: [{ port, returnBody: "hi", members: [] }] }).text;
@@ -150,9 +163,12 @@ describe("VRRP failover when the MASTER's haproxy dies", () => {
     await new Promise((r) => setTimeout(r, 2500));
     assert.equal(await hasVip(nsB), false, "BACKUP does not take the VIP while the MASTER's haproxy runs");
 
-    // haproxy dies behind the agent's back (its master becomes a zombie here).
+    // haproxy dies behind the agent's back (its master becomes a zombie here),
+    // and its port stays taken so it cannot be started again for now.
     const pid = Number(readFileSync(join(a.stateDir, "lb", lbId, "haproxy.pid"), "utf8").trim());
     process.kill(pid, "SIGKILL");
+    const release = await holdPort(nsA, port);
+    t.after(release);
     assert.ok(await eventually(() => hasVip(nsB), 15_000), "VIP moved to the BACKUP");
     assert.ok(await eventually(async () => !(await hasVip(nsA)), 5000), "the MASTER gave the VIP up");
     assert.notEqual((await sh(script(a))).exitCode, 0);
@@ -162,6 +178,7 @@ describe("VRRP failover when the MASTER's haproxy dies", () => {
     // Stopped through the agent: no longer required. Started again: required and passing.
     await a.client(LoadBalancerService).controlLoadBalancer({ lbId, action: LoadBalancerAction.STOP });
     assert.ok(await eventually(async () => a.ctx.keepalived.checks.wantedIds().length === 0, 5000));
+    release();
     await a.client(LoadBalancerService).controlLoadBalancer({ lbId, action: LoadBalancerAction.START });
     assert.ok(await eventually(async () => (await sh(script(a))).exitCode === 0, 5000), "check passes again once haproxy runs");
     assert.match(readFileSync(join(a.stateDir, "keepalived", "haproxy-wanted"), "utf8"), new RegExp(lbId));
@@ -181,14 +198,15 @@ describe("an agent restart", () => {
     rmSync(runDir, { recursive: true, force: true });
   });
 
-  test("keeps a load balancer whose haproxy died required, and rewrites the script of a stored configuration", async () => {
+  test("keeps a load balancer whose haproxy died required, and rewrites the script of a stored configuration", async (t) => {
     const ns = await topo.netns();
     const peer = await topo.netns();
     await topo.veth(ns, "eth1", peer, "p1", { up: true });
     await topo.sh(ns, "ip", ["addr", "add", "192.0.2.11/24", "dev", "eth1"]);
     agent = await startTestAgent({ stateDir, overrides: { netns: ns } });
     const lbId = randomUUID();
-    const cfg = octaviaConfig({ lbId, runDir, listeners: [{ port: await freePort(), returnBody: "hi", members: [] }] }).text;
+    const port = await freePort();
+    const cfg = octaviaConfig({ lbId, runDir, listeners: [{ port, returnBody: "hi", members: [] }] }).text;
     const lb = agent.client(LoadBalancerService);
     await lb.putConfig({ amphoraId: agent.config.amphoraId, lbId, config: cfg });
     await lb.controlLoadBalancer({ lbId, action: LoadBalancerAction.START });
@@ -199,6 +217,8 @@ describe("an agent restart", () => {
     await agent.stop();
     await killHaproxiesUnder(stateDir);
     rmSync(script);
+    // The restarted agent may try to start the haproxy again: keep it from succeeding.
+    t.after(await holdPort(ns, port));
     agent = await startTestAgent({ stateDir, overrides: { netns: ns } });
     assert.ok(existsSync(script), "rewritten at start");
     assert.deepEqual(agent.ctx.keepalived.checks.wantedIds(), [lbId]);
