@@ -4,6 +4,7 @@
 // the stored one; the daemon runs daemonized in that namespace with its own
 // pid files, so it outlives an agent restart and is found again from them.
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { mkdir, readFile, rm, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { DomainError, failed, invalid } from "../errors.js";
@@ -54,6 +55,10 @@ export interface ConfigCheck {
 export async function checkKeepalivedConfig(
   text: string, dir: string, netns: string, logger?: Logger, benign: RegExp[] = VRRP_BENIGN_WARNINGS,
 ): Promise<ConfigCheck> {
+  // Otherwise `ip netns exec` fails and its complaint would read as a fault of the configuration.
+  if (netns && !existsSync(`/run/netns/${netns}`)) {
+    throw new DomainError("precondition", "The load-balancer network namespace does not exist", `network namespace ${netns} does not exist yet; it is created when the VIP is plugged`, "NETNS_MISSING");
+  }
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const tmp = join(dir, `.check-${randomBytes(6).toString("hex")}.conf`);
   await writeFile(tmp, text, { mode: 0o600 });

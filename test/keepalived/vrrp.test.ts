@@ -245,3 +245,25 @@ describe("a keepalived start that times out", () => {
     assert.equal(readFileSync(k.wantedFile, "utf8").trim(), "stopped");
   });
 });
+
+describe("a load-balancer namespace that does not exist yet", () => {
+  const topo = new Topology();
+  let agent: TestAgent | undefined;
+  after(async () => {
+    await agent?.cleanup();
+    await topo.cleanup();
+  });
+
+  test("an upload is refused as a precondition naming the namespace, not as an invalid configuration", async () => {
+    const ns = topo.reserveName();
+    agent = await startTestAgent({ overrides: { netns: ns } });
+    const e = await fail(agent.client(KeepalivedService).putVrrpConfig({
+      config: vrrpConfig({ routerId: "amt_n", state: "MASTER", priority: 100, iface: "eth1", src: "192.0.2.11", peer: "192.0.2.12", vips: ["192.0.2.10/32"] }),
+    }));
+    assert.equal(e.code, Code.FailedPrecondition);
+    const info = e.findDetails(ErrorInfoSchema)[0]!;
+    assert.equal(info.reason, "NETNS_MISSING");
+    assert.match(info.details, new RegExp(`${ns} does not exist yet`));
+    assert.equal((await agent.ctx.keepalived.status()).configured, false);
+  });
+});
