@@ -1,5 +1,7 @@
 // Frontend states out of `show stat` CSV. Columns are mapped by the header
 // line, never by position.
+import { retryWhileReexecuting } from "./master-cli.js";
+
 export function frontendStatuses(csv: string): Map<string, string> {
   const out = new Map<string, string>();
   const lines = csv.split("\n").filter((l) => l.trim());
@@ -22,20 +24,12 @@ export function frontendStatuses(csv: string): Map<string, string> {
  * Frontend states of the running worker, read through the master CLI. While
  * a reload is under way the master refuses connections for a few ms, or
  * answers a worker command with an error instead of the CSV; both are
- * retried (4 tries, ~180 ms in all) before giving up with the last error.
+ * retried before giving up with the last error.
  */
-export async function readFrontendStatuses(
-  command: (cmd: string, timeoutMs: number) => Promise<string>,
-  tries = 4,
-): Promise<Map<string, string>> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const csv = await command("@1 show stat -1 1 -1", 2000);
-      if (!/^# /m.test(csv)) throw new Error(`no stats header in the answer: ${JSON.stringify(csv.slice(0, 120))}`);
-      return frontendStatuses(csv);
-    } catch (e) {
-      if (attempt >= tries) throw e;
-      await new Promise((r) => setTimeout(r, 30 * attempt));
-    }
-  }
+export async function readFrontendStatuses(command: (cmd: string, timeoutMs: number) => Promise<string>): Promise<Map<string, string>> {
+  return retryWhileReexecuting(async () => {
+    const csv = await command("@1 show stat -1 1 -1", 2000);
+    if (!/^# /m.test(csv)) throw new Error(`no stats header in the answer: ${JSON.stringify(csv.slice(0, 120))}`);
+    return frontendStatuses(csv);
+  });
 }

@@ -10,7 +10,7 @@ import { writeFileAtomic } from "../system/fs-atomic.js";
 import { DomainError, conflict, failed, invalid, notFound } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import type { LoadBalancerCatalog, LoadBalancerEvent, LoadBalancerRef } from "./catalog.js";
-import { masterCommand } from "./master-cli.js";
+import { masterCommand, retryWhileReexecuting } from "./master-cli.js";
 import { KeyedLock } from "./keyed-lock.js";
 import { lbPaths, lbRoot, scratchDir, userGroupFile, checkLbId, type LbPaths } from "./layout.js";
 import { HISTORY_LENGTH, md5, readMeta, recoverLostMeta, replaceFile, writeMeta, type ActionRecord, type LbMeta } from "./meta.js";
@@ -110,6 +110,8 @@ interface Lb {
   busy: number;
   /** Frontend states of the last successful read (listener statuses during a reload). */
   frontends?: Map<string, string>;
+  /** The last `show proc` answer of status() (status during a reload). */
+  proc?: ShowProc;
 }
 
 export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEvent] }> implements LoadBalancerCatalog {
@@ -562,6 +564,7 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     if (how === "start") this.backoff.reset(lb.id);
     try {
       const p = await startMaster(this.masterOptions(lb));
+      lb.proc = p;
       lb.running = true;
       lb.error = undefined;
       lb.meta.wanted = "running";
@@ -663,7 +666,9 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     const [proc, text] = await Promise.all([showProc(opts.masterSocket), readFile(lb.paths.config, "utf8")]);
     if (!force) await this.checkHeadroom(proc);
     await this.saveServerState(lb, text);
+    lb.proc = proc;
     const r = await reloadMaster(opts, proc);
+    lb.proc = r.after;
     if (r.ok) {
       const lastGood = this.markGood(lb, text);
       this.note(lb, "RELOAD", true, `reloaded to config version ${lb.meta.version}`, startedAt);
@@ -809,12 +814,29 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     };
     if (!lb.running) return s;
     s.masterPid = (await runningMasterPid(lb.paths.pidFile)) ?? 0;
-    if (!s.masterPid) {
+    // A re-executing master rewrites its pid file: during an action a
+    // missing pid is not a death (the action itself sees one).
+    if (!s.masterPid && lb.busy === 0) {
       // Died since the last check; the watcher or the next action records it.
       return { ...s, state: "STOPPED", servedVersion: 0, lastAction: "haproxy exited without a stop request" };
     }
+    let p: ShowProc;
     try {
-      const p = await showProc(lb.paths.masterSocket);
+      // Outside the lock: a reload may be re-executing the master right now.
+      p = await retryWhileReexecuting(() => showProc(lb.paths.masterSocket));
+      lb.proc = p;
+    } catch (e) {
+      // Back-to-back reloads can keep the master re-executing longer than
+      // the retries: while an action is under way that is no error; the
+      // last answer stands.
+      if (!(lb.busy > 0 && lb.proc)) {
+        s.state = "ERROR";
+        s.lastAction = `master CLI does not answer: ${(e as Error).message}`;
+        return s;
+      }
+      p = lb.proc;
+    }
+    {
       const cur = currentWorker(p);
       s.masterPid = p.master.pid;
       s.reloads = p.master.reloads;
@@ -823,9 +845,6 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
       const old = s.workers.filter((w) => w.old);
       s.lingeringWorkers = old.length;
       s.oldestLingeringSeconds = old.reduce((m, w) => Math.max(m, w.uptimeSeconds), 0);
-    } catch (e) {
-      s.state = "ERROR";
-      s.lastAction = `master CLI does not answer: ${(e as Error).message}`;
     }
     return s;
   }

@@ -28,3 +28,20 @@ export function masterCommand(socketPath: string, command: string, timeoutMs = 5
     });
   });
 }
+
+/**
+ * `attempt` tried up to `tries` times, 30, 60, 90 ms apart (~180 ms in
+ * all): the master refuses connections, or answers worker commands with an
+ * error, for a few ms while it re-executes during a reload. For reads that
+ * run outside the load balancer's lock (statuses); the last error is thrown.
+ */
+export async function retryWhileReexecuting<T>(attempt: () => Promise<T>, tries = 4): Promise<T> {
+  for (let n = 1; ; n++) {
+    try {
+      return await attempt();
+    } catch (e) {
+      if (n >= tries) throw e;
+      await new Promise((r) => setTimeout(r, 30 * n));
+    }
+  }
+}

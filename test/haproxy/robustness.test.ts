@@ -28,7 +28,7 @@ async function domainError(p: Promise<unknown>): Promise<DomainError> {
   assert.fail("expected the call to fail");
 }
 
-test("listener statuses polled during back-to-back reloads (15 or more) are never ERROR", async (t) => {
+test("listener statuses and the load balancer status polled during back-to-back reloads (15 or more) are never ERROR", async (t) => {
   const { runDir, open } = managerDirs(t);
   const m = await open();
   const lbId = randomUUID();
@@ -39,10 +39,13 @@ test("listener statuses polled during back-to-back reloads (15 or more) are neve
   let stop = false;
   t.after(() => { stop = true; });
   const seen: string[] = [];
+  const states: string[] = [];
   let polls = 0;
   const poller = (async () => {
     while (!stop) {
       for (const l of await m.listListeners()) seen.push(l.status);
+      const st = await m.status(lbId);
+      states.push(st.state);
       polls++;
       await sleep(1);
     }
@@ -57,6 +60,7 @@ test("listener statuses polled during back-to-back reloads (15 or more) are neve
   await poller;
   assert.ok(polls >= 20, `polled ${polls} times during ${reloads} reloads`);
   assert.deepEqual([...new Set(seen)], ["ACTIVE"]);
+  assert.deepEqual([...new Set(states)], ["RUNNING"], "the status RPC does not report ERROR during reloads either");
   assert.equal((await httpGet(port)).body, "r");
 });
 
