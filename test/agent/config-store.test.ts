@@ -13,7 +13,7 @@ import { ConfigStore, keepLocalOptions } from "../../src/agent/config-store.js";
 import { applyIni, defaultConfig, loadConfigFile } from "../../src/agent/config.js";
 import { silentLogger } from "../../src/log.js";
 import { run } from "../../src/system/exec.js";
-import { startTestAgent } from "../support/agent.js";
+import { startTestAgent, type TestAgent } from "../support/agent.js";
 
 // What Octavia's controller renders (its template has no namespace option).
 const RENDERED = `[DEFAULT]
@@ -67,20 +67,24 @@ test("an update keeps amphora_network_namespace for the next start and names opt
 test("through the agent: the namespace set in the stored file survives a controller's update and the restart", async (t) => {
   const state = mkdtempSync(join(tmpdir(), "amphora-test-"));
   const ns = `amt-${randomBytes(4).toString("hex")}`;
+  let a: TestAgent | undefined;
+  let b: TestAgent | undefined;
+  // One hook, in order: the agents, then what they used.
   t.after(async () => {
+    await b?.cleanup();
+    await a?.cleanup();
     await run("ip", ["netns", "del", ns]);
     rmSync(state, { recursive: true, force: true });
   });
   writeFileSync(join(state, "amphora-agent.conf"), `[amphora_agent]\namphora_network_namespace = ${ns}\n`);
-  const a = await startTestAgent({ stateDir: state });
-  t.after(() => a.cleanup());
+  a = await startTestAgent({ stateDir: state });
   assert.equal(a.config.netns, ns);
   const res = await a.client(SystemService).updateAgentConfig({ config: RENDERED.replace(/^amphora_id = .*$/m, `amphora_id = ${a.config.amphoraId}`) });
   assert.equal(res.message, "OK");
+  assert.match(res.details, /kept agent-local options: amphora_agent\.amphora_network_namespace/);
   assert.match(readFileSync(join(state, "amphora-agent.conf"), "utf8"), new RegExp(`amphora_network_namespace = ${ns}`));
   await a.cleanup();
-  const b = await startTestAgent({ stateDir: state });
-  t.after(() => b.cleanup());
+  b = await startTestAgent({ stateDir: state });
   assert.equal(b.config.netns, ns, "namespace kept after the restart");
   assert.equal(b.config.heartbeatIntervalS, 7);
 });

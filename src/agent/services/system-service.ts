@@ -57,7 +57,11 @@ export function systemService(ctx: AgentContext, lbs?: LoadBalancerFacts): Parti
     },
     async updateAgentConfig(req) {
       const r = await ctx.config.update(req.config);
-      const details = r.restartNeeded.length ? `stored; takes effect after a restart: ${r.restartNeeded.join(", ")}` : "";
+      const notes = [
+        r.restartNeeded.length ? `stored; takes effect after a restart: ${r.restartNeeded.join(", ")}` : "",
+        r.kept.length ? `kept agent-local options: ${r.kept.join(", ")}` : "",
+      ];
+      const details = notes.filter(Boolean).join("; ");
       return { message: "OK", details };
     },
     async rotateAgentCertificate(req) {
