@@ -218,3 +218,27 @@ test("no status probe for SNAPSHOTS or short CHANGES intervals", async () => {
   s1.close();
   s2.close();
 });
+
+test("a CHANGES subscriber joining a group of SNAPSHOTS subscribers gets a full snapshot, then only what changed", async () => {
+  const a = await env.startLb();
+  env.catalog.put(a.ref());
+  after(() => env.catalog.refs.has(a.lbId) && env.catalog.remove(a.lbId));
+  const { hub } = setup();
+  // Diffs are computed only while the group has CHANGES subscribers.
+  const snaps = reader(hub.subscribe({ intervalMs: 150, mode: "snapshots", filter: { lbIds: [a.lbId] } }));
+  await until("snapshots flowing", () => snaps.got.length >= 3 || undefined);
+  await a.traffic(2);
+  await until("2 sessions in a snapshot", () => snaps.got.find((u) => u.loadBalancers[0]?.listeners[0]?.totals?.totalSessions === 2));
+  const ch = reader(hub.subscribe({ intervalMs: 150, mode: "changes", filter: { lbIds: [a.lbId] } }));
+  await until("first", () => ch.got.length >= 1 || undefined);
+  assert.equal(ch.got[0]!.full, true);
+  assert.equal(ch.got[0]!.loadBalancers[0]!.listeners[0]!.totals!.totalSessions, 2);
+  await sleep(500);
+  assert.ok(ch.got.slice(1).every((u) => u.loadBalancers.length === 0), "nothing moved: no changes sent");
+  await a.traffic(3);
+  const changed = await until("traffic as a change", () => ch.got.find((u) => !u.full && u.loadBalancers[0]?.listeners.length));
+  assert.equal(changed.loadBalancers[0]!.listeners[0]!.totals!.totalSessions, 5);
+  const deltaSum = ch.got.reduce((n, u) => n + (u.full ? 0 : (u.loadBalancers[0]?.listeners[0]?.delta?.totalSessions ?? 0)), 0);
+  await until("all 3 in deltas", () => ch.got.reduce((n, u) => n + (u.full ? 0 : (u.loadBalancers[0]?.listeners[0]?.delta?.totalSessions ?? 0)), 0) === 3 || undefined);
+  assert.ok(deltaSum <= 3);
+});
