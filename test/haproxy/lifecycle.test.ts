@@ -119,10 +119,13 @@ test("different load balancers proceed in parallel: a slow stop of one does not 
   await m.putConfig(randomUUID(), lbA, octaviaConfig({ lbId: lbA, runDir, listeners: [{ port: pa, members: [{ port: backend.port }] }] }).text);
   await m.putConfig(randomUUID(), lbB, octaviaConfig({ lbId: lbB, runDir, listeners: [{ port: pb, members: [], returnBody: "b1" }] }).text);
   await Promise.all([m.control(lbA, "start"), m.control(lbB, "start")]);
-  const slow = httpGet(pa, "/?delay=3000", "127.0.0.1", 8000);
+  // 6 s: B's upload (haproxy -c) and reload must fit in it also on a
+  // loaded machine (with 3 s this test failed once in a full run next to
+  // other helpers' tests; the cause was not captured).
+  const slow = httpGet(pa, "/?delay=6000", "127.0.0.1", 12_000);
   while (backend.hits === 0) await sleep(5);
   const order: string[] = [];
-  const stopA = m.control(lbA, "stop", { stopTimeoutMs: 8000 }).then(() => order.push("stop A"));
+  const stopA = m.control(lbA, "stop", { stopTimeoutMs: 12_000 }).then(() => order.push("stop A"));
   // Queued behind the stop of A (same load balancer).
   const statusA = m.putConfig(randomUUID(), lbA, octaviaConfig({ lbId: lbA, runDir, listeners: [{ port: pa, members: [], returnBody: "a2" }] }).text).then(() => order.push("put A"));
   const reloadB = (async () => {
