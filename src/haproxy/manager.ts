@@ -273,11 +273,12 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     const plan = again ? `; restarting it in ${seconds(delayMs)}` : "";
     this.note(lb, "EXITED", false, `haproxy exited without a stop request${plan}`, performance.now());
     this.logger.warn({ lbId: lb.id, restartInMs: again ? delayMs : undefined }, "haproxy master is gone");
+    // Planned first: a metadata write that fails must not keep it down.
+    if (again) this.planRestart(lb, delayMs);
     await removeRunFiles(lb.paths);
     await writeMeta(lb.paths.meta, lb.meta);
     // Only now: a listener reading the state sees it stored.
     this.emitEvent({ type: "stopped", lbId: lb.id });
-    if (again) this.planRestart(lb, delayMs);
   }
 
   /** Plans a start of a wanted-running load balancer that does not run. */
