@@ -206,7 +206,7 @@ function hit(t: Targets): Promise<void> {
  * the agent.
  */
 function watch(session: http2.ClientHttp2Session, req: Uint8Array, signal: AbortSignal,
-  onMessage: (m: { collectedAtMs: number; missed: number; bytes: number }) => void): Promise<void> {
+  onMessage: (m: { collectedAtMs: number; missed: number; bytes: number; empty: boolean }) => void): Promise<void> {
   return new Promise((resolve) => {
     const body = Buffer.alloc(5 + req.length);
     body.writeUInt32BE(req.length, 1);
@@ -230,8 +230,12 @@ function watch(session: http2.ClientHttp2Session, req: Uint8Array, signal: Abort
         const r = new BinaryReader(msg);
         let collectedAtMs = 0;
         let missed = 0;
+        // No load balancers and no removed ids: a keepalive (also sent right
+        // after a big message), not an update; left out of lag and counts.
+        let empty = true;
         while (r.pos < r.len) {
           const [no, wt] = r.tag();
+          if (no === 1 || no === 2) empty = false;
           if (no === 3) {
             const t = new BinaryReader(r.bytes());
             let sec = 0;
@@ -246,7 +250,7 @@ function watch(session: http2.ClientHttp2Session, req: Uint8Array, signal: Abort
           } else if (no === 5 && wt === WireType.Varint) missed = Number(r.uint64());
           else r.skip(wt);
         }
-        onMessage({ collectedAtMs, missed, bytes: len });
+        onMessage({ collectedAtMs, missed, bytes: len, empty });
       }
     });
     stream.on("close", () => resolve());
@@ -281,7 +285,7 @@ async function scenario(child: Child, lbLabel: string, lbId: string, pidFile: st
         first = false;
         firsts++;
       }
-      if (!measuring) return;
+      if (!measuring || m.empty) return;
       messages++;
       missed += m.missed;
       bytes += m.bytes;

@@ -186,6 +186,14 @@ export class Subscription implements AsyncIterable<StatsUpdate> {
     return { ...p, missedUpdates: missed, sequence: ++this.seq };
   }
 
+  /**
+   * An empty message (what clients know as a keepalive) numbered in this
+   * stream's sequence, for the transport to send now, outside the queue.
+   */
+  emptyNow(): StatsUpdate {
+    return this.stamp({ loadBalancers: [], removedLbIds: [], collectedAt: new Date(), full: false, statusOnly: false });
+  }
+
   /** Hands an update to the reader, queues it, or collapses the queue. */
   push(p: Pending): void {
     if (this.closed) return;
