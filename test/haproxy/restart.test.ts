@@ -175,4 +175,11 @@ test("through the agent: kill -9 of the master and the load balancer serves agai
   });
   assert.notEqual(st.masterPid, pid);
   assert.deepEqual(st.recentActions.slice(0, 2).map((a) => a.action), ["START", "EXITED"]);
+  // The status says so in fields of its own.
+  assert.equal(st.wanted, "running");
+  assert.equal(st.restarts, 1);
+  assert.ok(st.lastExitAtMs > 0n && st.lastExitAtMs <= BigInt(Date.now()));
+  assert.equal(st.restartPending, false);
+  await lb.controlLoadBalancer({ lbId, action: LoadBalancerAction.STOP });
+  assert.equal((await lb.getLoadBalancerStatus({ lbId })).status!.wanted, "stopped");
 });

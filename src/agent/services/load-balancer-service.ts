@@ -38,6 +38,10 @@ function statusMsg(s: LbStatus) {
       action: a.action, ok: a.ok, configVersion: BigInt(a.configVersion), details: a.details,
       finishedAtMs: BigInt(a.finishedAtMs), durationMs: a.durationMs,
     })),
+    wanted: s.wanted,
+    restarts: s.restarts,
+    lastExitAtMs: BigInt(s.lastExitAtMs),
+    restartPending: s.restartPending,
   };
 }
 
