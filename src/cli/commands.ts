@@ -247,12 +247,13 @@ export const COMMANDS: Command<any>[] = [
     async run(ctx) {
       const res = await ctx.client.loadBalancer.listLoadBalancers({}, { signal: ctx.signal });
       const rows = res.loadBalancers.map((s) => [
-        s.lbId, paint(s.state, statusTint(s.state), ctx.style), String(s.configVersion), String(s.servedVersion),
-        s.masterPid ? String(s.masterPid) : "-", String(s.workers.length), String(s.reloads), String(s.failedReloads), s.lastAction,
+        s.lbId, paint(s.state, statusTint(s.state), ctx.style), s.wanted || "-", String(s.configVersion), String(s.servedVersion),
+        s.masterPid ? String(s.masterPid) : "-", String(s.workers.length), String(s.reloads), String(s.failedReloads),
+        String(s.restarts) + (s.restartPending ? " (pending)" : ""), s.lastAction,
       ]);
       return {
         json: messageJson(ListLoadBalancersResponseSchema, res),
-        text: table(["LB", "STATE", "VERSION", "SERVED", "PID", "WORKERS", "RELOADS", "FAILED", "LAST_ACTION"], rows, ctx.style, [2, 3, 4, 5, 6, 7]) || "no load balancers\n",
+        text: table(["LB", "STATE", "WANTED", "VERSION", "SERVED", "PID", "WORKERS", "RELOADS", "FAILED", "RESTARTS", "LAST_ACTION"], rows, ctx.style, [3, 4, 5, 6, 7, 8]) || "no load balancers\n",
       };
     },
   },

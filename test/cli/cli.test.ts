@@ -216,7 +216,8 @@ describe("amphora CLI", () => {
     r = ok(await cli([...A, "lb", "list", "--json"]), "lb list");
     assert.ok(json(r).load_balancers.some((s: any) => s.lb_id === lbId && s.state === "RUNNING"));
     r = ok(await cli([...A, "lb", "list"]), "lb list human");
-    assert.match(r.stdout, new RegExp(`${lbId} +RUNNING`));
+    assert.match(r.stdout, new RegExp(`${lbId} +RUNNING +running +`));
+    assert.match(r.stdout, /WANTED .* RESTARTS +LAST_ACTION/);
 
     // Certificates.
     const pem = await selfSignedPem(work, "www.example.com");
