@@ -85,8 +85,9 @@ describe("amphora CLI", () => {
   });
   after(async () => {
     await stopKeepalived(netAgent);
-    if (lbAgent) await killHaproxiesUnder(lbAgent.stateDir);
+    // The agent first (it restarts a haproxy that dies while it runs), then haproxy.
     await lbAgent?.cleanup();
+    if (lbAgent) await killHaproxiesUnder(lbAgent.stateDir);
     await netAgent?.cleanup();
     await backend?.close();
     await topo.cleanup();

@@ -144,8 +144,9 @@ test("with a network namespace configured, haproxy runs inside it (ip netns exec
   const runDir = mkdtempSync(join(tmpdir(), "amt-run-"));
   const agent = await startTestAgent({ overrides: { netns: ns } });
   t.after(async () => {
-    await killHaproxiesUnder(agent.stateDir);
+    // The agent first (it restarts a haproxy that dies while it runs), then haproxy.
     await agent.cleanup();
+    await killHaproxiesUnder(agent.stateDir);
     await run("ip", ["netns", "del", ns]);
     rmSync(runDir, { recursive: true, force: true });
   });

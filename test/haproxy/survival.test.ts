@@ -51,8 +51,9 @@ test("kill -9 of the agent under traffic: haproxy keeps serving, a restarted age
   let second: Awaited<ReturnType<typeof startTestAgent>> | undefined;
   t.after(async () => {
     if (child && child.exitCode === null) child.kill("SIGKILL");
-    await killHaproxiesUnder(stateDir);
+    // The agent first (it restarts a haproxy that dies while it runs), then haproxy.
     await second?.cleanup();
+    await killHaproxiesUnder(stateDir);
     await Promise.all([a.close(), b.close()]);
     rmSync(stateDir, { recursive: true, force: true });
     rmSync(runDir, { recursive: true, force: true });

@@ -127,9 +127,10 @@ describe("VRRP failover when the MASTER's haproxy dies", () => {
   after(async () => {
     await stopKeepalived(a);
     await stopKeepalived(b);
-    for (const x of [a, b]) if (x) await killHaproxiesUnder(x.stateDir);
+    // The agents first (they restart a haproxy that dies while they run), then haproxy.
     await a?.cleanup();
     await b?.cleanup();
+    for (const x of [a, b]) if (x) await killHaproxiesUnder(x.stateDir);
     await topo.cleanup();
     rmSync(runDir, { recursive: true, force: true });
   });

@@ -29,8 +29,9 @@ test("stats, streams and heartbeat follow load balancers driven through the agen
   });
   const backend = await startBackend("b");
   t.after(async () => {
-    await killHaproxiesUnder(agent.stateDir);
+    // The agent first (it restarts a haproxy that dies while it runs), then haproxy.
     await agent.cleanup();
+    await killHaproxiesUnder(agent.stateDir);
     await backend.close();
     hm.close();
     rmSync(runDir, { recursive: true, force: true });
