@@ -118,7 +118,10 @@ export class LbAccumulator {
     const listeners: ListenerStats[] = [];
     const pools: PoolStats[] = [];
     const poolByName = new Map<string, PoolStats>();
-    const pendingMembers: { px: string; m: MemberStats }[] = [];
+    // Members wait for their pool (servers come before their backend row),
+    // in two parallel arrays: no wrapper object per member per poll.
+    const memberPools: string[] = [];
+    const members: MemberStats[] = [];
     const t = raw.table;
     const c = t.columns;
     const memo = this.memo;
@@ -145,9 +148,11 @@ export class LbAccumulator {
               maxSessions: m.maxSessions, totals: m.totals, checkStatus: m.checkStatus, checkFailures: m.checkFailures,
               lastStatusChangeSeconds: lastchg,
             };
-            memo.update(i, { kind: "member", px: b.px, m });
+            // The memo's own record (never handed out): updated in place.
+            b.m = m;
           }
-          pendingMembers.push({ px: b.px, m });
+          memberPools.push(b.px);
+          members.push(m);
         }
         continue;
       }
@@ -165,14 +170,15 @@ export class LbAccumulator {
         b = { kind: "pool", px, p };
       } else if (type === "2") {
         const m = this.member(px, row, c);
-        pendingMembers.push({ px, m });
+        memberPools.push(px);
+        members.push(m);
         b = { kind: "member", px, m };
       } else b = { kind: "other" };
       if (quoted) memo.forget(i);
       else memo.store(i, line, b);
     }
     // Servers come before their backend row in the CSV.
-    for (const { px, m } of pendingMembers) poolByName.get(px)?.members.push(m);
+    for (let i = 0; i < members.length; i++) poolByName.get(memberPools[i]!)?.members.push(members[i]!);
     for (const l of listeners) this.listenerTotals.set(l.listenerId, l.totals!);
     return { lbId: this.lbId, running: true, listeners, pools, reloads: this.reloads, currentConnections: raw.currentConnections };
   }

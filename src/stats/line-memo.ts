@@ -110,12 +110,6 @@ export class LineMemo<T> {
     this.entries[i] = { prefix: line.slice(0, this.start), suffix: line.slice(this.end), whole, value };
   }
 
-  /** Replaces the value of a line that hit (its lines stay as remembered: they are equal). */
-  update(i: number, value: T): void {
-    const e = this.entries[i];
-    if (e) e.value = value;
-  }
-
   /** Forgets line i (e.g. a line that is not compared raw). */
   forget(i: number): void {
     this.entries[i] = undefined;

@@ -26,10 +26,6 @@ test("a line equal but for lastchg hits and reads the new lastchg; any other cha
   assert.equal(m.lookup(0, "px,sv,5,10,UP,x,"), undefined, "one more field");
   assert.equal(m.lookup(0, "px,sv,5,10,UP"), undefined, "one field less");
   assert.equal(m.lookup(1, "px,sv,5,10,UP,x"), undefined, "another index");
-  // update() replaces the value, the remembered line stays.
-  m.update(0, "v2");
-  assert.equal(m.lookup(0, "px,sv,5,12,UP,x"), "v2");
-  assert.equal(m.lookup(0, "px,sv,7,12,UP,x"), undefined);
   // Another header: columns may mean something else now.
   m.begin("h2", 3, 1);
   assert.equal(m.lookup(0, "px,sv,5,10,UP,x"), undefined);
