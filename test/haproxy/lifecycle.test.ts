@@ -63,10 +63,12 @@ test("catalog: refs and events follow created/started/reloaded/stopped/deleted; 
   // haproxy killed behind the agent's back.
   const pid = (await m.status(lbId)).masterPid;
   process.kill(pid, "SIGKILL");
-  const deadline = Date.now() + 3000;
-  while (m.get(lbId)!.running && Date.now() < deadline) await sleep(20);
-  assert.equal(m.get(lbId)!.running, false);
+  // The watch marks it not running, records the exit, then emits "stopped":
+  // wait for the event, the last of those steps.
+  const deadline = Date.now() + 10_000;
+  while (events.at(-1)!.type !== "stopped" && Date.now() < deadline) await sleep(20);
   assert.equal(events.at(-1)!.type, "stopped");
+  assert.equal(m.get(lbId)!.running, false);
   assert.equal((await m.listListeners())[0]!.status, "STOPPED");
   assert.equal((await m.status(lbId)).restartPending, true, "wanted running: a restart is planned");
 
