@@ -110,7 +110,9 @@ export const WatchStatsRequestSchema: GenMessage<WatchStatsRequest> = /*@__PURE_
 /**
  * A message with no load balancers, no removed ids and full = false is a
  * keepalive, sent when the stream would otherwise stay silent long enough
- * for an idle connection to be closed.
+ * for an idle connection to be closed, and right after a large message (so
+ * the server releases that message's buffers while the stream waits).
+ * Clients skip keepalives.
  *
  * @generated from message amphora.v1.WatchStatsResponse
  */
