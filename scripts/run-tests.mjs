@@ -1,6 +1,7 @@
 // Runs every test/**/*.test.ts with node's test runner (Node 20 has no glob
 // support in --test). Extra arguments select files by substring.
-import { readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 
@@ -25,4 +26,24 @@ if (build.status !== 0) {
   process.exit(build.status ?? 1);
 }
 const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=2", "--test-timeout=300000", ...files], { stdio: "inherit" });
+// Port reservations (test/support/haproxy.ts) of test processes that were
+// killed before they could remove their own: the owner is gone, so is the lock.
+const locks = join(tmpdir(), "amphora-test-ports");
+if (existsSync(locks)) {
+  for (const f of readdirSync(locks)) {
+    const owner = Number(readFileSync(join(locks, f), "utf8"));
+    let alive = false;
+    try {
+      alive = owner > 0 && process.kill(owner, 0);
+    } catch {
+      // no such process
+    }
+    if (!alive) rmSync(join(locks, f), { force: true });
+  }
+  try {
+    rmdirSync(locks);
+  } catch {
+    // another test run still holds ports
+  }
+}
 process.exit(r.status ?? 1);

@@ -125,6 +125,8 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
   private closed = false;
   /** Restarts under way, so close() can wait for them (none is left to finish unseen). */
   private readonly restarting = new Set<Promise<boolean>>();
+  /** The watch pass in flight, if any. */
+  private watching?: Promise<void>;
   /** Set when this machine lacks nobody/nogroup (see user-group.ts). */
   userGroupNote = "";
 
@@ -173,7 +175,11 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     }
     const every = this.o.watchIntervalMs ?? 1000;
     if (every > 0) {
-      this.watchTimer = setInterval(() => void this.watch(), every);
+      // One pass at a time; close() waits for the one in flight, so no
+      // metadata is written after it returns (a removed state dir stays removed).
+      this.watchTimer = setInterval(() => {
+        this.watching ??= this.watch().finally(() => (this.watching = undefined));
+      }, every);
       this.watchTimer.unref();
     }
   }
@@ -241,6 +247,7 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
   /** Notices masters that died without us (killed, crashed). */
   private async watch(): Promise<void> {
     for (const lb of this.lbs.values()) {
+      if (this.closed) return;
       if (!lb.running) continue;
       try {
         await this.lock.run(lb.id, async () => {
@@ -350,7 +357,7 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     this.closed = true;
     if (this.watchTimer) clearInterval(this.watchTimer);
     this.backoff.resetAll();
-    await Promise.allSettled([...this.restarting]);
+    await Promise.allSettled([...this.restarting, this.watching]);
   }
 
   /**

@@ -20,7 +20,7 @@ function tempDirs(t: import("node:test").TestContext) {
   const runDir = mkdtempSync(join(tmpdir(), "amt-run-"));
   t.after(async () => {
     // Stop watchers first so nothing writes into the folders being removed.
-    for (const m of managers) m.close();
+    await Promise.all([...managers].map((m) => m.close()));
     await killHaproxiesUnder(stateDir);
     rmSync(stateDir, { recursive: true, force: true });
     rmSync(runDir, { recursive: true, force: true });

@@ -142,7 +142,7 @@ test("meta.json lost or empty: the version does not go backwards and the last go
   await m.control(lbId, "stop");
   const c2 = c1.replace('"one"', '"two"');
   assert.equal((await m.putConfig(amphoraId, lbId, c2)).version, 2);
-  m.close();
+  await m.close();
   const meta = join(stateDir, "lb", lbId, "meta.json");
   for (const damage of ["empty", "removed"]) {
     const was = (JSON.parse(readFileSync(meta, "utf8")) as { version: number }).version;
@@ -153,7 +153,7 @@ test("meta.json lost or empty: the version does not go backwards and the last go
     assert.equal(got.config, c2);
     assert.ok(got.version > was, `${damage}: version ${got.version} after ${was}`);
     assert.equal(JSON.parse(readFileSync(meta, "utf8")).lastGood.md5, md5(c1), `${damage}: last good kept`);
-    m.close();
+    await m.close();
   }
 });
 

@@ -43,7 +43,7 @@ export function managerDirs(t: TestContext) {
   const runDir = mkdtempSync(join(tmpdir(), "amt-run-"));
   const managers: LoadBalancerManager[] = [];
   t.after(async () => {
-    for (const m of managers) m.close();
+    await Promise.all(managers.map((m) => m.close()));
     await killHaproxiesUnder(stateDir);
     rmSync(stateDir, { recursive: true, force: true });
     rmSync(runDir, { recursive: true, force: true });
