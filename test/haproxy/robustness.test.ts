@@ -120,14 +120,18 @@ test("haproxy.cfg cannot be replaced (chattr +i): the upload fails and meta.json
     t.skip(`chattr unsupported here: ${r.stderr}`);
     return;
   }
-  t.after(() => run("chattr", ["-i", cfgFile]));
-  const e = await domainError(m.putConfig(amphoraId, lbId, c1.replace('"one"', '"two"')));
-  assert.equal(e.kind, "failed");
-  const after = JSON.parse(readFileSync(meta, "utf8"));
-  assert.equal(after.md5, md5(c1));
-  assert.equal(after.version, before.version);
-  assert.deepEqual(await m.getConfig(lbId), { config: c1, md5: md5(c1), version: 1 });
-  await run("chattr", ["-i", cfgFile]);
+  // Undone here, not in a hook: managerDirs' hook (added first, run first)
+  // could not remove an immutable file.
+  try {
+    const e = await domainError(m.putConfig(amphoraId, lbId, c1.replace('"one"', '"two"')));
+    assert.equal(e.kind, "failed");
+    const after = JSON.parse(readFileSync(meta, "utf8"));
+    assert.equal(after.md5, md5(c1));
+    assert.equal(after.version, before.version);
+    assert.deepEqual(await m.getConfig(lbId), { config: c1, md5: md5(c1), version: 1 });
+  } finally {
+    await run("chattr", ["-i", cfgFile]);
+  }
 });
 
 test("meta.json lost or empty: the version does not go backwards and the last good config is still known", async (t) => {

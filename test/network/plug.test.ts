@@ -152,7 +152,7 @@ describe("plug VIP and plug network in a namespace", () => {
     assert.ok(!main.some((r) => r.dst === "198.51.100.0/25"), "old host route removed");
   });
 
-  test("a plug that fails after applying (the record cannot be written) undoes everything, old plug intact", async () => {
+  test("a plug that fails after applying (the record cannot be written) undoes everything, old plug intact", async (t) => {
     const client = agent.client(NetworkService);
     const before = await snapshot();
     const stateFile = join(agent.stateDir, "network", "plugged.json");
@@ -160,7 +160,11 @@ describe("plug VIP and plug network in a namespace", () => {
     // Immutable folder: plugged.json stays readable, but no new file can be
     // written into it, so the failure comes after `ip` changed the interface.
     const dir = join(agent.stateDir, "network");
-    await runChecked("chattr", ["+i", dir]);
+    const immutable = await run("chattr", ["+i", dir]);
+    if (immutable.exitCode !== 0) {
+      t.skip(`chattr +i unsupported in ${dir}: ${immutable.stderr.trim()}`);
+      return;
+    }
     let e: ConnectError;
     try {
       e = await rpcError(client.plugVip({
