@@ -485,7 +485,10 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
       // - a crash between the two: the md5 no longer matches, and the start
       //   gives the complete haproxy.cfg on disk a version above the one
       //   the metadata already holds, so versions never go backwards.
-      await writeMeta(paths.meta, meta).catch((e: Error) => {
+      // (The metadata's folder sync is left to the config write right after:
+      // one sync makes both renames durable, and a crash before it is the
+      // case above.)
+      await writeMeta(paths.meta, meta, { syncDir: false }).catch((e: Error) => {
         throw failed("Could not store the configuration", `metadata not written: ${e.message}`, "STORE_FAILED");
       });
       try {
@@ -682,7 +685,7 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
       this.note(lb, "RELOAD", true, `reloaded to config version ${lb.meta.version}`, startedAt);
       // Both at once: the metadata may name a last-good copy not yet
       // replaced only for an instant, and a rollback checks the md5 anyway.
-      await Promise.all([lastGood, writeMeta(lb.paths.meta, lb.meta)]);
+      await Promise.all([lastGood, writeMeta(lb.paths.meta, lb.meta, { durable: false })]);
       this.emitEvent({ type: "reloaded", lbId: lb.id });
       return `haproxy reloaded with config version ${lb.meta.version}`;
     }

@@ -83,9 +83,14 @@ export async function replaceFile(path: string, data: string, mode = 0o600): Pro
  * leave an empty file after a power loss, and the version would then start
  * over.
  */
-export async function writeMeta(file: string, m: LbMeta): Promise<void> {
+export async function writeMeta(file: string, m: LbMeta, o: { durable?: boolean; syncDir?: boolean } = {}): Promise<void> {
   m.updatedAt = new Date().toISOString();
-  await writeFileAtomic(file, JSON.stringify(m, null, 2) + "\n", 0o600);
+  const text = JSON.stringify(m, null, 2) + "\n";
+  // durable: false for writes that hand out no version and change no wanted
+  // state (a successful reload: served version, last good, history), where
+  // losing the write to a power cut costs only that history entry. They
+  // are the hot path of every reload.
+  await (o.durable === false ? replaceFile(file, text, 0o600) : writeFileAtomic(file, text, 0o600, { syncDir: o.syncDir }));
 }
 
 /**

@@ -9,7 +9,7 @@ import { invalid } from "../errors.js";
  * new complete content: temp file in the same folder, fsync, rename, fsync
  * of the folder.
  */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644, o: { syncDir?: boolean } = {}): Promise<void> {
   const dir = dirname(path);
   await mkdir(dir, { recursive: true });
   const tmp = `${dir}${sep}.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`;
@@ -30,6 +30,9 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     await unlink(tmp).catch(() => {});
     throw e;
   }
+  // syncDir: false when the caller writes another file into the same folder
+  // right after and syncs the folder then (one folder sync covers both renames).
+  if (o.syncDir === false) return;
   const d = await open(dir, "r");
   try {
     await d.sync();
