@@ -90,7 +90,9 @@ export async function writeMeta(file: string, m: LbMeta, o: { durable?: boolean;
   // state (a successful reload: served version, last good, history), where
   // losing the write to a power cut costs only that history entry. They
   // are the hot path of every reload.
-  await (o.durable === false ? replaceFile(file, text, 0o600) : writeFileAtomic(file, text, 0o600, { syncDir: o.syncDir }));
+  // Never creates the load balancer's folder: a write that comes after a
+  // delete (or after a test removed the state dir) fails instead.
+  await (o.durable === false ? replaceFile(file, text, 0o600) : writeFileAtomic(file, text, 0o600, { syncDir: o.syncDir, createDir: false }));
 }
 
 /**

@@ -153,7 +153,7 @@ export class HaproxyCheckScripts {
    * `intervalMs` (a stop of a haproxy that had already died emits no
    * event) the current state decides. Returns the function that stops following.
    */
-  async follow(lbs: LoadBalancerSource, intervalMs = 2000): Promise<() => void> {
+  async follow(lbs: LoadBalancerSource, intervalMs = 2000): Promise<() => Promise<void>> {
     await this.lock.run("check", async () => {
       const stored = (await readFile(this.wantedFile, "utf8").catch(() => "")).split("\n").map((l) => l.trim()).filter(isUuid);
       const known = new Set(lbs.list().map((r) => r.lbId));
@@ -161,8 +161,10 @@ export class HaproxyCheckScripts {
       await this.persist();
       await this.writeNow(await this.config());
     });
+    let following = true;
     const reconcile = (ids: string[]) => {
-      void this.lock.run("check", () => this.reconsider(lbs, ids)).catch((err) =>
+      if (!following) return;
+      void this.lock.run("check", () => (following ? this.reconsider(lbs, ids) : Promise.resolve())).catch((err) =>
         this.logger.error({ err: (err as Error).message }, "could not update the keepalived check script"));
     };
     const onEvent = (e: { type: string; lbId: string }) => {
@@ -171,9 +173,12 @@ export class HaproxyCheckScripts {
     lbs.on("event", onEvent);
     const timer = setInterval(() => reconcile([...new Set([...this.wanted, ...lbs.list().map((r) => r.lbId)])]), intervalMs);
     timer.unref();
-    return () => {
+    // Stopping waits for an update in flight, so nothing is written after.
+    return async () => {
+      following = false;
       clearInterval(timer);
       lbs.off("event", onEvent);
+      await this.lock.run("check", async () => {});
     };
   }
 
@@ -205,7 +210,10 @@ export class HaproxyCheckScripts {
   }
 
   private async persist(): Promise<void> {
-    await mkdir(dirname(this.wantedFile), { recursive: true, mode: 0o700 });
-    await writeFileAtomic(this.wantedFile, this.wantedIds().map((id) => id + "\n").join(""), 0o600);
+    // Its own folder only: a state dir that is gone stays gone.
+    await mkdir(dirname(this.wantedFile), { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== "EEXIST") throw e;
+    });
+    await writeFileAtomic(this.wantedFile, this.wantedIds().map((id) => id + "\n").join(""), 0o600, { createDir: false });
   }
 }

@@ -9,9 +9,12 @@ import { invalid } from "../errors.js";
  * new complete content: temp file in the same folder, fsync, rename, fsync
  * of the folder.
  */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644, o: { syncDir?: boolean } = {}): Promise<void> {
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644, o: { syncDir?: boolean; createDir?: boolean } = {}): Promise<void> {
   const dir = dirname(path);
-  await mkdir(dir, { recursive: true });
+  // createDir: false where the folder's existence means something (a load
+  // balancer's folder): a late write after its removal fails instead of
+  // bringing the folder back.
+  if (o.createDir !== false) await mkdir(dir, { recursive: true });
   const tmp = `${dir}${sep}.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`;
   const fh = await open(tmp, "wx", mode);
   try {
