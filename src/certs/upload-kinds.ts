@@ -75,25 +75,36 @@ function looksLikeCrtList(body: string): boolean {
   return lines.length > 0 && lines.every((l) => l.startsWith("/"));
 }
 
+/** crt-list options whose argument is a file haproxy reads. */
+const FILE_OPTIONS = new Set(["ca-file", "crl-file", "ca-verify-file"]);
+
+/** Whether `path` is a .pem file directly in `lbDir`. */
+function inFolder(lbDir: string, path: string): boolean {
+  const slash = path.lastIndexOf("/");
+  const name = path.slice(slash + 1);
+  return path.slice(0, slash) === lbDir && FILE_NAME.test(name) && !name.includes("..") && join(lbDir, name) === path;
+}
+
 /**
  * Each line: the path of a certificate file in this load balancer's folder,
- * optionally followed by haproxy's `[ssl options]` and SNI filters.
+ * optionally followed by haproxy's `[ssl options]` and SNI filters. A file
+ * an option names (ca-file, crl-file, ca-verify-file...; haproxy reads it
+ * as root) must be in the same folder too, as must any word that looks
+ * like a path (starts with "/" or ".").
  */
 function checkCrtList(lbDir: string, body: string): UploadFacts {
+  const refuse = (what: string) =>
+    invalid("Invalid crt-list", `crt-list ${what} is not a .pem file of this load balancer's certificate folder ${lbDir}`, "BAD_CRT_LIST");
   for (const line of body.split("\n")) {
     const l = line.trim();
     if (!l || l.startsWith("#")) continue;
-    const path = l.split(/\s+/)[0]!;
-    const slash = path.lastIndexOf("/");
-    const dir = path.slice(0, slash);
-    const name = path.slice(slash + 1);
-    if (dir !== lbDir || !FILE_NAME.test(name) || name.includes("..") || join(lbDir, name) !== path) {
-      throw invalid(
-        "Invalid crt-list",
-        `crt-list entry ${JSON.stringify(path.slice(0, 200))} is not a .pem file of this load balancer's certificate folder ${lbDir}`,
-        "BAD_CRT_LIST",
-      );
-    }
+    const [path, ...rest] = l.split(/\s+/);
+    if (!inFolder(lbDir, path!)) throw refuse(`entry ${JSON.stringify(path!.slice(0, 200))}`);
+    const words = rest.join(" ").replace(/[[\]]/g, " ").split(/\s+/);
+    words.forEach((word, i) => {
+      const file = FILE_OPTIONS.has(words[i - 1] ?? "") || word.startsWith("/") || word.startsWith(".");
+      if (file && !inFolder(lbDir, word)) throw refuse(`option file ${JSON.stringify(word.slice(0, 200))}`);
+    });
   }
   return { kind: "crt-list", subject: "", notAfter: "" };
 }

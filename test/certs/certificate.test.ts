@@ -162,7 +162,14 @@ test("Octavia's other uploads: client CA and CRL secrets (named by their SHA-1),
   const list = `${lbDir}/a.pem\n${lbDir}/b.pem [alpn h2,http/1.1] b.example\n`;
   await certs.putCertificate({ lbId, filename: "listener-tls.pem", pem: list });
   assert.equal(readFileSync(join(lbDir, "listener-tls.pem"), "utf8"), list);
-  for (const bad of ["/etc/ssl/private/x.pem\n", `${lbDir}/../other/x.pem\n`, `${join(agent.config.certDir, randomUUID())}/a.pem\n`, `${lbDir}/a.key\n`]) {
+  const ok2 = `${lbDir}/a.pem [ca-file ${lbDir}/client-ca.pem verify required] a.example\n`;
+  await certs.putCertificate({ lbId, filename: "listener-tls.pem", pem: ok2 });
+  await certs.putCertificate({ lbId, filename: "listener-tls.pem", pem: list });
+  for (const bad of [
+    "/etc/ssl/private/x.pem\n", `${lbDir}/../other/x.pem\n`, `${join(agent.config.certDir, randomUUID())}/a.pem\n`, `${lbDir}/a.key\n`,
+    // Files named by options are read by haproxy too.
+    `${lbDir}/a.pem [ca-file /etc/shadow verify required]\n`, `${lbDir}/a.pem [crl-file ../../x.pem]\n`, `${lbDir}/a.pem [ca-verify-file client-ca.pem]\n`,
+  ]) {
     e = await rpcError(certs.putCertificate({ lbId, filename: "listener-tls.pem", pem: bad }));
     assert.equal(e.code, Code.InvalidArgument, bad);
     assert.equal(e.rawMessage, "Invalid crt-list", bad);
