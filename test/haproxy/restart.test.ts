@@ -24,18 +24,17 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutM
   }
 }
 
-function openSupervised(t: import("node:test").TestContext, initialMs: number) {
+/**
+ * A manager that watches every 50 ms and restarts with the given backoff.
+ * Opened through managerDirs' `open`, so its after-hook closes the manager
+ * before it kills haproxy and removes the folders (node:test runs after-hooks
+ * in the order they were added: a hook added here would run after that
+ * clean-up, leaving the manager free to restart haproxy or write into a
+ * removed folder in between).
+ */
+function openSupervised(t: import("node:test").TestContext, restartBackoff: { initialMs: number; maxMs: number }) {
   const d = managerDirs(t);
-  const open = async () => {
-    const m = await LoadBalancerManager.open({
-      stateDir: d.stateDir, certDir: join(d.stateDir, "certs"), settings: () => ({ haproxyCmd: "/usr/sbin/haproxy", netns: "" }),
-      watchIntervalMs: 50, restartBackoff: { initialMs, maxMs: initialMs * 4 },
-    });
-    // Before managerDirs' own clean-up (hooks run last-in first-out) ends haproxy.
-    t.after(() => m.close());
-    return m;
-  };
-  return { ...d, open };
+  return { ...d, open: () => d.open({ watchIntervalMs: 50, restartBackoff }) };
 }
 
 async function killMaster(m: LoadBalancerManager, lbId: string): Promise<number> {
@@ -47,7 +46,10 @@ async function killMaster(m: LoadBalancerManager, lbId: string): Promise<number>
 }
 
 test("kill -9 of the master: it is started again (no RPC), twice with a doubled delay; history, events and counters say so", async (t) => {
-  const { runDir, open } = openSupervised(t, 200);
+  // maxMs well above the time between the first restart and the second
+  // kill being noticed: an exit within 2 × maxMs of a start is a crash loop
+  // (the delay doubles), and a busy machine must not turn it into a new first exit.
+  const { runDir, open } = openSupervised(t, { initialMs: 200, maxMs: 10_000 });
   const m = await open();
   const events: string[] = [];
   m.on("event", (e) => events.push(e.type));
@@ -80,7 +82,9 @@ test("kill -9 of the master: it is started again (no RPC), twice with a doubled 
 });
 
 test("a stop while a restart is planned cancels it; a stopped load balancer is never restarted", async (t) => {
-  const { runDir, open } = openSupervised(t, 600);
+  // The restart is planned 5 s out: the stop below takes the lock long
+  // before it, even on a busy machine, so it is the stop that cancels it.
+  const { runDir, open } = openSupervised(t, { initialMs: 5000, maxMs: 10_000 });
   const m = await open();
   const lbId = randomUUID();
   const port = await freePort();
@@ -89,6 +93,7 @@ test("a stop while a restart is planned cancels it; a stopped load balancer is n
   await killMaster(m, lbId);
   await until("the planned restart", async () => ((await m.status(lbId)).restartPending ? true : undefined));
   await m.control(lbId, "stop");
+  assert.equal((await m.status(lbId)).restartPending, false, "the stop cancelled the planned restart");
   await sleep(1500);
   const st = await m.status(lbId);
   assert.equal(st.state, "STOPPED");
@@ -105,7 +110,8 @@ test("a stop while a restart is planned cancels it; a stopped load balancer is n
 });
 
 test("a restart that fails (port taken) is retried with the backoff until it works; one history entry for the failures", async (t) => {
-  const { runDir, open } = openSupervised(t, 300);
+  // 0.5 s for the squatter to take the port before the first restart; then 1 s, 2 s.
+  const { runDir, open } = openSupervised(t, { initialMs: 500, maxMs: 10_000 });
   const m = await open();
   const lbId = randomUUID();
   const port = await freePort();
@@ -122,10 +128,10 @@ test("a restart that fails (port taken) is retried with the backoff until it wor
   }), 2000);
   await until("two failed restarts", async () => {
     const s = await m.status(lbId);
-    return s.restartPending && s.recentActions[0]!.action === "START" && !s.recentActions[0]!.ok && Date.now() - s.recentActions[0]!.finishedAtMs > 700 ? s : undefined;
+    return s.restartPending && s.recentActions[0]!.action === "START" && !s.recentActions[0]!.ok && Date.now() - s.recentActions[0]!.finishedAtMs > 1200 ? s : undefined;
   });
   let st = await m.status(lbId);
-  assert.match(st.recentActions[0]!.details, /^restart start failed: [\s\S]*Address already in use[\s\S]*trying again in 0\.6 s/);
+  assert.match(st.recentActions[0]!.details, /^restart start failed: [\s\S]*Address already in use[\s\S]*trying again in 1 s/);
   assert.equal(st.recentActions[1]!.action, "EXITED");
   await new Promise((r) => squatter.close(r));
   st = await until("the restart once the port is free", async () => {
@@ -138,7 +144,7 @@ test("a restart that fails (port taken) is retried with the backoff until it wor
 });
 
 test("metadata of an older agent (no wanted state): what it served is resumed at start", async (t) => {
-  const { stateDir, runDir, open } = openSupervised(t, 200);
+  const { stateDir, runDir, open } = openSupervised(t, { initialMs: 200, maxMs: 10_000 });
   let m = await open();
   const lbId = randomUUID();
   const port = await freePort();

@@ -9,7 +9,7 @@ import type { TestContext } from "node:test";
 import { ConnectError } from "@connectrpc/connect";
 import { startTestAgent, type TestAgent } from "./agent.js";
 import { killHaproxiesUnder } from "./haproxy.js";
-import { LoadBalancerManager } from "../../src/haproxy/manager.js";
+import { LoadBalancerManager, type ManagerOptions } from "../../src/haproxy/manager.js";
 
 export async function agentWithRunDir(t: TestContext): Promise<{ agent: TestAgent; runDir: string }> {
   const runDir = mkdtempSync(join(tmpdir(), "amt-run-"));
@@ -48,8 +48,11 @@ export function managerDirs(t: TestContext) {
     rmSync(stateDir, { recursive: true, force: true });
     rmSync(runDir, { recursive: true, force: true });
   });
-  const open = async () => {
-    const m = await LoadBalancerManager.open({ stateDir, certDir: join(stateDir, "certs"), settings: () => ({ haproxyCmd: "/usr/sbin/haproxy", netns: "" }), watchIntervalMs: 0 });
+  // `options` override the defaults (e.g. a watch and a restart backoff for
+  // supervision tests); the hook above closes every manager before it kills
+  // haproxy and removes the dirs (node:test runs after-hooks in the order they were added).
+  const open = async (options: Partial<ManagerOptions> = {}) => {
+    const m = await LoadBalancerManager.open({ stateDir, certDir: join(stateDir, "certs"), settings: () => ({ haproxyCmd: "/usr/sbin/haproxy", netns: "" }), watchIntervalMs: 0, ...options });
     managers.push(m);
     return m;
   };
