@@ -31,6 +31,10 @@ function buildIsFresh() {
 let cli;
 if (buildIsFresh()) {
   cli = await import(compiled);
+} else if (process.env.AMPHORA_REQUIRE_DIST === "1") {
+  // For packaging checks and tests: no silent fallback to the sources.
+  console.error(`amphora: ${compiled} is missing or older than the sources (run npm run build)`);
+  process.exit(2);
 } else {
   const { register } = await import("tsx/esm/api");
   register();

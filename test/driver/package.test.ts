@@ -45,7 +45,8 @@ test("amphora-agent/driver and the amphora bin from plain node: compiled, typed,
   assert.ok(existsSync(join(REPO, "dist", "cli", "main.js")), "the CLI is compiled too");
   const cli = await promisify(execFile)(process.execPath, [join(REPO, "bin", "amphora.js"), "--agent", agent.url, "--dev-state", agent.stateDir, "info", "--json"], {
     cwd: REPO,
-    env: { PATH: process.env.PATH ?? "", XDG_CONFIG_HOME: join(agent.stateDir, "no-config") },
+    // AMPHORA_REQUIRE_DIST: the bin fails instead of falling back to the sources.
+    env: { PATH: process.env.PATH ?? "", XDG_CONFIG_HOME: join(agent.stateDir, "no-config"), AMPHORA_REQUIRE_DIST: "1" },
     encoding: "utf8",
     timeout: 30_000,
   });
