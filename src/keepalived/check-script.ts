@@ -16,8 +16,9 @@
 // should run has a live haproxy master. "Should run" is kept by the agent:
 // started through it and not stopped (or deleted) through it — a haproxy that
 // died or failed to restart stays wanted, so the check keeps failing until
-// it serves again. The list is persisted (an agent restart keeps it) and
-// the script is rewritten whenever it changes.
+// it serves again. The haproxy manager's wanted state ("running"/"stopped")
+// decides; the agent's own persisted list is only the fallback for a source
+// that keeps none. The script is rewritten whenever the list changes.
 import { mkdir, readFile } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import type { Logger } from "../log.js";
@@ -155,9 +156,13 @@ export class HaproxyCheckScripts {
    */
   async follow(lbs: LoadBalancerSource, intervalMs = 2000): Promise<() => Promise<void>> {
     await this.lock.run("check", async () => {
-      const stored = (await readFile(this.wantedFile, "utf8").catch(() => "")).split("\n").map((l) => l.trim()).filter(isUuid);
-      const known = new Set(lbs.list().map((r) => r.lbId));
-      this.wanted = new Set([...stored.filter((id) => known.has(id)), ...lbs.list().filter((r) => r.running).map((r) => r.lbId)]);
+      const stored = new Set((await readFile(this.wantedFile, "utf8").catch(() => "")).split("\n").map((l) => l.trim()).filter(isUuid));
+      // The manager's wanted state decides; the persisted list only where it
+      // keeps none (a lost or pre-upgrade list must not drop a load balancer
+      // the manager still wants running).
+      const next = new Set<string>();
+      for (const ref of lbs.list()) if (await this.decide(lbs, ref, stored.has(ref.lbId))) next.add(ref.lbId);
+      this.wanted = next;
       await this.persist();
       await this.writeNow(await this.config());
     });
@@ -187,17 +192,7 @@ export class HaproxyCheckScripts {
     let changed = false;
     for (const lbId of ids) {
       const ref = lbs.get(lbId);
-      let want: boolean;
-      if (!ref) want = false; // deleted
-      else if (ref.running) want = true;
-      else if (!this.wanted.has(lbId)) want = false;
-      else {
-        // Not running: stopped through the agent (no longer wanted), or died /
-        // failed to start again (still wanted: the check must keep failing).
-        const st = await lbs.status(lbId).catch(() => undefined);
-        const last = st?.recentActions[0];
-        want = st?.wanted !== undefined ? st.wanted === "running" : !(last?.action === "STOP" && last.ok);
-      }
+      const want = ref ? await this.decide(lbs, ref, this.wanted.has(lbId)) : false; // none: deleted
       if (want === this.wanted.has(lbId)) continue;
       if (want) this.wanted.add(lbId);
       else this.wanted.delete(lbId);
@@ -207,6 +202,22 @@ export class HaproxyCheckScripts {
     if (!changed) return;
     await this.persist();
     await this.writeNow(await this.config());
+  }
+
+  /**
+   * Whether the check requires `ref`: a running one, yes; a stopped one, as
+   * the manager's `wanted` says (stopped through the agent: no; died or
+   * failed to start again: yes, the check must keep failing). Only a source
+   * that keeps no `wanted` falls back to `listed` (the agent's own list) and
+   * the last action.
+   */
+  private async decide(lbs: LoadBalancerSource, ref: { lbId: string; running: boolean }, listed: boolean): Promise<boolean> {
+    if (ref.running) return true;
+    const st = await lbs.status(ref.lbId).catch(() => undefined);
+    if (st?.wanted !== undefined) return st.wanted === "running";
+    if (!listed) return false;
+    const last = st?.recentActions[0];
+    return !(last?.action === "STOP" && last.ok);
   }
 
   private async persist(): Promise<void> {

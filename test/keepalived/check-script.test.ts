@@ -199,30 +199,37 @@ describe("an agent restart", () => {
     rmSync(runDir, { recursive: true, force: true });
   });
 
-  test("keeps a load balancer whose haproxy died required, and rewrites the script of a stored configuration", async (t) => {
+  test("keeps a load balancer whose haproxy died required, also when the agent's list was lost (the manager's wanted state decides), and rewrites the script of a stored configuration", async (t) => {
     const ns = await topo.netns();
     const peer = await topo.netns();
     await topo.veth(ns, "eth1", peer, "p1", { up: true });
     await topo.sh(ns, "ip", ["addr", "add", "192.0.2.11/24", "dev", "eth1"]);
     agent = await startTestAgent({ stateDir, overrides: { netns: ns } });
-    const lbId = randomUUID();
+    // Two: one whose haproxy dies, one that keeps running (with none running the script fails anyway).
+    const dead = randomUUID();
+    const alive = randomUUID();
     const port = await freePort();
-    const cfg = octaviaConfig({ lbId, runDir, listeners: [{ port, returnBody: "hi", members: [] }] }).text;
     const lb = agent.client(LoadBalancerService);
-    await lb.putConfig({ amphoraId: agent.config.amphoraId, lbId, config: cfg });
-    await lb.controlLoadBalancer({ lbId, action: LoadBalancerAction.START });
+    for (const [lbId, p] of [[dead, port], [alive, await freePort()]] as const) {
+      await lb.putConfig({ amphoraId: agent.config.amphoraId, lbId, config: octaviaConfig({ lbId, runDir, listeners: [{ port: p, returnBody: "hi", members: [] }] }).text });
+      await lb.controlLoadBalancer({ lbId, action: LoadBalancerAction.START });
+    }
     const script = join(stateDir, "vrrp", "check_script.sh");
     await agent.client(KeepalivedService).putVrrpConfig({
       config: vrrpConfig({ routerId: "amt_r", state: "MASTER", priority: 100, iface: "eth1", src: "192.0.2.11", peer: "192.0.2.12", vips: ["192.0.2.10/32"], checkScript: script }),
     });
+    assert.equal((await sh(script)).exitCode, 0, "both run: the check passes");
     await agent.stop();
-    await killHaproxiesUnder(stateDir);
+    const pid = Number(readFileSync(join(stateDir, "lb", dead, "haproxy.pid"), "utf8").trim());
+    process.kill(pid, "SIGKILL");
     rmSync(script);
+    // As after an upgrade from a version without it, or a lost file: only the manager knows `dead` is wanted running.
+    rmSync(join(stateDir, "keepalived", "haproxy-wanted"));
     // The restarted agent may try to start the haproxy again: keep it from succeeding.
     t.after(await holdPort(ns, port));
     agent = await startTestAgent({ stateDir, overrides: { netns: ns } });
     assert.ok(existsSync(script), "rewritten at start");
-    assert.deepEqual(agent.ctx.keepalived.checks.wantedIds(), [lbId]);
-    assert.notEqual((await sh(script)).exitCode, 0, "haproxy is dead: the check fails");
+    assert.deepEqual(agent.ctx.keepalived.checks.wantedIds(), [dead, alive].sort());
+    assert.notEqual((await sh(script)).exitCode, 0, "one haproxy is dead: the check fails");
   });
 });
