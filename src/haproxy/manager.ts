@@ -585,7 +585,6 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
       const what = how === "restart" ? `restarted after haproxy exited on its own (automatic restart ${lb.meta.restarts}): `
         : how === "resume" ? "started at agent start (wanted running, was not running): " : "";
       this.note(lb, "START", true, `${what}started config version ${lb.meta.version} (master ${p.master.pid})`, startedAt);
-      await writeMeta(lb.paths.meta, lb.meta);
     } catch (e) {
       lb.running = (await runningMasterPid(lb.paths.pidFile)) !== undefined;
       const why = e instanceof DomainError && e.details ? `${e.message}: ${e.details}` : (e as Error).message;
@@ -596,16 +595,26 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
       const first = this.backoff.failures(lb.id) === 0;
       const delayMs = retry ? this.backoff.afterFailure(lb.id) : 0;
       const plan = retry ? `; trying again in ${seconds(delayMs)}${first ? " (and on, until stopped; further failures are only logged)" : ""}` : "";
+      // Planned first: a metadata write that fails (a full disk) must not
+      // end supervision, nor hide the start error from the caller.
+      if (retry) this.planRestart(lb, delayMs);
       if (how === "start" || first) {
         this.note(lb, "START", false, `${how === "start" ? "" : `${how} `}start failed: ${why}${plan}`, startedAt);
-        await writeMeta(lb.paths.meta, lb.meta);
+        await writeMeta(lb.paths.meta, lb.meta).catch((w: Error) =>
+          this.logger.error({ lbId: lb.id, err: w.message }, "could not store the metadata after a failed start"));
       }
-      if (retry) this.planRestart(lb, delayMs);
       if (e instanceof DomainError) throw e;
       throw failed("Error starting haproxy", (e as Error).message, "HAPROXY_START_FAILED");
     }
-    // Outside the try: haproxy runs and its state is stored, whatever a listener does.
+    // Outside the try: haproxy runs, and a metadata write that fails is no
+    // failed start (nothing to retry); listeners hear of it either way.
+    const notStored = await writeMeta(lb.paths.meta, lb.meta).then(() => undefined, (w: Error) => w);
     this.emitEvent({ type: "started", lbId: lb.id });
+    if (notStored) {
+      this.logger.error({ lbId: lb.id, err: notStored.message }, "haproxy started, but its metadata could not be stored");
+      // The controller asked: it must know the wanted state may not survive a reboot.
+      if (how === "start") throw failed("haproxy started, but its state could not be stored", notStored.message, "STORE_FAILED");
+    }
     return `haproxy started with config version ${lb.meta.version}`;
   }
 

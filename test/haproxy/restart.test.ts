@@ -4,7 +4,7 @@
 // (metadata without the wanted state) is resumed from what it served.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:net";
@@ -141,6 +141,65 @@ test("a restart that fails (port taken) is retried with the backoff until it wor
   assert.equal((await httpGet(port)).body, "again");
   assert.equal(st.restarts, 1);
   assert.deepEqual(st.recentActions.slice(0, 3).map((a) => `${a.action} ${a.ok}`), ["START true", "START false", "EXITED false"]);
+});
+
+/** Takes `port` on 127.0.0.1 as soon as it is free (a killed haproxy's worker may hold it a moment longer). */
+async function squat(t: import("node:test").TestContext, port: number) {
+  const squatter = createServer();
+  t.after(() => squatter.close());
+  await until("the port to be ours", () => new Promise<true | undefined>((r) => {
+    squatter.once("error", () => r(undefined));
+    squatter.listen({ port, host: "127.0.0.1", exclusive: true }, () => r(true));
+  }), 2000);
+  return () => new Promise<void>((r) => squatter.close(() => r()));
+}
+
+/** meta.json becomes a folder: every metadata write fails (as on a full disk). */
+function breakMetaWrites(stateDir: string, lbId: string): void {
+  const metaFile = join(stateDir, "lb", lbId, "meta.json");
+  rmSync(metaFile);
+  mkdirSync(metaFile);
+}
+
+test("metadata writes failing (full disk): a failed restart is still retried, and haproxy comes back once the port is free", async (t) => {
+  const { stateDir, runDir, open } = openSupervised(t, { initialMs: 1000, maxMs: 10_000 });
+  const m = await open();
+  const lbId = randomUUID();
+  const port = await freePort();
+  await m.putConfig(randomUUID(), lbId, octaviaConfig({ lbId, runDir, listeners: [{ port, members: [], returnBody: "disk" }] }).text);
+  await m.control(lbId, "start");
+  breakMetaWrites(stateDir, lbId);
+  await killMaster(m, lbId);
+  const free = await squat(t, port);
+  const failedOnce = await until("a failed restart", async () => {
+    const s = await m.status(lbId);
+    return s.recentActions[0]!.action === "START" && !s.recentActions[0]!.ok ? s : undefined;
+  });
+  assert.match(failedOnce.recentActions[0]!.details, /Address already in use/);
+  // The failure's metadata write failed too: the retry must be planned anyway.
+  assert.equal(failedOnce.restartPending, true, "a retry is planned although the metadata could not be written");
+  await free();
+  const st = await until("the restart once the port is free", async () => {
+    const s = await m.status(lbId);
+    return s.state === "RUNNING" ? s : undefined;
+  });
+  assert.equal((await httpGet(port)).body, "disk");
+  assert.equal(st.restarts, 1);
+});
+
+test("metadata writes failing: a start the controller asked for fails with the start error, not the write error", async (t) => {
+  const { stateDir, runDir, open } = openSupervised(t, { initialMs: 1000, maxMs: 10_000 });
+  const m = await open();
+  const lbId = randomUUID();
+  const port = await freePort();
+  await m.putConfig(randomUUID(), lbId, octaviaConfig({ lbId, runDir, listeners: [{ port, members: [], returnBody: "x" }] }).text);
+  await squat(t, port);
+  breakMetaWrites(stateDir, lbId);
+  await assert.rejects(m.control(lbId, "start"), (e: Error & { reason?: string }) => {
+    assert.match(e.message, /Error starting haproxy/);
+    assert.equal(e.reason, "HAPROXY_START_FAILED");
+    return true;
+  });
 });
 
 test("metadata of an older agent (no wanted state): what it served is resumed at start", async (t) => {
