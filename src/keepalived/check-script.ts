@@ -19,7 +19,7 @@
 // it serves again. The haproxy manager's wanted state ("running"/"stopped")
 // decides; the agent's own persisted list is only the fallback for a source
 // that keeps none. The script is rewritten whenever the list changes.
-import { mkdir, readFile } from "node:fs/promises";
+import { lstat, mkdir, readFile, rm, rmdir } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import type { Logger } from "../log.js";
 import { silentLogger } from "../log.js";
@@ -105,6 +105,8 @@ export interface LoadBalancerSource extends LoadBalancerCatalog {
 export class HaproxyCheckScripts {
   private readonly lock = new KeyedLock();
   private wanted = new Set<string>();
+  /** A script write failed (disk full...): written again on the follower's next pass. */
+  private stale = false;
   /** Load balancers the controller started and did not stop, one id a line. */
   readonly wantedFile: string;
 
@@ -131,9 +133,62 @@ export class HaproxyCheckScripts {
     return this.lock.run("check", () => this.writeNow(text));
   }
 
+  /**
+   * Before `keepalived -t` sees a configuration that is not stored yet: creates
+   * only the scripts it names that do not exist (so keepalived keeps tracking
+   * them), and leaves existing ones alone. `undo` removes what this created
+   * (the files, and the folder if this made it): a configuration keepalived
+   * rejects changes nothing.
+   */
+  prepareFor(text: string): Promise<{ notes: string[]; undo: () => Promise<void> }> {
+    return this.lock.run("check", async () => {
+      const dir = checkScriptDir(this.stateDir);
+      const notes: string[] = [];
+      const created: string[] = [];
+      let madeDir = false;
+      const undo = () => this.lock.run("check", async () => {
+        for (const f of created) await rm(f, { force: true });
+        if (madeDir) await rmdir(dir).catch(() => {}); // not if something else was put there meanwhile
+      });
+      try {
+        for (const p of checkScriptPaths(text)) {
+          const c = confineCheckScript(this.stateDir, p);
+          if ("why" in c) {
+            notes.push(c.why);
+            continue;
+          }
+          if (await lstat(c.path).then(() => true, () => false)) continue;
+          if (!madeDir && !(await lstat(dir).then(() => true, () => false))) {
+            await mkdir(dir, { recursive: true, mode: 0o755 });
+            madeDir = true;
+          }
+          created.push(c.path);
+          await writeFileAtomic(c.path, this.render(), 0o755);
+        }
+      } catch (e) {
+        for (const f of created) await rm(f, { force: true }).catch(() => {});
+        if (madeDir) await rmdir(dir).catch(() => {});
+        throw e;
+      }
+      return { notes, undo };
+    });
+  }
+
+  private render(): string {
+    return renderCheckScript(this.wantedIds().map((id) => lbPaths(this.stateDir, this.stateDir, id).pidFile));
+  }
+
   private async writeNow(text: string | undefined): Promise<string[]> {
+    // Stale until a write completes: the follower's next pass tries again.
+    this.stale = true;
+    const notes = await this.writeScripts(text);
+    this.stale = false;
+    return notes;
+  }
+
+  private async writeScripts(text: string | undefined): Promise<string[]> {
     if (text === undefined) return [];
-    const body = renderCheckScript(this.wantedIds().map((id) => lbPaths(this.stateDir, this.stateDir, id).pidFile));
+    const body = this.render();
     const notes: string[] = [];
     for (const p of checkScriptPaths(text)) {
       const c = confineCheckScript(this.stateDir, p);
@@ -199,7 +254,7 @@ export class HaproxyCheckScripts {
       changed = true;
       this.logger.info({ lbId, wanted: want }, "keepalived check script: load balancer " + (want ? "required" : "no longer required"));
     }
-    if (!changed) return;
+    if (!changed && !this.stale) return;
     await this.persist();
     await this.writeNow(await this.config());
   }

@@ -146,14 +146,26 @@ export class KeepalivedVrrp {
   /** Stores `text` as the configuration only if keepalived accepts it; the previous one stays otherwise. */
   upload(text: string): Promise<{ warnings: string[] }> {
     return this.serial(async () => {
-      // First, so `keepalived -t` finds the check script and keeps tracking it.
-      const notes = await this.checks.writeFor(text);
-      const check = await checkKeepalivedConfig(text, this.dir, this.netns, this.logger);
-      // The caller's input is at fault: invalid (Connect InvalidArgument); REST keeps Octavia's 500 via the route's invalid_status.
-      if (!check.ok) throw invalid("Failed to upload keepalived configuration.", check.output, "CONFIG_INVALID");
-      await writeFileAtomic(this.configFile, text, 0o600);
-      // Again: a load balancer that started or stopped meanwhile rewrote only the old configuration's scripts.
-      await this.checks.writeFor(text);
+      // First, so `keepalived -t` finds the check script and keeps tracking it:
+      // only missing scripts are created, and removed again unless the configuration is stored.
+      const { notes, undo } = await this.checks.prepareFor(text);
+      let stored = false;
+      let check;
+      try {
+        check = await checkKeepalivedConfig(text, this.dir, this.netns, this.logger);
+        // The caller's input is at fault: invalid (Connect InvalidArgument); REST keeps Octavia's 500 via the route's invalid_status.
+        if (!check.ok) throw invalid("Failed to upload keepalived configuration.", check.output, "CONFIG_INVALID");
+        await writeFileAtomic(this.configFile, text, 0o600);
+        stored = true;
+      } finally {
+        if (!stored) {
+          await undo().catch((e: Error) => this.logger.warn({ err: e.message }, "could not remove check scripts of a configuration that was not stored"));
+        }
+      }
+      // The configuration is stored: a failure here is logged, not answered as
+      // a failed upload. The follower writes them again on its next pass (every 2 s).
+      await this.checks.writeFor(text).catch((e: Error) =>
+        this.logger.error({ err: e.message }, "keepalived configuration stored, but its check scripts could not be written"));
       const warnings = [...notes, ...check.warnings];
       this.logger.info({ file: this.configFile, warnings }, "keepalived configuration stored");
       return { warnings };

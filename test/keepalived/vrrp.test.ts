@@ -3,7 +3,7 @@
 // real daemonized keepalived there, the VIP it manages is checked with `ip`.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, readlinkSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -52,6 +52,27 @@ describe("keepalived VRRP in a namespace", () => {
     e = await fail(client.putVrrpConfig({ config: vrrpConfig({ ...base, iface: "eth9", vips: ["192.0.2.10/32"] }) }));
     assert.match(e.findDetails(ErrorInfoSchema)[0]!.details, /eth9/);
     assert.equal((await agent.ctx.keepalived.status()).configured, false);
+  });
+
+  test("a rejected config leaves <stateDir>/vrrp/ (its check scripts) exactly as before", async () => {
+    const client = agent.client(KeepalivedService);
+    const dir = join(agent.stateDir, "vrrp");
+    const snapshot = () => existsSync(dir)
+      ? readdirSync(dir).sort().map((n) => [n, readFileSync(join(dir, n), "utf8"), statSync(join(dir, n)).mode] as const)
+      : "no folder";
+    // eth9 does not exist in the namespace: keepalived -t rejects it.
+    const bad = (script: string) => vrrpConfig({ ...base, iface: "eth9", vips: ["192.0.2.10/32"], checkScript: join(dir, script) });
+    // No folder yet: none is made.
+    await fail(client.putVrrpConfig({ config: bad("check_script.sh") }));
+    assert.equal(snapshot(), "no folder");
+    // A folder with a script: neither it nor a new one the rejected config names is written.
+    mkdirSync(dir);
+    writeFileSync(join(dir, "check_script.sh"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+    const before = snapshot();
+    await fail(client.putVrrpConfig({ config: bad("check_script.sh") }));
+    await fail(client.putVrrpConfig({ config: bad("other.sh") }));
+    assert.deepEqual(snapshot(), before);
+    rmSync(dir, { recursive: true });
   });
 
   test("an Octavia-rendered config whose check script is not installed is accepted, with the warning", async () => {
