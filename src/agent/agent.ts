@@ -23,6 +23,7 @@ import { createRestHandler } from "../rest/handler.js";
 import { registerOnce } from "../rest/in-process.js";
 import { startMonitoring } from "../metrics/monitoring.js";
 import type { LoadBalancerCatalog } from "../haproxy/catalog.js";
+import type { BackoffOptions } from "../haproxy/restart-backoff.js";
 
 export const AGENT_VERSION = "0.1.0";
 
@@ -39,6 +40,8 @@ export interface AgentOptions {
   overrides?: Partial<AgentConfig>;
   /** Tests and benchmarks: stats, /metrics and heartbeat watch this catalog instead of the agent's own load balancers. */
   catalog?: LoadBalancerCatalog;
+  /** Delays before the agent starts again a haproxy that died (default: 1 s doubling up to 30 s); tests lengthen it. */
+  restartBackoff?: BackoffOptions;
 }
 
 export interface RunningAgent {
@@ -127,6 +130,7 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
       certDir: config.certDir,
       settings: () => ({ haproxyCmd: store.current.haproxyCmd, netns: store.current.netns, amphoraId: store.current.amphoraId }),
       logger,
+      restartBackoff: o.restartBackoff,
     });
     // haproxy keeps serving: stopping the agent never stops load balancers.
     undo.push({ what: "load balancer watch", fn: () => lbs.close() });
