@@ -49,6 +49,8 @@ export class LvsListeners {
     private readonly logger: Logger = silentLogger,
     /** ipvsadm, the tool that asks the kernel about IPVS (only a Recommends of Debian's keepalived). */
     private readonly ipvsadm = "ipvsadm",
+    /** How long `ipvsadm -L -n` may take; a timeout is not cached. */
+    private readonly probeTimeoutMs = 5000,
   ) {
     this.dir = join(stateDir, "lvs");
   }
@@ -124,19 +126,47 @@ export class LvsListeners {
     throw new DomainError("unimplemented", "Running UDP listeners is not implemented by this agent", `cannot ${action} UDP listener ${listenerId}: this agent stores and validates keepalived LVS configurations but does not run them`, "LVS_NOT_IMPLEMENTED");
   }
 
-  /** Asks the kernel once (ipvsadm talks to it over netlink) whether IPVS exists. */
+  /**
+   * Asks the kernel (ipvsadm talks to it over netlink) whether IPVS exists.
+   * Only a definite answer is kept for the agent's lifetime: IPVS present, or
+   * a kernel that has none ("Protocol not available"). A missing ipvsadm (it
+   * may be installed later), a timeout under load or any other failure is
+   * answered as it is and asked again on the next call. Calls while a probe
+   * runs share it.
+   */
   ipvsAvailable(): Promise<IpvsCheck> {
-    this.ipvs ??= (async (): Promise<IpvsCheck> => {
-      // Found first: through `ip netns exec` a missing program is only exit 255 and a message.
-      const cmd = await findProgram(this.ipvsadm);
-      if (!cmd) {
-        return { ok: false, why: `${this.ipvsadm} is not installed, so the agent cannot check or use IPVS (Debian package ipvsadm)`, reason: "IPVSADM_MISSING" };
-      }
-      const r = await run(cmd, ["-L", "-n"], { netns: this.netns, timeoutMs: 5000, logger: this.logger });
-      return r.exitCode === 0
-        ? { ok: true, why: "", reason: "" }
-        : { ok: false, why: `the kernel has no IPVS (ipvsadm -L -n: ${(r.stderr || r.stdout).trim() || `exit ${r.exitCode}`})`, reason: "IPVS_UNAVAILABLE" };
-    })();
+    if (!this.ipvs) {
+      const p: Promise<IpvsCheck> = this.probe().then(
+        ({ check, definite }) => {
+          if (!definite && this.ipvs === p) this.ipvs = undefined;
+          return check;
+        },
+        (e: unknown) => {
+          if (this.ipvs === p) this.ipvs = undefined;
+          throw e;
+        },
+      );
+      this.ipvs = p;
+    }
     return this.ipvs;
+  }
+
+  private async probe(): Promise<{ check: IpvsCheck; definite: boolean }> {
+    // Found first: through `ip netns exec` a missing program is only exit 255 and a message.
+    const cmd = await findProgram(this.ipvsadm);
+    if (!cmd) {
+      return {
+        check: { ok: false, why: `${this.ipvsadm} is not installed, so the agent cannot check or use IPVS (Debian package ipvsadm)`, reason: "IPVSADM_MISSING" },
+        definite: false,
+      };
+    }
+    const r = await run(cmd, ["-L", "-n"], { netns: this.netns, timeoutMs: this.probeTimeoutMs, logger: this.logger });
+    if (r.exitCode === 0) return { check: { ok: true, why: "", reason: "" }, definite: true };
+    const said = (r.stderr || r.stdout).trim() || `exit ${r.exitCode}`;
+    // ipvsadm: "Can't initialize ipvs: Protocol not available / Are you sure that IP Virtual Server is built in the kernel or as module?"
+    if (!r.timedOut && /Protocol not available|IP Virtual Server is built in the kernel/i.test(said)) {
+      return { check: { ok: false, why: `the kernel has no IPVS (ipvsadm -L -n: ${said})`, reason: "IPVS_UNAVAILABLE" }, definite: true };
+    }
+    return { check: { ok: false, why: `could not ask the kernel about IPVS (ipvsadm -L -n: ${said}); asked again next time`, reason: "IPVS_UNAVAILABLE" }, definite: false };
   }
 }

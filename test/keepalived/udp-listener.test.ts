@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { KeepalivedService } from "../../src/gen/amphora/v1/keepalived_pb.js";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LoadBalancerAction, LoadBalancerService } from "../../src/gen/amphora/v1/load_balancer_pb.js";
@@ -155,4 +155,43 @@ test("a missing ipvsadm is reported as such, not as a kernel without IPVS", asyn
   await lvs.put(listener, LVS(listener));
   await assert.rejects(lvs.control(listener, "start"), (e: DomainError) =>
     e.kind === "precondition" && e.reason === "IPVSADM_MISSING" && /not installed/.test(e.details));
+});
+
+// Stand-ins for ipvsadm (sh scripts that count their runs): a probe timing out
+// under load, or ipvsadm being installed later, cannot be produced on demand
+// with the real one.
+test("only definite IPVS answers are kept: a timed-out probe or a missing ipvsadm is asked again", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "amt-lvs-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const runs = join(dir, "runs");
+  const fake = (name: string, body: string) => {
+    const f = join(dir, name);
+    writeFileSync(f, `#!/bin/sh\necho x >> '${runs}'\n${body}\n`, { mode: 0o755 });
+    return f;
+  };
+  const count = () => (existsSync(runs) ? readFileSync(runs, "utf8").split("\n").filter(Boolean).length : 0);
+
+  // Times out on its first run only (then IPVS answers).
+  const once = join(dir, "timed-out-once");
+  const slow = new LvsListeners(dir, "", undefined, fake("slow", `[ -e '${once}' ] || { : > '${once}'; exec sleep 10; }\nexit 0`), 300);
+  let r = await slow.ipvsAvailable();
+  assert.equal(r.ok, false);
+  assert.doesNotMatch(r.why, /the kernel has no IPVS/);
+  r = await slow.ipvsAvailable();
+  assert.equal(r.ok, true, "asked again after the timeout");
+  await slow.ipvsAvailable();
+  assert.equal(count(), 2, "a definite yes is kept");
+
+  // A kernel without IPVS is a definite answer: asked once.
+  rmSync(runs);
+  const none = new LvsListeners(dir, "", undefined, fake("none", "echo \"Can't initialize ipvs: Protocol not available\" >&2\nexit 2"));
+  for (let i = 0; i < 2; i++) assert.equal((await none.ipvsAvailable()).reason, "IPVS_UNAVAILABLE");
+  assert.equal(count(), 1);
+
+  // ipvsadm installed after the first question: found on the next.
+  const later = join(dir, "later-ipvsadm");
+  const lvs = new LvsListeners(dir, "", undefined, later);
+  assert.equal((await lvs.ipvsAvailable()).reason, "IPVSADM_MISSING");
+  fake("later-ipvsadm", "exit 0");
+  assert.equal((await lvs.ipvsAvailable()).ok, true);
 });
