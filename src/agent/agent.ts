@@ -107,7 +107,7 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
   const { config, ignored, pki, configFile } = await buildConfig(o);
   if (ignored.length) logger.info({ options: ignored }, "config options not used by this agent are ignored");
   const tlsMaterial = loadTlsMaterial(config.serverCaFile, config.serverCertFile);
-  const store = new ConfigStore(config, configFile, logger);
+  const store = new ConfigStore(config, configFile, logger, { dev: o.dev });
   // What has been started, undone in reverse order by stop() or when a
   // later step of the start fails (port in use...), so a failed start
   // leaves no timers, pollers or supervision behind.

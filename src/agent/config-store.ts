@@ -13,7 +13,7 @@
 import { EventEmitter } from "node:events";
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { applyIni, defaultConfig, LOCAL_OPTIONS, MUTABLE_OPTIONS, parseIni, type AgentConfig } from "./config.js";
 import { writeFileAtomic } from "../system/fs-atomic.js";
 import { invalid } from "../errors.js";
@@ -22,12 +22,18 @@ import { KeyedLock } from "../haproxy/keyed-lock.js";
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
-/** What a start makes of `text`: defaults, then the file, then what start derives (no flags). */
-function fromFile(text: string): AgentConfig {
-  const c = applyIni(defaultConfig(), text, "configuration").config;
+/**
+ * What a start makes of `text`: defaults, then the file, then what start
+ * derives (no flags). With the same defaults as the start (buildConfig in
+ * agent.ts): --dev has no namespace and ./state by default.
+ */
+function fromFile(text: string, dev: boolean): AgentConfig {
+  const c = applyIni(devAware(dev), text, "configuration").config;
   if (!c.certDir) c.certDir = join(c.stateDir, "certs");
   return c;
 }
+
+const devAware = (dev: boolean) => defaultConfig(dev ? resolve("state") : undefined, { dev });
 
 /** Set at start only where the file leaves them empty (dev PKI and amphora id), not over it. */
 const GAP_FILLERS = new Set<keyof AgentConfig>(["serverCaFile", "serverCertFile", "amphoraId"]);
@@ -67,6 +73,8 @@ export class ConfigStore extends EventEmitter<{ change: [AgentConfig, AgentConfi
     /** Where an updated config file is written (survives restarts). */
     private readonly file: string,
     private readonly logger: Logger,
+    /** Started with --dev (its defaults differ: see fromFile). */
+    private readonly o: { dev?: boolean } = {},
   ) {
     super();
     let started = "";
@@ -77,9 +85,9 @@ export class ConfigStore extends EventEmitter<{ change: [AgentConfig, AgentConfi
     }
     let view: AgentConfig;
     try {
-      view = fromFile(started);
+      view = fromFile(started, !!o.dev);
     } catch {
-      view = defaultConfig();
+      view = devAware(!!o.dev);
     }
     const pinned: Record<string, unknown> = {};
     for (const k of Object.keys(cfg) as (keyof AgentConfig)[]) if (!same(cfg[k], view[k])) pinned[k] = cfg[k];
@@ -119,7 +127,7 @@ export class ConfigStore extends EventEmitter<{ change: [AgentConfig, AgentConfi
     for (const k of applied) (live as Record<string, unknown>)[k] = next[k];
     this.cfg = live;
     // What the next start will run with, compared with what runs now.
-    const atRestart = fromFile(written);
+    const atRestart = fromFile(written, !!this.o.dev);
     for (const [k, v] of Object.entries(this.pinned) as [keyof AgentConfig, unknown][]) {
       if (!GAP_FILLERS.has(k) || !atRestart[k]) (atRestart as unknown as Record<string, unknown>)[k] = v;
     }

@@ -64,6 +64,21 @@ test("an update keeps amphora_network_namespace for the next start and names opt
   assert.equal(next.heartbeatIntervalS, 7);
 });
 
+test("--dev: an update that sets amphora_network_namespace names it as needing a restart (dev's default is no namespace)", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "amt-cfg-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, "amphora-agent.conf");
+  // As buildConfig makes it for --dev --state-dir DIR without a file.
+  const live = { ...defaultConfig(dir, { dev: true }), certDir: join(dir, "certs") };
+  assert.equal(live.netns, "");
+  const store = new ConfigStore(live, file, silentLogger, { dev: true });
+  const r = await store.update("[amphora_agent]\namphora_network_namespace = amt-dev\n");
+  assert.deepEqual(r.restartNeeded, ["netns"]);
+  assert.equal(store.current.netns, "", "not applied live");
+  // A --dev start with that file would use it.
+  assert.equal(loadConfigFile(defaultConfig(dir, { dev: true }), file).config.netns, "amt-dev");
+});
+
 test("through the agent: the namespace set in the stored file survives a controller's update and the restart", async (t) => {
   const state = mkdtempSync(join(tmpdir(), "amphora-test-"));
   const ns = `amt-${randomBytes(4).toString("hex")}`;
