@@ -4,7 +4,7 @@
 // start, and restarting a haproxy the controller wants running that died or
 // did not survive a reboot. Implements the LoadBalancerCatalog other modules read.
 import { EventEmitter } from "node:events";
-import { mkdir, readdir, readFile, rm } from "node:fs/promises";
+import { access, mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { basename, dirname, isAbsolute, resolve } from "node:path";
 import { writeFileAtomic } from "../system/fs-atomic.js";
 import { DomainError, conflict, failed, invalid, notFound } from "../errors.js";
@@ -201,7 +201,14 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     const sum = md5(text);
     if (!meta) {
       meta = await recoverLostMeta(lbId, paths, sum);
-      this.logger.warn({ lbId, version: meta.version }, "meta.json missing or unreadable; the stored config gets a version above any handed out");
+      // The wanted state went with it (a power cut after a reload's unsynced
+      // metadata write can leave meta.json empty). A pid file still there
+      // says haproxy ran: stop and delete remove it, a crash or a reboot
+      // does not. (Its folder entry is durable: the fsynced metadata write of
+      // the start that created it synced the folder.) Without this, a
+      // load balancer the keepalived check requires would never come back.
+      if (await exists(paths.pidFile)) meta.wanted = "running";
+      this.logger.warn({ lbId, version: meta.version, wanted: meta.wanted ?? "stopped" }, "meta.json missing or unreadable; the stored config gets a version above any handed out");
       await writeMeta(paths.meta, meta);
     } else if (meta.md5 !== sum) {
       // A crash between storing the metadata and its config: the config file
@@ -868,6 +875,11 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     }
     return s;
   }
+}
+
+/** True when `path` exists (any kind of file, also an empty one). */
+function exists(path: string): Promise<boolean> {
+  return access(path).then(() => true, () => false);
 }
 
 /** "1 s", "0.25 s", "30 s". */

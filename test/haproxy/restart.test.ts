@@ -4,14 +4,14 @@
 // (metadata without the wanted state) is resumed from what it served.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { LoadBalancerManager } from "../../src/haproxy/manager.js";
 import { LoadBalancerService, LoadBalancerAction } from "../../src/gen/amphora/v1/load_balancer_pb.js";
-import { freePort, httpGet, octaviaConfig, processRuns, waitForBody } from "../support/haproxy.js";
+import { freePort, httpGet, killHaproxiesUnder, octaviaConfig, processRuns, waitForBody } from "../support/haproxy.js";
 import { agentWithRunDir, managerDirs } from "../support/lb-test.js";
 
 async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
@@ -219,6 +219,30 @@ test("metadata of an older agent (no wanted state): what it served is resumed at
   m = await open();
   assert.deepEqual(await m.resume(), { started: [lbId], failed: [] });
   assert.equal((await httpGet(port)).body, "old");
+});
+
+test("meta.json emptied by a power cut after a reload: a haproxy that ran (its pid file is left) is started at resume; a stopped one is not", async (t) => {
+  const { stateDir, runDir, open } = openSupervised(t, { initialMs: 200, maxMs: 10_000 });
+  let m = await open();
+  const [lbA, lbB] = [randomUUID(), randomUUID()];
+  const [portA, portB] = [await freePort(), await freePort()];
+  await m.putConfig(randomUUID(), lbA, octaviaConfig({ lbId: lbA, runDir, listeners: [{ port: portA, members: [], returnBody: "power" }] }).text);
+  await m.putConfig(randomUUID(), lbB, octaviaConfig({ lbId: lbB, runDir, listeners: [{ port: portB, members: [], returnBody: "off" }] }).text);
+  await m.control(lbA, "start");
+  await m.control(lbA, "reload"); // its metadata write is not fsynced
+  await m.control(lbB, "start");
+  await m.control(lbB, "stop");
+  await m.close();
+  // The power cut: haproxy gone (its pid file left behind), both meta.json empty.
+  await killHaproxiesUnder(stateDir);
+  assert.ok(existsSync(join(stateDir, "lb", lbA, "haproxy.pid")));
+  for (const id of [lbA, lbB]) writeFileSync(join(stateDir, "lb", id, "meta.json"), "");
+  m = await open();
+  assert.equal((await m.status(lbA)).wanted, "running");
+  assert.equal((await m.status(lbB)).wanted, "stopped");
+  assert.deepEqual(await m.resume(), { started: [lbA], failed: [] });
+  assert.equal((await httpGet(portA)).body, "power");
+  await assert.rejects(httpGet(portB));
 });
 
 test("through the agent: kill -9 of the master and the load balancer serves again without any call", async (t) => {
