@@ -11,6 +11,7 @@ import { KeepalivedService, VrrpAction } from "../../src/gen/amphora/v1/keepaliv
 import { ErrorInfoSchema } from "../../src/gen/amphora/v1/errors_pb.js";
 import { isRunning, readPidFile } from "../../src/keepalived/pid.js";
 import { KeepalivedVrrp, configuredVips } from "../../src/keepalived/vrrp.js";
+import { run } from "../../src/system/exec.js";
 import { startTestAgent, type TestAgent } from "../support/agent.js";
 import { Topology, eventually, ipv4Of } from "../network/netns.js";
 import { stopKeepalived, vrrpConfig } from "./support.js";
@@ -73,6 +74,26 @@ describe("keepalived VRRP in a namespace", () => {
     await fail(client.putVrrpConfig({ config: bad("other.sh") }));
     assert.deepEqual(snapshot(), before);
     rmSync(dir, { recursive: true });
+  });
+
+  test("a stored config whose check script cannot be rewritten afterwards is answered as stored (the failure is logged)", async (t) => {
+    const client = agent.client(KeepalivedService);
+    const dir = join(agent.stateDir, "vrrp");
+    const script = join(dir, "check_script.sh");
+    mkdirSync(dir);
+    writeFileSync(script, "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+    // keepalived -t finds it; the agent's rewrite after storing cannot replace it.
+    const immutable = await run("chattr", ["+i", script]);
+    try {
+      if (immutable.exitCode !== 0) return t.skip(`chattr +i unsupported here: ${immutable.stderr.trim()}`);
+      const config = vrrpConfig({ ...base, vips: ["192.0.2.10/32"], checkScript: script });
+      const res = await client.putVrrpConfig({ config });
+      assert.equal(res.message, "OK");
+      assert.equal(await agent.ctx.keepalived.config(), config, "stored");
+    } finally {
+      await run("chattr", ["-i", script]);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("an Octavia-rendered config whose check script is not installed is accepted, with the warning", async () => {
