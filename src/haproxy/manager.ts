@@ -19,9 +19,9 @@ import { peerName } from "./peer-name.js";
 import { userGroupConfig } from "./user-group.js";
 import { validateConfig } from "./validate.js";
 import {
-  currentWorker, reloadMaster, removeRunFiles, runningMasterPid, showProc, startMaster, stopMaster, type MasterOptions,
+  currentWorker, readPid, reloadMaster, removeRunFiles, runningMasterPid, showProc, startMaster, stopMaster, type MasterOptions,
 } from "./master.js";
-import { memAvailableBytes, residentBytes } from "./proc-fs.js";
+import { haproxyMasterNaming, memAvailableBytes, residentBytes } from "./proc-fs.js";
 import { readFrontendStatuses } from "./frontend-status.js";
 import type { ShowProc } from "./show-proc.js";
 import { RestartBackoff, type BackoffOptions } from "./restart-backoff.js";
@@ -217,7 +217,7 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
       await writeMeta(paths.meta, meta);
     }
     const lb: Lb = { id: lbId, paths, meta, listeners: parseConfigFacts(text).listeners, running: false, busy: 0 };
-    const pid = await runningMasterPid(paths.pidFile);
+    const pid = await this.findMaster(lbId, paths);
     if (pid !== undefined) {
       lb.running = true;
       let answered = false;
@@ -249,6 +249,31 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
       }
     }
     this.lbs.set(lbId, lb);
+  }
+
+  /**
+   * The pid of the load balancer's running master at agent start. A
+   * re-executing master (a reload the previous agent process started just
+   * before it ended) removes and rewrites its pid file: a missing or empty
+   * pid file next to a master socket is not yet a death. The pid file is
+   * read again for ~1 s; then /proc is searched for a live haproxy master
+   * started with this pid file, and the pid file is written for it (the
+   * watch, stop and delete find the master through it). Without this the
+   * run files would be removed and resume() would start a second haproxy.
+   */
+  private async findMaster(lbId: string, paths: LbPaths): Promise<number | undefined> {
+    let pid = await runningMasterPid(paths.pidFile);
+    if (pid !== undefined || (await readPid(paths.pidFile)) !== undefined || !(await exists(paths.masterSocket))) return pid;
+    for (let i = 0; i < 20 && pid === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      pid = await runningMasterPid(paths.pidFile);
+    }
+    if (pid !== undefined) return pid;
+    pid = await haproxyMasterNaming(paths.pidFile);
+    if (pid === undefined) return undefined;
+    this.logger.warn({ lbId, pid }, "pid file missing or empty, but a haproxy master started with it runs; pid file written again");
+    await writeFileAtomic(paths.pidFile, `${pid}\n`, 0o644, { createDir: false });
+    return pid;
   }
 
   /** Notices masters that died without us (killed, crashed). */

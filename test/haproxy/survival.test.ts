@@ -250,3 +250,35 @@ test("metadata lost entirely: the config is adopted with a version above any han
   assert.equal((await httpGet(port)).body, "m");
   assert.match(await masterCommand(join(stateDir, "lb", lbId, "master.sock"), "@1 show peers"), new RegExp(`${lbId.replace(/-/g, "")}_peers`));
 });
+
+test("at agent start a missing or empty pid file next to a master socket (a master re-executing for a reload) is no death: that master is adopted, no second haproxy", async (t) => {
+  const { stateDir, runDir, open } = managerDirs(t);
+  let m = await open();
+  const lbId = randomUUID();
+  const port = await freePort();
+  await m.putConfig(randomUUID(), lbId, octaviaConfig({ lbId, runDir, listeners: [{ port, members: [], returnBody: "one" }] }).text);
+  await m.control(lbId, "start");
+  const masterPid = (await m.status(lbId)).masterPid;
+  await m.close();
+  const pidFile = join(stateDir, "lb", lbId, "haproxy.pid");
+  // A re-executing master removes and rewrites its pid file for a few ms:
+  // that window cannot be hit on purpose, so it is held open here.
+  // "late": the file comes back while the new manager waits (the re-exec ends);
+  // "empty" and "missing": it never does (found through /proc).
+  for (const how of ["late", "empty", "missing"]) {
+    if (how === "empty") writeFileSync(pidFile, "");
+    else rmSync(pidFile);
+    const back = how === "late" ? sleep(300).then(() => writeFileSync(pidFile, `${masterPid}\n`)) : undefined;
+    m = await open();
+    await back;
+    const st = await m.status(lbId);
+    assert.equal(st.state, "RUNNING", how);
+    assert.equal(st.masterPid, masterPid, how);
+    assert.deepEqual(await m.resume(), { started: [], failed: [] }, `${how}: nothing started`);
+    assert.equal(readFileSync(pidFile, "utf8").trim(), String(masterPid), how);
+    assert.equal((await m.control(lbId, "reload")).message, "OK", `${how}: the adopted master is controlled`);
+    await m.close();
+  }
+  assert.equal((await httpGet(port)).body, "one");
+  assert.ok(processRuns(masterPid));
+});
