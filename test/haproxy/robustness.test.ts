@@ -9,7 +9,6 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, writ
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { LoadBalancerManager } from "../../src/haproxy/manager.js";
 import { md5 } from "../../src/haproxy/meta.js";
 import { DomainError } from "../../src/errors.js";
 import { run } from "../../src/system/exec.js";
@@ -162,14 +161,12 @@ test("meta.json lost or empty: the version does not go backwards and the last go
 });
 
 test("haproxy -c that outruns the validation timeout or is killed is 'unavailable' (REST 503), never 'invalid'", async (t) => {
-  const { stateDir, runDir } = managerDirs(t);
+  const { runDir, open } = managerDirs(t);
   const slow = join(runDir, "slow-haproxy.sh");
   writeFileSync(slow, "#!/bin/sh\nexec sleep 10\n");
   chmodSync(slow, 0o755);
-  const m = await LoadBalancerManager.open({
-    stateDir, certDir: join(stateDir, "certs"), settings: () => ({ haproxyCmd: slow, netns: "" }), watchIntervalMs: 0, validateTimeoutMs: 300,
-  });
-  t.after(() => m.close());
+  // Through managerDirs' open: its hook closes the manager before the clean-up.
+  const m = await open({ settings: () => ({ haproxyCmd: slow, netns: "" }), validateTimeoutMs: 300 });
   const lbId = randomUUID();
   const cfg = octaviaConfig({ lbId, runDir, listeners: [{ port: 1, members: [], returnBody: "x" }] }).text;
   const e = await domainError(m.putConfig(randomUUID(), lbId, cfg));
