@@ -314,10 +314,14 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     this.logger.warn({ lbId: lb.id, restartInMs: again ? delayMs : undefined }, "haproxy master is gone");
     // Planned first: a metadata write that fails must not keep it down.
     if (again) this.planRestart(lb, delayMs);
-    await removeRunFiles(lb.paths);
-    await writeMeta(lb.paths.meta, lb.meta);
-    // Only now: a listener reading the state sees it stored.
-    this.emitEvent({ type: "stopped", lbId: lb.id });
+    try {
+      await removeRunFiles(lb.paths);
+      await writeMeta(lb.paths.meta, lb.meta);
+    } finally {
+      // Only now: a listener reading the state sees it stored. Also when
+      // the write failed (a full disk): haproxy is gone either way.
+      this.emitEvent({ type: "stopped", lbId: lb.id });
+    }
   }
 
   /** Plans a start of a wanted-running load balancer that does not run. */

@@ -164,6 +164,8 @@ function breakMetaWrites(stateDir: string, lbId: string): void {
 test("metadata writes failing (full disk): a failed restart is still retried, and haproxy comes back once the port is free", async (t) => {
   const { stateDir, runDir, open } = openSupervised(t, { initialMs: 1000, maxMs: 10_000 });
   const m = await open();
+  const events: string[] = [];
+  m.on("event", (e) => events.push(e.type));
   const lbId = randomUUID();
   const port = await freePort();
   await m.putConfig(randomUUID(), lbId, octaviaConfig({ lbId, runDir, listeners: [{ port, members: [], returnBody: "disk" }] }).text);
@@ -185,6 +187,9 @@ test("metadata writes failing (full disk): a failed restart is still retried, an
   });
   assert.equal((await httpGet(port)).body, "disk");
   assert.equal(st.restarts, 1);
+  // Listeners (the keepalived check script) hear of the exit and the restart although nothing could be stored.
+  await until("the last event", async () => (events.length >= 4 ? true : undefined));
+  assert.deepEqual(events, ["created", "started", "stopped", "started"]);
 });
 
 test("metadata writes failing: a start the controller asked for fails with the start error, not the write error", async (t) => {
