@@ -110,8 +110,9 @@ test("a stop while a restart is planned cancels it; a stopped load balancer is n
 });
 
 test("a restart that fails (port taken) is retried with the backoff until it works; one history entry for the failures", async (t) => {
-  // 0.5 s for the squatter to take the port before the first restart; then 1 s, 2 s.
-  const { runDir, open } = openSupervised(t, { initialMs: 500, maxMs: 10_000 });
+  // 1.5 s for the squatter to take the port before the first restart (room
+  // for a busy machine); then 3 s.
+  const { runDir, open } = openSupervised(t, { initialMs: 1500, maxMs: 10_000 });
   const m = await open();
   const lbId = randomUUID();
   const port = await freePort();
@@ -131,7 +132,7 @@ test("a restart that fails (port taken) is retried with the backoff until it wor
     return s.restartPending && s.recentActions[0]!.action === "START" && !s.recentActions[0]!.ok && Date.now() - s.recentActions[0]!.finishedAtMs > 1200 ? s : undefined;
   });
   let st = await m.status(lbId);
-  assert.match(st.recentActions[0]!.details, /^restart start failed: [\s\S]*Address already in use[\s\S]*trying again in 1 s/);
+  assert.match(st.recentActions[0]!.details, /^restart start failed: [\s\S]*Address already in use[\s\S]*trying again in 3 s/);
   assert.equal(st.recentActions[1]!.action, "EXITED");
   await new Promise((r) => squatter.close(r));
   st = await until("the restart once the port is free", async () => {
