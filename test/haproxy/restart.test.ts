@@ -163,7 +163,8 @@ function breakMetaWrites(stateDir: string, lbId: string): void {
 }
 
 test("metadata writes failing (full disk): a failed restart is still retried, and haproxy comes back once the port is free", async (t) => {
-  const { stateDir, runDir, open } = openSupervised(t, { initialMs: 1000, maxMs: 10_000 });
+  // 1.5 s for the squatter to take the port before the first restart.
+  const { stateDir, runDir, open } = openSupervised(t, { initialMs: 1500, maxMs: 10_000 });
   const m = await open();
   const events: string[] = [];
   m.on("event", (e) => events.push(e.type));
