@@ -37,11 +37,23 @@ function openSupervised(t: import("node:test").TestContext, restartBackoff: { in
   return { ...d, open: () => d.open({ watchIntervalMs: 50, restartBackoff }) };
 }
 
+/**
+ * kill -9 of the master; returns once its workers are gone too (they notice
+ * the master's death a moment later and until then still hold the ports,
+ * which would make a start right after fail with "Address already in use").
+ */
 async function killMaster(m: LoadBalancerManager, lbId: string): Promise<number> {
-  const pid = (await m.status(lbId)).masterPid;
+  const st = await m.status(lbId);
+  const pid = st.masterPid;
   assert.ok(pid > 0);
   process.kill(pid, "SIGKILL");
-  while (processRuns(pid)) await sleep(2);
+  const deadline = Date.now() + 10_000;
+  for (const p of [pid, ...st.workers.map((w) => w.pid)]) {
+    while (processRuns(p)) {
+      assert.ok(Date.now() < deadline, `haproxy process ${p} still runs 10 s after its master was killed`);
+      await sleep(2);
+    }
+  }
   return pid;
 }
 
