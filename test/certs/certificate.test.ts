@@ -2,13 +2,11 @@
 // serves the uploaded certificate.
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, statSync, readFileSync, existsSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdtempSync, statSync, readFileSync, existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomUUID, createHash, createPublicKey, X509Certificate } from "node:crypto";
 import { connect as tlsConnect } from "node:tls";
 import { Code } from "@connectrpc/connect";
-import { startTestAgent } from "../support/agent.js";
 import { freePort, octaviaConfig, selfSignedPem, startBackend } from "../support/haproxy.js";
 import { CertificateService } from "../../src/gen/amphora/v1/certificate_pb.js";
 import { LoadBalancerService, LoadBalancerAction } from "../../src/gen/amphora/v1/load_balancer_pb.js";
@@ -18,12 +16,7 @@ import { DomainError } from "../../src/errors.js";
 import { agentWithRunDir, rpcError } from "../support/lb-test.js";
 
 test("certificate upload, md5, mode 0600, each rejection, delete", async (t) => {
-  const tmp = mkdtempSync(join(tmpdir(), "amt-certs-"));
-  const agent = await startTestAgent();
-  t.after(async () => {
-    await agent.cleanup();
-    rmSync(tmp, { recursive: true, force: true });
-  });
+  const { agent, runDir: tmp } = await agentWithRunDir(t);
   const certs = agent.client(CertificateService);
   const lbId = randomUUID();
   const a = await selfSignedPem(tmp, "a.example");
@@ -127,12 +120,7 @@ async function crlOf(dir: string, ca: { key: string; cert: string }): Promise<st
 const sha1Name = (body: string) => createHash("sha1").update(body).digest("hex") + ".pem";
 
 test("Octavia's other uploads: client CA and CRL secrets (named by their SHA-1), crt-lists of this load balancer's files", async (t) => {
-  const tmp = mkdtempSync(join(tmpdir(), "amt-certs-"));
-  const agent = await startTestAgent();
-  t.after(async () => {
-    await agent.cleanup();
-    rmSync(tmp, { recursive: true, force: true });
-  });
+  const { agent, runDir: tmp } = await agentWithRunDir(t);
   const certs = agent.client(CertificateService);
   const lbId = randomUUID();
   const lbDir = join(agent.config.certDir, lbId);

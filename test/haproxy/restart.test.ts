@@ -65,10 +65,7 @@ test("kill -9 of the master: it is started again (no RPC), twice with a doubled 
   const m = await open();
   const events: string[] = [];
   m.on("event", (e) => events.push(e.type));
-  const lbId = randomUUID();
-  const port = await freePort();
-  await m.putConfig(randomUUID(), lbId, octaviaConfig({ lbId, runDir, listeners: [{ port, members: [], returnBody: "back" }] }).text);
-  await m.control(lbId, "start");
+  const { lbId, port } = await oneListenerLb(m, runDir, "back");
   for (const [n, delay] of [[1, "0.2 s"], [2, "0.4 s"]] as const) {
     const old = await killMaster(m, lbId);
     // Done once recorded (haproxy serves a moment before the start returns).
@@ -98,10 +95,7 @@ test("a stop while a restart is planned cancels it; a stopped load balancer is n
   // before it, even on a busy machine, so it is the stop that cancels it.
   const { runDir, open } = openSupervised(t, { initialMs: 5000, maxMs: 10_000 });
   const m = await open();
-  const lbId = randomUUID();
-  const port = await freePort();
-  await m.putConfig(randomUUID(), lbId, octaviaConfig({ lbId, runDir, listeners: [{ port, members: [], returnBody: "x" }] }).text);
-  await m.control(lbId, "start");
+  const { lbId, port } = await oneListenerLb(m, runDir, "x");
   await killMaster(m, lbId);
   await until("the planned restart", async () => ((await m.status(lbId)).restartPending ? true : undefined));
   await m.control(lbId, "stop");
@@ -126,19 +120,10 @@ test("a restart that fails (port taken) is retried with the backoff until it wor
   // for a busy machine); then 3 s.
   const { runDir, open } = openSupervised(t, { initialMs: 1500, maxMs: 10_000 });
   const m = await open();
-  const lbId = randomUUID();
-  const port = await freePort();
-  await m.putConfig(randomUUID(), lbId, octaviaConfig({ lbId, runDir, listeners: [{ port, members: [], returnBody: "again" }] }).text);
-  await m.control(lbId, "start");
+  const { lbId, port } = await oneListenerLb(m, runDir, "again");
   await killMaster(m, lbId);
   // Someone else takes the port before the restart (the config has noreuseport).
-  // (Its worker may hold the port a moment longer than the master lives.)
-  const squatter = createServer();
-  t.after(() => squatter.close());
-  await until("the port to be ours", () => new Promise<true | undefined>((r) => {
-    squatter.once("error", () => r(undefined));
-    squatter.listen({ port, host: "127.0.0.1", exclusive: true }, () => r(true));
-  }), 2000);
+  const free = await squat(t, port);
   await until("two failed restarts", async () => {
     const s = await m.status(lbId);
     return s.restartPending && s.recentActions[0]!.action === "START" && !s.recentActions[0]!.ok && Date.now() - s.recentActions[0]!.finishedAtMs > 1200 ? s : undefined;
@@ -146,7 +131,7 @@ test("a restart that fails (port taken) is retried with the backoff until it wor
   let st = await m.status(lbId);
   assert.match(st.recentActions[0]!.details, /^restart start failed: [\s\S]*Address already in use[\s\S]*trying again in 3 s/);
   assert.equal(st.recentActions[1]!.action, "EXITED");
-  await new Promise((r) => squatter.close(r));
+  await free();
   st = await until("the restart once the port is free", async () => {
     const s = await m.status(lbId);
     return s.state === "RUNNING" ? s : undefined;
@@ -155,6 +140,15 @@ test("a restart that fails (port taken) is retried with the backoff until it wor
   assert.equal(st.restarts, 1);
   assert.deepEqual(st.recentActions.slice(0, 3).map((a) => `${a.action} ${a.ok}`), ["START true", "START false", "EXITED false"]);
 });
+
+/** Stores a config of one listener on a fresh port answering `body`; started unless `start` is false. */
+async function oneListenerLb(m: LoadBalancerManager, runDir: string, body: string, start = true): Promise<{ lbId: string; port: number }> {
+  const lbId = randomUUID();
+  const port = await freePort();
+  await m.putConfig(randomUUID(), lbId, octaviaConfig({ lbId, runDir, listeners: [{ port, members: [], returnBody: body }] }).text);
+  if (start) await m.control(lbId, "start");
+  return { lbId, port };
+}
 
 /** Takes `port` on 127.0.0.1 as soon as it is free (a killed haproxy's worker may hold it a moment longer). */
 async function squat(t: import("node:test").TestContext, port: number) {
@@ -180,10 +174,7 @@ test("metadata writes failing (full disk): a failed restart is still retried, an
   const m = await open();
   const events: string[] = [];
   m.on("event", (e) => events.push(e.type));
-  const lbId = randomUUID();
-  const port = await freePort();
-  await m.putConfig(randomUUID(), lbId, octaviaConfig({ lbId, runDir, listeners: [{ port, members: [], returnBody: "disk" }] }).text);
-  await m.control(lbId, "start");
+  const { lbId, port } = await oneListenerLb(m, runDir, "disk");
   breakMetaWrites(stateDir, lbId);
   await killMaster(m, lbId);
   const free = await squat(t, port);
@@ -209,9 +200,7 @@ test("metadata writes failing (full disk): a failed restart is still retried, an
 test("metadata writes failing: a start the controller asked for fails with the start error, not the write error", async (t) => {
   const { stateDir, runDir, open } = openSupervised(t, { initialMs: 1000, maxMs: 10_000 });
   const m = await open();
-  const lbId = randomUUID();
-  const port = await freePort();
-  await m.putConfig(randomUUID(), lbId, octaviaConfig({ lbId, runDir, listeners: [{ port, members: [], returnBody: "x" }] }).text);
+  const { lbId, port } = await oneListenerLb(m, runDir, "x", false);
   await squat(t, port);
   breakMetaWrites(stateDir, lbId);
   await assert.rejects(m.control(lbId, "start"), (e: Error & { reason?: string }) => {
@@ -224,10 +213,7 @@ test("metadata writes failing: a start the controller asked for fails with the s
 test("metadata of an older agent (no wanted state): what it served is resumed at start", async (t) => {
   const { stateDir, runDir, open } = openSupervised(t, { initialMs: 200, maxMs: 10_000 });
   let m = await open();
-  const lbId = randomUUID();
-  const port = await freePort();
-  await m.putConfig(randomUUID(), lbId, octaviaConfig({ lbId, runDir, listeners: [{ port, members: [], returnBody: "old" }] }).text);
-  await m.control(lbId, "start");
+  const { lbId, port } = await oneListenerLb(m, runDir, "old");
   await m.close();
   await killMaster(m, lbId);
   const metaFile = join(stateDir, "lb", lbId, "meta.json");
