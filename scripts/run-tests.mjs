@@ -4,6 +4,7 @@ import { existsSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, s
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
+import { buildIsFresh } from "../bin/build-fresh.js";
 
 function find(dir) {
   return readdirSync(dir).flatMap((n) => {
@@ -22,15 +23,7 @@ if (!files.length) {
 // see a stale build and no test rebuilds it while another one uses it. A
 // build newer than every source is kept; a new one is made beside it and
 // swapped in, so another test run reading dist/ never sees half a build.
-function newest(dir) {
-  return readdirSync(dir, { withFileTypes: true }).reduce((m, e) => {
-    const p = join(dir, e.name);
-    return Math.max(m, e.isDirectory() ? newest(p) : e.name.endsWith(".ts") ? statSync(p).mtimeMs : 0);
-  }, 0);
-}
-const built = existsSync("dist/cli/main.js") ? statSync("dist/cli/main.js").mtimeMs : 0;
-const sources = Math.max(...["src/cli", "src/driver", "src/gen"].map(newest), statSync("tsconfig.build.json").mtimeMs);
-if (built < sources) {
+if (!buildIsFresh(process.cwd())) {
   const tmp = `dist.tmp-${process.pid}`;
   const build = spawnSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json", "--outDir", tmp], { stdio: "inherit" });
   if (build.status !== 0) {
