@@ -5,6 +5,7 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "../log.js";
 import type { LoadBalancerCatalog, LoadBalancerEvent, LoadBalancerRef } from "../haproxy/catalog.js";
+import { retryWhileReexecuting } from "../haproxy/master-cli.js";
 import { LbAccumulator } from "./accumulator.js";
 import { readRawStats, type RawLbStats } from "./haproxy-stats.js";
 import type { LoadBalancerStats, StatsFilter } from "./model.js";
@@ -106,7 +107,8 @@ export class StatsCollector extends EventEmitter<Events> {
       this.polls++;
       this.pollsByLb.set(ref.lbId, this.pollsOf(ref.lbId) + 1);
       try {
-        stats = acc.apply(await this.readWithRetry(ref.masterSocket));
+        // The master refuses connections for a few ms while it re-executes.
+        stats = acc.apply(await retryWhileReexecuting(() => this.read(ref.masterSocket)));
       } catch (e) {
         this.pollErrors++;
         this.o.logger.warn({ lbId: ref.lbId, err: (e as Error).message }, "stats poll failed; reporting the load balancer as not running");
@@ -121,17 +123,5 @@ export class StatsCollector extends EventEmitter<Events> {
     if (this.acc.has(ref.lbId)) this.latestByLb.set(ref.lbId, out);
     this.emit("collected", out);
     return out;
-  }
-
-  /** The master refuses connections for a few ms while it re-executes. */
-  private async readWithRetry(sock: string): Promise<RawLbStats> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.read(sock);
-      } catch (e) {
-        if (attempt >= 4) throw e;
-        await new Promise((r) => setTimeout(r, 30 * attempt));
-      }
-    }
   }
 }
