@@ -34,6 +34,13 @@ export class StatsCollector extends EventEmitter<Events> {
   private readonly inflight = new Map<string, Promise<CollectedStats>>();
   private readonly latestByLb = new Map<string, CollectedStats>();
   private readonly pollsByLb = new Map<string, number>();
+  /**
+   * When this collector began counting: every total it hands out counts
+   * from here (or from a load balancer's first poll after it). A restarted
+   * agent has a new collector and so a new value: the epoch consumers see
+   * as `totals_since` to tell a restart from zero from a counter going back.
+   */
+  readonly totalsSince = new Date();
   /** haproxy polls made (each is `show info` + `show stat` on one LB). */
   polls = 0;
   pollErrors = 0;

@@ -93,7 +93,7 @@ function lbField(lb: LoadBalancerStats): Uint8Array {
  *   is byte-for-byte what encoding `load_balancers` would give). JSON
  *   ignores $unknown, so JSON streams get ordinary messages.
  */
-function updateToProto(u: StatsUpdate, shareEncoding: boolean): WatchStatsResponse {
+function updateToProto(u: StatsUpdate, shareEncoding: boolean, totalsSince?: Date): WatchStatsResponse {
   return {
     $typeName: "amphora.v1.WatchStatsResponse",
     loadBalancers: shareEncoding ? [] : u.loadBalancers.map(lbToProto),
@@ -103,6 +103,7 @@ function updateToProto(u: StatsUpdate, shareEncoding: boolean): WatchStatsRespon
     missedUpdates: BigInt(u.missedUpdates),
     sequence: BigInt(u.sequence),
     statusOnly: u.statusOnly,
+    totalsSince: totalsSince && timestampFromDate(totalsSince),
     ...(shareEncoding ? { $unknown: u.loadBalancers.map((lb) => ({ no: 1, wireType: WireType.LengthDelimited, data: lbField(lb) })) } : {}),
   };
 }
@@ -132,7 +133,7 @@ export function statsService(m: Monitoring): Partial<ServiceImpl<typeof StatsSer
       // keeps the baselines of the load balancers it did not look at.
       const stats = m.getStatsDeltas.apply(collected.map((c) => c.stats), (id) => m.collector.catalog.get(id) !== undefined);
       const at = collected.length ? new Date(Math.max(...collected.map((c) => c.collectedAt.getTime()))) : new Date();
-      return { loadBalancers: filterStats(stats, filter).map(lbToProto), collectedAt: timestampFromDate(at) };
+      return { loadBalancers: filterStats(stats, filter).map(lbToProto), collectedAt: timestampFromDate(at), totalsSince: timestampFromDate(m.collector.totalsSince) };
     },
     async *watchStats(req, ctx) {
       const sub = m.hub.subscribe({
@@ -164,7 +165,7 @@ export function statsService(m: Monitoring): Partial<ServiceImpl<typeof StatsSer
           // Held while the transport writes this message (it asks for the
           // next one only once the client took it).
           try {
-            yield updateToProto(u, binary);
+            yield updateToProto(u, binary, m.collector.totalsSince);
           } finally {
             m.streamBudget.release(size);
           }
