@@ -23,7 +23,8 @@ import { StatsService } from "../gen/amphora/v1/stats_pb.js";
 import { errorInterceptor, socketErrorInterceptor, toAmphoraError } from "./errors.js";
 import { retryInterceptor, type RetryOptions } from "./retry.js";
 
-export type AmphoraProtocol = "connect" | "grpc" | "grpc-web";
+/** "grpcweb" is buf's spelling of "grpc-web"; both are accepted. */
+export type AmphoraProtocol = "connect" | "grpc" | "grpc-web" | "grpcweb";
 
 export const DEFAULT_TIMEOUT_MS = 30_000;
 
@@ -145,10 +146,10 @@ export function createAmphoraClient(o: AmphoraClientOptions): AmphoraClient {
   let closed = false;
   const transport =
     protocol === "grpc" ? createGrpcTransport(common)
-    : protocol === "grpc-web" ? createGrpcWebTransport(common)
+    : protocol === "grpc-web" || protocol === "grpcweb" ? createGrpcWebTransport(common)
     : protocol === "connect" ? createConnectTransport({ ...common, useBinaryFormat: !o.json })
     : (() => {
-        throw new TypeError(`unknown protocol ${JSON.stringify(protocol)} (connect, grpc or grpc-web)`);
+        throw new TypeError(`unknown protocol ${JSON.stringify(protocol)} (connect, grpc or grpcweb)`);
       })();
   return {
     baseUrl,

@@ -34,8 +34,12 @@ export class AmphoraError extends ConnectError {
   /** amphora.v1.ErrorInfo.reason: short machine-readable reason, e.g. CONFIG_INVALID. */
   readonly reason: string;
   readonly category: ErrorCategory;
-  /** What to do about it, for humans; "" when there is nothing useful to say. */
+  /** What to do about it, as a stable key ("" when there is nothing useful to say); see HintKey. */
+  readonly hintKey: HintKey | "";
+  /** The hint in words for humans, naming no program's flags (see hintText); "" when there is none. */
   readonly hint: string;
+  /** The deadline the call had, when it had one (ms). */
+  readonly timeoutMs?: number;
   /** Base URL of the agent, when known. */
   readonly agent: string;
   /** "amphora.v1.Service/Method", when known. */
@@ -43,7 +47,7 @@ export class AmphoraError extends ConnectError {
 
   constructor(
     from: ConnectError,
-    o: { agent?: string; procedure?: string; category?: ErrorCategory; hint?: string; timeoutMs?: number } = {},
+    o: { agent?: string; procedure?: string; category?: ErrorCategory; hintKey?: HintKey; timeoutMs?: number } = {},
   ) {
     super(from.rawMessage, from.code, from.metadata, undefined, from.cause ?? from);
     // Keep the incoming details so findDetails() keeps working.
@@ -56,8 +60,10 @@ export class AmphoraError extends ConnectError {
     this.procedure = o.procedure || prev?.procedure || "";
     const nodeCodes = nodeErrorCodes(from);
     this.category = o.category ?? prev?.category ?? categorize(from, nodeCodes);
-    // Re-derived when the agent became known (the hint names it).
-    this.hint = o.hint ?? (prev?.hint && prev.agent ? prev.hint : hintFor(this, nodeCodes, o.timeoutMs));
+    this.timeoutMs = o.timeoutMs ?? prev?.timeoutMs;
+    this.hintKey = o.hintKey ?? (prev?.hintKey || hintKeyFor(this, nodeCodes));
+    // Worded again here: the agent may have become known (the hint names it).
+    this.hint = hintText(this.hintKey, this);
   }
 
   static override [Symbol.hasInstance](v: unknown): boolean {
@@ -75,6 +81,7 @@ export class AmphoraError extends ConnectError {
     if (this.errorDetails) o.details = this.errorDetails;
     if (this.reason) o.reason = this.reason;
     if (this.hint) o.hint = this.hint;
+    if (this.hintKey) o.hint_key = this.hintKey;
     if (this.agent) o.agent = this.agent;
     if (this.procedure) o.procedure = this.procedure;
     return o;
@@ -125,42 +132,93 @@ function categorize(e: ConnectError, nodeCodes: string[]): ErrorCategory {
   return "server";
 }
 
-function hintFor(e: AmphoraError, nodeCodes: string[], timeoutMs?: number): string {
-  const at = e.agent || "the --agent URL";
-  if (nodeCodes.includes("ECONNREFUSED")) return `connection refused: is the agent running at ${at}?`;
-  if (nodeCodes.includes("ENOTFOUND") || nodeCodes.includes("EAI_AGAIN")) return `cannot resolve the host of ${at}: check --agent`;
-  if (nodeCodes.some((c) => ["EHOSTUNREACH", "ENETUNREACH", "ETIMEDOUT"].includes(c))) return `cannot reach ${at}: check --agent and the network path`;
-  if (nodeCodes.some((c) => TLS_CLIENT_REJECTED.test(c))) return "client certificate rejected by the agent: check --ca/--cert (the agent must trust the CA that signed --cert, and --key must match --cert)";
-  if (nodeCodes.some((c) => TLS_SERVER_UNTRUSTED.has(c))) return "the agent's server certificate is not signed by --ca (or has expired): check --ca";
-  if (nodeCodes.includes("ERR_TLS_CERT_ALTNAME_INVALID")) return "the agent's certificate does not name this host: pass --server-name <amphora id>";
-  if (nodeCodes.includes("ERR_OSSL_X509_KEY_VALUES_MISMATCH")) return "--key is not the private key of --cert: check --cert/--key";
-  if (nodeCodes.some((c) => c.startsWith("ERR_SSL_") || c.startsWith("ERR_OSSL_"))) return "TLS handshake failed: check --ca/--cert/--key";
-  if (nodeCodes.includes("ECONNRESET") || nodeCodes.includes("EPIPE")) return `the connection to ${at} was reset: the agent may be restarting; try again`;
+/**
+ * What a caller can do about an error, as a stable key. The driver words
+ * each one for any program (`hint`); an application with its own knobs
+ * (the CLI's --ca, --timeout...) words them its own way from the key.
+ */
+export type HintKey =
+  | "connection_refused"
+  | "host_unresolvable"
+  | "host_unreachable"
+  | "client_cert_rejected"
+  | "server_cert_untrusted"
+  | "server_name_mismatch"
+  | "key_cert_mismatch"
+  | "tls_failed"
+  | "connection_reset"
+  | "no_answer"
+  | "unimplemented"
+  | "agent_unreachable"
+  | "agent_busy"
+  | "state_changed"
+  | "client_refused"
+  | "resources_exhausted"
+  | "not_found"
+  | "invalid_request"
+  | "wrong_state"
+  | "failed_on_amphora"
+  | "lb_not_found"
+  | "no_listeners_in_config"
+  | "listeners_not_active"
+  | "listener_config_error";
+
+/** Neutral wording of a hint key: names no flag or option of any program. */
+export function hintText(key: HintKey | "", e: { agent: string; timeoutMs?: number; errorDetails?: string }): string {
+  const at = e.agent || "the agent's URL";
+  switch (key) {
+    case "connection_refused": return `connection refused: is the agent running at ${at}?`;
+    case "host_unresolvable": return `cannot resolve the host of ${at}: check the agent's address`;
+    case "host_unreachable": return `cannot reach ${at}: check the agent's address and the network path`;
+    case "client_cert_rejected": return "client certificate rejected by the agent: check the CA and the client certificate (the agent must trust the CA that signed the client certificate, and the key must match it)";
+    case "server_cert_untrusted": return "the agent's server certificate is not signed by the CA given (or has expired): check the CA";
+    case "server_name_mismatch": return "the agent's certificate does not name this host: check against the amphora id (serverName)";
+    case "key_cert_mismatch": return "the private key does not belong to the client certificate";
+    case "tls_failed": return "TLS handshake failed: check the CA, the client certificate and its key";
+    case "connection_reset": return `the connection to ${at} was reset: the agent may be restarting; try again`;
+    case "no_answer": return `no answer from ${at}${e.timeoutMs ? ` within ${e.timeoutMs} ms` : ""}: the agent may be busy; allow more time or try again`;
+    case "unimplemented": return `the agent at ${at} does not implement this operation (older agent, or not built yet)`;
+    case "agent_unreachable": return `cannot talk to ${at}: is the agent running?`;
+    case "agent_busy": return "the agent is busy (e.g. a topology change): try again later";
+    case "state_changed": return "the stored state changed since you read it: read it again and retry";
+    case "client_refused": return "the agent refused this client: check the client certificate and key";
+    case "resources_exhausted": return "the amphora lacks memory or disk for this operation";
+    case "not_found": return "nothing with that id or name on this amphora: check it (the listeners and load balancers it has say what exists)";
+    case "invalid_request": return `the agent refused the request as invalid: fix what the ${e.errorDetails ? "details name" : "message names"} and send it again`;
+    case "wrong_state": return "the operation does not fit the current state (e.g. nothing uploaded yet): do the missing step first";
+    case "failed_on_amphora": return "the operation failed on the amphora: the details say why";
+    case "lb_not_found": return "no load balancer with that id on this amphora: check the id (list the load balancers)";
+    case "no_listeners_in_config": return "listeners are the config's frontends, named by listener id: store a config whose frontends carry the listener ids";
+    case "listeners_not_active": return "is the load balancer started? its status says";
+    case "listener_config_error": return "the stored haproxy config does not parse: check it";
+    default: return "";
+  }
+}
+
+function hintKeyFor(e: AmphoraError, nodeCodes: string[]): HintKey | "" {
+  if (nodeCodes.includes("ECONNREFUSED")) return "connection_refused";
+  if (nodeCodes.includes("ENOTFOUND") || nodeCodes.includes("EAI_AGAIN")) return "host_unresolvable";
+  if (nodeCodes.some((c) => ["EHOSTUNREACH", "ENETUNREACH", "ETIMEDOUT"].includes(c))) return "host_unreachable";
+  if (nodeCodes.some((c) => TLS_CLIENT_REJECTED.test(c))) return "client_cert_rejected";
+  if (nodeCodes.some((c) => TLS_SERVER_UNTRUSTED.has(c))) return "server_cert_untrusted";
+  if (nodeCodes.includes("ERR_TLS_CERT_ALTNAME_INVALID")) return "server_name_mismatch";
+  if (nodeCodes.includes("ERR_OSSL_X509_KEY_VALUES_MISMATCH")) return "key_cert_mismatch";
+  if (nodeCodes.some((c) => c.startsWith("ERR_SSL_") || c.startsWith("ERR_OSSL_"))) return "tls_failed";
+  if (nodeCodes.includes("ECONNRESET") || nodeCodes.includes("EPIPE")) return "connection_reset";
   switch (e.code) {
-    case Code.DeadlineExceeded:
-      return `no answer from ${at}${timeoutMs ? ` within ${timeoutMs} ms` : ""}: the agent may be busy; raise --timeout or try again`;
-    case Code.Unimplemented:
-      return `the agent at ${at} does not implement this operation (older agent, or not built yet)`;
-    case Code.Unavailable:
-      return e.category === "connection" ? `cannot talk to ${at}: is the agent running?` : "the agent is busy (e.g. a topology change): try again later";
-    case Code.Aborted:
-      return "the stored state changed since you read it: read it again and retry";
+    case Code.DeadlineExceeded: return "no_answer";
+    case Code.Unimplemented: return "unimplemented";
+    case Code.Unavailable: return e.category === "connection" ? "agent_unreachable" : "agent_busy";
+    case Code.Aborted: return "state_changed";
     case Code.Unauthenticated:
-    case Code.PermissionDenied:
-      return "the agent refused this client: check --cert/--key";
-    case Code.ResourceExhausted:
-      return "the amphora lacks memory or disk for this operation";
-    case Code.NotFound:
-      return "nothing with that id or name on this amphora: check it (listeners and lb list show what exists)";
-    case Code.InvalidArgument:
-      return `the agent refused the request as invalid: fix what the ${e.errorDetails ? "details name" : "message names"} and send it again`;
-    case Code.FailedPrecondition:
-      return "the operation does not fit the current state (e.g. nothing uploaded yet): do the missing step first";
+    case Code.PermissionDenied: return "client_refused";
+    case Code.ResourceExhausted: return "resources_exhausted";
+    case Code.NotFound: return "not_found";
+    case Code.InvalidArgument: return "invalid_request";
+    case Code.FailedPrecondition: return "wrong_state";
     case Code.Internal:
-    case Code.Unknown:
-      return e.errorDetails ? "the operation failed on the amphora: the details say why" : "";
-    default:
-      return "";
+    case Code.Unknown: return e.errorDetails ? "failed_on_amphora" : "";
+    default: return "";
   }
 }
 

@@ -29,8 +29,14 @@ export interface ApplyLoadBalancerResult {
   certificates: { filename: string; md5: string; uploaded: boolean }[];
   configMd5: string;
   configVersion: bigint;
-  /** What was done to haproxy after the config was stored. */
+  /**
+   * What the agent did to haproxy after the config was stored: a reload, or
+   * a start when haproxy did not run (a reload of a stopped load balancer
+   * starts it, as in Octavia). Read from the agent's answer (`details`).
+   */
   action: "reload" | "start";
+  /** The agent's words about it, e.g. "haproxy reloaded with config version 3". */
+  details: string;
   /** The config version haproxy serves afterwards (0 if the agent does not say). */
   servedVersion: bigint;
 }
@@ -39,9 +45,12 @@ const md5 = (s: string) => createHash("md5").update(s).digest("hex");
 
 /**
  * Uploads the certificates (skipping those whose md5 on the amphora already
- * matches), then the config, then reloads haproxy if it runs or starts it
- * if not. Stops at the first failure with an AmphoraError; nothing already
- * done is undone (each step keeps the agent's previous good state on failure).
+ * matches), then the config, then reloads haproxy (which starts it if it
+ * does not run). The reload carries the md5 of the config just stored, so
+ * a config another controller stored in between is not put in service by
+ * this call: it fails with `aborted` instead. Stops at the first failure
+ * with an AmphoraError; nothing already done is undone (each step keeps the
+ * agent's previous good state on failure).
  */
 export async function applyLoadBalancer(client: AmphoraClient, input: ApplyLoadBalancerInput): Promise<ApplyLoadBalancerResult> {
   const { lbId, signal } = input;
@@ -65,34 +74,28 @@ export async function applyLoadBalancer(client: AmphoraClient, input: ApplyLoadB
     { amphoraId: input.amphoraId, lbId, config: input.config, expectedMd5: input.expectedMd5 },
     { signal },
   );
-  const running = await isRunning(client, lbId, signal);
-  const action = running ? "reload" : "start";
   const res = await client.loadBalancer.controlLoadBalancer(
-    { lbId, action: running ? LoadBalancerAction.RELOAD : LoadBalancerAction.START },
+    // Octavia-era agents answer PUT /config without an md5: no guard then.
+    { lbId, action: LoadBalancerAction.RELOAD, expectedMd5: stored.md5 || undefined },
     { signal },
   );
-  return { certificates, configMd5: stored.md5, configVersion: stored.version, action, servedVersion: res.version };
+  // "haproxy started with config version N" when it was not running.
+  const action = /\bstart(ed)?\b/i.test(res.details) ? "start" : "reload";
+  return { certificates, configMd5: stored.md5, configVersion: stored.version, action, details: res.details, servedVersion: res.version };
 }
 
-/** Whether haproxy of this load balancer runs, asked the most precise way the agent supports. */
-async function isRunning(client: AmphoraClient, lbId: string, signal?: AbortSignal): Promise<boolean> {
-  let status: LoadBalancerStatus | undefined;
-  try {
-    status = (await client.loadBalancer.getLoadBalancerStatus({ lbId }, { signal })).status;
-  } catch (e) {
-    const code = ConnectError.from(e).code;
-    if (code === Code.NotFound) return false;
-    if (code !== Code.Unimplemented) throw e;
-    // Octavia-era agents: a listener of this load balancer is ACTIVE only when haproxy runs.
-    const { listeners } = await client.loadBalancer.listListeners({}, { signal });
-    return listeners.some((l) => l.lbId === lbId && l.status === "ACTIVE");
-  }
-  return status?.state === "RUNNING";
+export interface DeleteLoadBalancerInput {
+  lbId: string;
+  signal?: AbortSignal;
 }
 
 /** Stops haproxy and removes config, certificates and sockets; succeeds for an unknown load balancer. */
-export async function deleteLoadBalancer(client: AmphoraClient, lbId: string, o: { signal?: AbortSignal } = {}): Promise<void> {
-  await client.loadBalancer.deleteLoadBalancer({ lbId }, { signal: o.signal });
+export async function deleteLoadBalancer(client: AmphoraClient, input: DeleteLoadBalancerInput): Promise<void>;
+/** @deprecated pass `{ lbId, signal }`, as the other flows take their input. */
+export async function deleteLoadBalancer(client: AmphoraClient, lbId: string, o?: { signal?: AbortSignal }): Promise<void>;
+export async function deleteLoadBalancer(client: AmphoraClient, input: DeleteLoadBalancerInput | string, o: { signal?: AbortSignal } = {}): Promise<void> {
+  const { lbId, signal } = typeof input === "string" ? { lbId: input, signal: o.signal } : input;
+  await client.loadBalancer.deleteLoadBalancer({ lbId }, { signal });
 }
 
 export interface WaitForListenersInput {
@@ -108,14 +111,55 @@ export interface WaitForListenersInput {
 }
 
 /**
+ * What the load balancer's stored config says about its listeners, before
+ * any waiting: an unknown load balancer fails at once with `not_found`, and
+ * one whose config has no listener to wait for (listeners are the config's
+ * frontends, named by listener id) or lacks a listener asked for fails with
+ * `failed_precondition` instead of waiting for listeners that never appear.
+ * Agents without GetLoadBalancerStatus (Octavia's) skip the check.
+ */
+async function checkListenersExpected(client: AmphoraClient, input: WaitForListenersInput): Promise<void> {
+  const lbId = input.lbId!;
+  let status: LoadBalancerStatus | undefined;
+  try {
+    status = (await client.loadBalancer.getLoadBalancerStatus({ lbId }, { signal: input.signal })).status;
+  } catch (e) {
+    const err = toAmphoraError(e, { agent: client.baseUrl });
+    if (err.code === Code.Unimplemented) return;
+    if (err.code === Code.NotFound) {
+      throw new AmphoraError(new ConnectError(`load balancer ${lbId} is not on this amphora: ${err.rawMessage}`, Code.NotFound, undefined, undefined, err), {
+        agent: client.baseUrl, procedure: "waitForListenersActive", category: "server", hintKey: "lb_not_found",
+      });
+    }
+    throw err;
+  }
+  if (!status) return;
+  const known = status.listenerIds;
+  const absent = (input.listenerIds ?? []).filter((id) => !known.includes(id));
+  if (known.length && !absent.length) return;
+  const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+  const named = known.length ? `its frontends are ${known.join(", ")}` : "it has no frontend sections";
+  const notIds = known.filter((id) => !uuid.test(id));
+  const why = !known.length
+    ? `the stored config of load balancer ${lbId} names no listener (${named}): nothing to wait for`
+    : `listener(s) ${absent.join(", ")} not in the stored config of load balancer ${lbId} (${named}${notIds.length ? `; ${notIds.join(", ")} ${notIds.length > 1 ? "are" : "is"} not a listener id` : ""}): they would never appear`;
+  throw new AmphoraError(new ConnectError(why, Code.FailedPrecondition), {
+    agent: client.baseUrl, procedure: "waitForListenersActive", category: "server", hintKey: "no_listeners_in_config",
+  });
+}
+
+/**
  * Polls ListListeners until every wanted listener is ACTIVE and returns
- * them. Fails at once when one is in ERROR (its config does not parse), and
- * with `deadline_exceeded` naming the laggards when time runs out.
+ * them. With `lbId`, first checks the load balancer exists and its config
+ * has the listeners (see checkListenersExpected). Fails at once when one is
+ * in ERROR (its config does not parse), and with `deadline_exceeded` naming
+ * the laggards when time runs out.
  */
 export async function waitForListenersActive(client: AmphoraClient, input: WaitForListenersInput): Promise<Listener[]> {
   if (!input.lbId && !input.listenerIds?.length) throw new TypeError("waitForListenersActive: give lbId or listenerIds");
   const timeoutMs = input.timeoutMs ?? 30_000;
   const deadline = Date.now() + timeoutMs;
+  if (input.lbId) await checkListenersExpected(client, input);
   const wanted = new Set(input.listenerIds ?? []);
   let last = wanted.size ? [...wanted].map((id) => `${id}=MISSING`).join(", ") : "no listeners seen";
   const timedOut = () =>
@@ -124,7 +168,7 @@ export async function waitForListenersActive(client: AmphoraClient, input: WaitF
       procedure: "waitForListenersActive",
       // The agent answered; its listeners just are not ACTIVE.
       category: "server",
-      hint: "is the load balancer started? see `amphora lb status`",
+      hintKey: "listeners_not_active",
     });
   for (;;) {
     // Each poll gets what is left of the budget, but never so little that a
@@ -143,7 +187,7 @@ export async function waitForListenersActive(client: AmphoraClient, input: WaitF
     if (failed.length) {
       throw new AmphoraError(
         new ConnectError(`listener(s) in ERROR: ${failed.map((l) => l.uuid).join(", ")}`, Code.FailedPrecondition),
-        { agent: client.baseUrl, procedure: "waitForListenersActive", category: "server", hint: "the stored haproxy config does not parse: check it with `amphora config get`" },
+        { agent: client.baseUrl, procedure: "waitForListenersActive", category: "server", hintKey: "listener_config_error" },
       );
     }
     if (mine.length && !missing.length && mine.every((l) => l.status === "ACTIVE")) return mine;

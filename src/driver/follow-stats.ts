@@ -1,5 +1,7 @@
-// Stats as an async iterable that outlives the connection: when the agent
-// restarts or the network drops, it reconnects with backoff and carries on.
+// Stats as an async iterable that outlives the connection: once a stream
+// is established, when the agent restarts or the network drops, it
+// reconnects with backoff and carries on. A first connect that fails is an
+// error like any other call's (nothing was ever reached to reconnect to).
 // The agent's first message on every stream is a full snapshot, so a
 // consumer that replaces its state on `full` stays consistent.
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -23,6 +25,12 @@ export interface FollowStatsOptions {
   backoff?: BackoffOptions;
   /** Give up after this many consecutive failed connects (default: never). */
   maxReconnects?: number;
+  /**
+   * Also retry when the very first stream fails before its first message
+   * (default false: that error is thrown at once, e.g. a wrong URL or an
+   * agent that is down fails like any other call).
+   */
+  retryFirstConnect?: boolean;
   /**
    * Also yield the agent's keepalives (empty, not full: sent so an idle
    * stream is not closed). Default false: they carry no data.
@@ -55,6 +63,8 @@ export async function* followStats(client: AmphoraClient, o: FollowStatsOptions 
     mode: o.mode ?? WatchMode.SNAPSHOTS,
   };
   let failures = 0;
+  // Whether a stream ever delivered a message: only then is there something to reconnect to.
+  let established = false;
   while (!o.signal?.aborted && !client.closed) {
     // A controller per stream: leaving the loop (break, return, throw in the
     // consumer) must cancel the HTTP/2 stream, which `break` alone does not.
@@ -65,6 +75,7 @@ export async function* followStats(client: AmphoraClient, o: FollowStatsOptions 
     try {
       for await (const msg of client.stats.watchStats(request, { signal: ac.signal, timeoutMs: 0 })) {
         failures = 0;
+        established = true;
         if (!o.keepalives && isKeepalive(msg)) continue;
         yield msg;
       }
@@ -77,6 +88,7 @@ export async function* followStats(client: AmphoraClient, o: FollowStatsOptions 
       // an agent shutting down cancels streams too, and that one is followed.
       if (error.code === Code.Canceled && client.closed) return;
       if (!transient(error)) throw error;
+      if (!established && !o.retryFirstConnect) throw error;
     } finally {
       o.signal?.removeEventListener("abort", onAbort);
       ac.abort();

@@ -10,7 +10,7 @@ export {
   type AmphoraProtocol,
   type CredentialPaths,
 } from "./client.js";
-export { AmphoraError, toAmphoraError, codeName, errorInterceptor, type ErrorCategory } from "./errors.js";
+export { AmphoraError, toAmphoraError, codeName, errorInterceptor, hintText, type ErrorCategory, type HintKey } from "./errors.js";
 export { retryInterceptor, type RetryOptions } from "./retry.js";
 export { backoffDelay, sleep, type BackoffOptions } from "./backoff.js";
 export {
@@ -20,6 +20,7 @@ export {
   type ApplyLoadBalancerInput,
   type ApplyLoadBalancerResult,
   type CertificateFile,
+  type DeleteLoadBalancerInput,
   type WaitForListenersInput,
 } from "./flows.js";
 export { followStats, isKeepalive, type FollowStatsOptions } from "./follow-stats.js";
@@ -33,3 +34,8 @@ export * from "../gen/amphora/v1/keepalived_pb.js";
 export * from "../gen/amphora/v1/stats_pb.js";
 export * from "../gen/amphora/v1/errors_pb.js";
 export { Code, ConnectError } from "@connectrpc/connect";
+// Responses hold 64-bit fields as bigint, which JSON.stringify refuses:
+// toJson/toJsonString write the Protobuf JSON mapping (64-bit as strings),
+// e.g. toJsonString(GetStatsResponseSchema, res). create/fromJson build
+// requests from plain objects and JSON.
+export { create, fromJson, toJson, toJsonString, type JsonValue, type JsonWriteOptions } from "@bufbuild/protobuf";

@@ -20,7 +20,9 @@ import {
   Code,
   ErrorInfoSchema,
   type AmphoraClientOptions,
+  type HintKey,
 } from "../../src/driver/index.js";
+import { cliHint } from "../../src/cli/hints.js";
 
 const agents: TestAgent[] = [];
 after(async () => {
@@ -157,25 +159,34 @@ test("a retried call succeeds once the agent is up", async () => {
   }
 });
 
-test("TLS problems say which credential to check", async () => {
+test("TLS problems say which credential to check: a structured hint key, words without any program's flags (the CLI adds its own)", async () => {
   const a = await agent();
   const b = await agent();
-  const cases: [string, Partial<AmphoraClientOptions>, RegExp][] = [
-    ["client certificate from another CA", { cert: b.cert, key: b.key }, /client certificate rejected by the agent: check --ca\/--cert/],
-    ["no client certificate", { cert: "", key: "" }, /client certificate rejected by the agent|check --ca\/--cert/],
-    ["server not signed by --ca", { ca: b.ca }, /server certificate is not signed by --ca/],
-    ["host not in the certificate", { serverName: "lb.example.invalid" }, /--server-name/],
-    ["key does not match the certificate", { key: b.key }, /--key is not the private key of --cert/],
+  const cases: [string, Partial<AmphoraClientOptions>, HintKey, RegExp, RegExp][] = [
+    ["client certificate from another CA", { cert: b.cert, key: b.key }, "client_cert_rejected", /client certificate rejected by the agent: check the CA and the client certificate/, /check --ca\/--cert/],
+    ["server not signed by --ca", { ca: b.ca }, "server_cert_untrusted", /server certificate is not signed by the CA given/, /not signed by --ca/],
+    ["host not in the certificate", { serverName: "lb.example.invalid" }, "server_name_mismatch", /check against the amphora id \(serverName\)/, /pass --server-name <amphora id>/],
+    ["key does not match the certificate", { key: b.key }, "key_cert_mismatch", /the private key does not belong to the client certificate/, /--key is not the private key of --cert/],
   ];
-  for (const [name, extra, hint] of cases) {
+  for (const [name, extra, key, words, cliWords] of cases) {
     const c = createAmphoraClient(opts(a, { retry: false, ...extra }));
     try {
       const e = await failure(c.system.getInfo({}));
       assert.equal(e.category, "tls", `${name}: category (${e.rawMessage})`);
-      assert.match(e.hint, hint, `${name}: hint`);
+      assert.equal(e.hintKey, key, `${name}: hint key`);
+      assert.match(e.hint, words, `${name}: hint`);
+      assert.doesNotMatch(e.hint, /--[a-z]/, `${name}: a library user has no CLI flags`);
+      assert.equal(e.toJSON().hint_key, key);
+      assert.match(cliHint(e), cliWords, `${name}: the CLI's words`);
     } finally {
       c.close();
     }
+  }
+  const none = createAmphoraClient(opts(a, { retry: false, cert: "", key: "" }));
+  try {
+    assert.match((await failure(none.system.getInfo({}))).hint, /client certificate rejected by the agent|check the CA/, "no client certificate");
+  } finally {
+    none.close();
   }
   // Rejections look different from run to run (FIN or RST, depending on
   // whether our request was still unread): every one is recognised, and none

@@ -24,6 +24,7 @@ import {
   type AmphoraClient,
   type WatchStatsResponse,
 } from "../../src/driver/index.js";
+import type { Interceptor } from "@connectrpc/connect";
 
 async function setup(t: TestContext, o: { stateDir?: string; listen?: string } = {}): Promise<{ agent: TestAgent; client: AmphoraClient; runDir: string }> {
   const runDir = mkdtempSync(join(tmpdir(), "amt-run-"));
@@ -53,6 +54,7 @@ test("applyLoadBalancer: certificates first (unchanged ones skipped), config, st
 
   const r1 = await applyLoadBalancer(client, { amphoraId, lbId, config: v1.text, certificates: [{ filename: "www.pem", pem: pem.bundle }] });
   assert.equal(r1.action, "start");
+  assert.match(r1.details, /haproxy started with config version 1/);
   assert.deepEqual(r1.certificates.map((c) => [c.filename, c.uploaded]), [["www.pem", true]]);
   assert.match(r1.configMd5, /^[0-9a-f]{32}$/);
   const active = await waitForListenersActive(client, { lbId, timeoutMs: 10_000 });
@@ -63,6 +65,7 @@ test("applyLoadBalancer: certificates first (unchanged ones skipped), config, st
   const v2 = octaviaConfig({ lbId, runDir, listeners: [{ ...v1.listeners[0]!, members: [{ port: b.port }] }] });
   const r2 = await applyLoadBalancer(client, { amphoraId, lbId, config: v2.text, certificates: [{ filename: "www.pem", pem: pem.bundle }], expectedMd5: r1.configMd5 });
   assert.equal(r2.action, "reload");
+  assert.match(r2.details, /haproxy reloaded with config version 2/);
   assert.deepEqual(r2.certificates.map((c) => [c.filename, c.uploaded, c.md5]), [["www.pem", false, r1.certificates[0]!.md5]]);
   assert.ok(r2.configVersion > r1.configVersion);
   assert.equal((await httpGet(port)).body, "backend-b");
@@ -85,10 +88,70 @@ test("applyLoadBalancer: certificates first (unchanged ones skipped), config, st
   assert.match(broken.errorDetails, /no-such-algo|balance/);
   assert.equal((await httpGet(port)).body, "backend-b", "the previous config keeps serving");
 
-  await deleteLoadBalancer(client, lbId);
+  // The same input shape as the other flows; the older (lbId, options) form still works.
+  await deleteLoadBalancer(client, { lbId });
   assert.deepEqual((await client.loadBalancer.listListeners({})).listeners.filter((l) => l.lbId === lbId), []);
   await assert.rejects(httpGet(port, "/", "127.0.0.1", 1000));
-  await deleteLoadBalancer(client, lbId); // idempotent
+  await deleteLoadBalancer(client, lbId, {}); // idempotent, deprecated form
+});
+
+test("applyLoadBalancer: the reload carries the md5 it stored, so a config another controller stored in between is not put in service; no extra status call", async (t) => {
+  const { agent, client: plain, runDir } = await setup(t);
+  const lbId = randomUUID();
+  const amphoraId = agent.config.amphoraId;
+  const mine = octaviaConfig({ lbId, runDir, listeners: [{ port: await freePort(), returnBody: "mine", members: [] }] });
+  const theirs = octaviaConfig({ lbId, runDir, listeners: [{ port: await freePort(), returnBody: "theirs", members: [] }] });
+  const calls: string[] = [];
+  let interleave = true;
+  // Records the calls, and plays another controller: right after this
+  // client's config is stored, it stores its own (a real second call to the agent).
+  const recorder: Interceptor = (next) => async (req) => {
+    calls.push(req.method.name);
+    const res = await next(req);
+    if (req.method.name === "PutConfig" && interleave) {
+      interleave = false;
+      await plain.loadBalancer.putConfig({ amphoraId, lbId, config: theirs.text });
+    }
+    return res;
+  };
+  const client = createAmphoraClient({ baseUrl: agent.url, ca: agent.ca, cert: agent.cert, key: agent.key, interceptors: [recorder] });
+  t.after(() => client.close());
+  const e = await applyLoadBalancer(client, { amphoraId, lbId, config: mine.text }).then(
+    () => assert.fail("a config stored by someone else was started"),
+    (x: unknown) => x as AmphoraError,
+  );
+  assert.equal(e.code, Code.Aborted, e.message);
+  assert.equal(e.procedure, "amphora.v1.LoadBalancerService/ControlLoadBalancer");
+  assert.equal((await plain.loadBalancer.getLoadBalancerStatus({ lbId })).status?.state, "STOPPED", "nothing was started");
+  assert.deepEqual(calls, ["PutConfig", "ControlLoadBalancer"], "no round trip to ask whether haproxy runs");
+
+  // Uncontested: stored, then reloaded (which starts a stopped load balancer) with the same guard.
+  calls.length = 0;
+  const r = await applyLoadBalancer(client, { amphoraId, lbId, config: mine.text });
+  assert.equal(r.action, "start");
+  assert.deepEqual(calls, ["PutConfig", "ControlLoadBalancer"]);
+  assert.equal((await httpGet(mine.listeners[0]!.port)).body, "mine");
+});
+
+test("waitForListenersActive: an unknown load balancer fails at once; listeners the config does not have are named, not waited for", async (t) => {
+  const { agent, client, runDir } = await setup(t);
+  const unknown = randomUUID();
+  const nf = await waitForListenersActive(client, { lbId: unknown, timeoutMs: 60_000 }).catch((x: unknown) => x as AmphoraError);
+  assert.ok(nf instanceof AmphoraError);
+  assert.equal(nf.code, Code.NotFound);
+  assert.equal(nf.hintKey, "lb_not_found");
+  assert.match(nf.rawMessage, new RegExp(`load balancer ${unknown} is not on this amphora`));
+
+  // Frontends not named by listener id: waiting for the listener's id would never end.
+  const lbId = randomUUID();
+  const cfg = octaviaConfig({ lbId, runDir, listeners: [{ port: await freePort(), returnBody: "hi", members: [] }] });
+  const listenerId = cfg.listeners[0]!.id;
+  await client.loadBalancer.putConfig({ amphoraId: agent.config.amphoraId, lbId, config: cfg.text.replace(`frontend ${listenerId}`, "frontend web") });
+  const fp = await waitForListenersActive(client, { lbId, listenerIds: [listenerId], timeoutMs: 60_000 }).catch((x: unknown) => x as AmphoraError);
+  assert.ok(fp instanceof AmphoraError);
+  assert.equal(fp.code, Code.FailedPrecondition);
+  assert.equal(fp.hintKey, "no_listeners_in_config");
+  assert.match(fp.rawMessage, new RegExp(`listener\\(s\\) ${listenerId} not in the stored config .*its frontends are web; web is not a listener id`));
 });
 
 test("waitForListenersActive: deadline names the listener that is not ACTIVE", async (t) => {
@@ -177,9 +240,11 @@ test("followStats: survives an agent restart on the same state dir and port, end
     onReconnect: ({ error }) => reconnects.push(error.codeName),
   });
   let phase: "before" | "after" = "before";
+  const epochs = new Set<string>();
   let afterCount = 0;
   for await (const msg of stream) {
     seen.push(msg);
+    if (msg.totalsSince) epochs.add(`${msg.totalsSince.seconds}.${msg.totalsSince.nanos}`);
     const lb = msg.loadBalancers.find((l) => l.lbId === lbId);
     if (phase === "before") {
       assert.ok(lb, "the first snapshot has the load balancer");
@@ -197,6 +262,11 @@ test("followStats: survives an agent restart on the same state dir and port, end
   assert.ok(reconnects.length >= 1, "the stream broke and was reconnected");
   assert.ok(afterCount >= 2, "snapshots kept coming after the restart");
   assert.ok(seen.some((m) => m.full), "full snapshots are marked");
+  // The restarted agent's totals begin again from zero: its totals_since says so.
+  assert.equal(epochs.size, 2, `one totals_since per agent run: ${[...epochs].join(", ")}`);
+  const a = (await client.stats.getStats({})).totalsSince;
+  const b = (await client.stats.getStats({})).totalsSince;
+  assert.ok(a && b && a.seconds === b.seconds && a.nanos === b.nanos, "stable while the agent runs");
   assert.equal((await httpGet(lport)).body, "be", "haproxy kept serving across the agent restart");
 });
 

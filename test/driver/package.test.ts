@@ -19,15 +19,21 @@ test("amphora-agent/driver and the amphora bin from plain node: compiled, typed,
   const agent = await startTestAgent();
   t.after(() => agent.cleanup());
   const script = `
-    const { createAmphoraClient, AmphoraError } = await import("amphora-agent/driver");
+    const { createAmphoraClient, AmphoraError, toJsonString, toJson, GetDetailsResponseSchema } = await import("amphora-agent/driver");
     const { ErrorInfoSchema } = await import("amphora-agent/gen/amphora/v1/errors_pb.js");
     const c = createAmphoraClient({ baseUrl: process.env.URL, ca: process.env.CA, cert: process.env.CERT, key: process.env.KEY });
     const info = await c.system.getInfo({});
+    // 64-bit fields are bigints: JSON.stringify refuses them, the re-exported toJson writes strings.
+    const details = await c.system.getDetails({});
+    let stringify = "";
+    try { JSON.stringify(details); } catch (e) { stringify = e.name; }
+    const memoryTotal = JSON.parse(toJsonString(GetDetailsResponseSchema, details)).memory.total;
+    const viaToJson = toJson(GetDetailsResponseSchema, details).memory.total;
     let code = "";
     try { await c.loadBalancer.getConfig({ amphoraId: info.amphoraId, lbId: "00000000-0000-4000-8000-000000000000" }); }
     catch (e) { code = e instanceof AmphoraError ? e.codeName : String(e); }
     c.close();
-    console.log(JSON.stringify({ amphoraId: info.amphoraId, code, schema: ErrorInfoSchema.typeName }));
+    console.log(JSON.stringify({ amphoraId: info.amphoraId, code, schema: ErrorInfoSchema.typeName, stringify, memoryTotal, viaToJson }));
   `;
   // No --import tsx: only what is compiled can load. (Asynchronous: the
   // agent answering it runs in this process.)
@@ -37,7 +43,11 @@ test("amphora-agent/driver and the amphora bin from plain node: compiled, typed,
     encoding: "utf8",
     timeout: 30_000,
   });
-  const r = JSON.parse(out.trim()) as { amphoraId: string; code: string; schema: string };
+  const r = JSON.parse(out.trim()) as { amphoraId: string; code: string; schema: string; stringify: string; memoryTotal: unknown; viaToJson: unknown };
+  assert.equal(r.stringify, "TypeError", "a response with 64-bit fields is not JSON.stringify-able");
+  assert.match(String(r.memoryTotal), /^\d+$/);
+  assert.equal(typeof r.memoryTotal, "string", "toJsonString: 64-bit as strings");
+  assert.equal(r.viaToJson, r.memoryTotal);
   assert.equal(r.amphoraId, agent.config.amphoraId);
   assert.equal(r.code, "not_found");
   assert.equal(r.schema, "amphora.v1.ErrorInfo");
