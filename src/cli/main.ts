@@ -1,7 +1,7 @@
-// `amphora`: the operator CLI. Parses the command line, finds the agent(s)
-// and credentials, runs the subcommand on every agent (fan-out) and prints
-// the result for humans or, with --json, for scripts.
-import { parseArgs } from "node:util";
+// `amphora`: the operator CLI. Parses the command line (parse.ts), finds
+// the agent(s) and credentials (settings.ts), runs the subcommand
+// (commands/) on every agent (fan-out) and prints the result for humans or,
+// with --json, for scripts.
 import { realpathSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 import {
@@ -12,30 +12,15 @@ import {
   AmphoraError,
   type AmphoraClient,
 } from "../driver/index.js";
-import { COMMANDS, commandGroups, type Command, type OptSpec, type OptValues } from "./commands.js";
-import { EXIT, EXIT_CODES_HELP, UsageError, exitCodeFor } from "./exit-codes.js";
+import { PartialFailure, type Command, type Output } from "./command.js";
+import { EXIT, UsageError, exitCodeFor } from "./exit-codes.js";
+import { cliHint } from "./hints.js";
 import { paint, stringifyJson, type Style } from "./output.js";
-import { defaultConfigPath, resolveSettings, type SettingFlags } from "./settings.js";
+import { parseCommandLine } from "./parse.js";
+import { resolveSettings, type SettingFlags } from "./settings.js";
+import { traceInterceptor } from "./trace.js";
 
 const VERSION = "0.1.0";
-
-const GLOBAL_OPTIONS: Record<string, OptSpec> = {
-  agent: { type: "string", multiple: true, short: "a", value: "URL", help: "agent URL, e.g. https://192.0.2.10:9443 (repeat for several amphorae) [AMPHORA_AGENT, comma-separated]" },
-  ca: { type: "string", value: "FILE", help: "CA that signed the agent's certificate [AMPHORA_CA]" },
-  cert: { type: "string", value: "FILE", help: "client certificate [AMPHORA_CERT]" },
-  key: { type: "string", value: "FILE", help: "client private key [AMPHORA_KEY]" },
-  "dev-state": { type: "string", value: "DIR", help: "use the dev PKI of an agent run with --dev --state-dir DIR [AMPHORA_DEV_STATE]" },
-  "server-name": { type: "string", value: "NAME", help: "name to check the agent's certificate against, e.g. the amphora id [AMPHORA_SERVER_NAME]" },
-  protocol: { type: "string", value: "P", help: "connect (default), grpc or grpc-web [AMPHORA_PROTOCOL]" },
-  timeout: { type: "string", value: "MS", help: "deadline per call, retries included (default: 10000 reads, 30000 changes, 60000 lb start/stop/reload/delete) [AMPHORA_TIMEOUT]" },
-  concurrency: { type: "string", value: "N", help: "with several agents: how many at once (default 8)" },
-  "cli-config": { type: "string", value: "FILE", help: "CLI config file [AMPHORA_CONFIG]" },
-  profile: { type: "string", value: "NAME", help: "profile of the config file [AMPHORA_PROFILE]" },
-  json: { type: "boolean", help: "machine-readable JSON output" },
-  "no-color": { type: "boolean", help: "no colours (also NO_COLOR)" },
-  help: { type: "boolean", short: "h", help: "show help" },
-  version: { type: "boolean", help: "print the CLI version" },
-};
 
 export interface Io {
   stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number; rows?: number };
@@ -44,76 +29,30 @@ export interface Io {
   signal?: AbortSignal;
 }
 
-function optionLines(opts: Record<string, OptSpec>): string {
-  const rows = Object.entries(opts).map(([name, o]) => [
-    `${o.short ? `-${o.short}, ` : "    "}--${name}${o.type === "string" ? ` ${o.value ?? "VALUE"}` : ""}`,
-    o.help,
-  ]);
-  const w = Math.max(...rows.map((r) => r[0]!.length));
-  return rows.map(([a, b]) => `  ${a!.padEnd(w)}  ${b}`).join("\n") + "\n";
-}
-
-const usageOf = (c: Command) => `amphora ${c.path.join(" ")}${c.args.length ? " " + c.args.join(" ") : ""}${c.options ? " [options]" : ""}`;
-
-function mainHelp(env: NodeJS.ProcessEnv): string {
-  const lines = COMMANDS.map((c) => [`${c.path.join(" ")}${c.args.length ? " " + c.args.join(" ") : ""}`, c.summary]);
-  const w = Math.max(...lines.map((l) => l[0]!.length));
-  return (
-    `usage: amphora [global options] COMMAND [ARGS] [options]\n\n` +
-    `Drives amphora agents: load balancers (haproxy), certificates, network, VRRP, stats.\n\n` +
-    `commands:\n${lines.map(([a, b]) => `  ${a!.padEnd(w)}  ${b}`).join("\n")}\n\n` +
-    `global options:\n${optionLines(GLOBAL_OPTIONS)}\n` +
-    `Settings come from flags, then AMPHORA_* environment variables, then the config\n` +
-    `file (${defaultConfigPath(env)} unless --cli-config/AMPHORA_CONFIG), e.g.\n` +
-    `  {"agent": "https://192.0.2.10:9443", "ca": "ca.pem", "cert": "client.pem", "key": "client-key.pem",\n` +
-    `   "profiles": {"dev": {"agent": "https://127.0.0.1:9443", "devState": "/path/to/state"}}}\n` +
-    `(paths relative to the file). The agent defaults to https://127.0.0.1:9443.\n` +
-    `With several --agent, the command runs on each and reports each result.\n\n` +
-    `'amphora COMMAND --help' describes a command.\n\n${EXIT_CODES_HELP}`
-  );
-}
-
-function commandHelp(c: Command): string {
-  return (
-    `usage: ${usageOf(c)}\n\n${c.summary}\n${c.help ? `\n${c.help}\n` : ""}` +
-    (c.options ? `\noptions:\n${optionLines(c.options)}` : "") +
-    `\nglobal options: --agent URL --ca FILE --cert FILE --key FILE --dev-state DIR --json ... (see amphora --help)\n`
-  );
-}
-
-function groupHelp(group: string, cmds: Command[]): string {
-  const w = Math.max(...cmds.map((c) => usageOf(c).length));
-  return `commands of 'amphora ${group}':\n${cmds.map((c) => `  ${usageOf(c).padEnd(w)}  ${c.summary}`).join("\n")}\n\n'amphora ${group} SUBCOMMAND --help' for details.\n`;
-}
-
-/** Longest command path that prefixes the positionals. */
-function findCommand(positionals: string[]): Command | undefined {
-  let best: Command | undefined;
-  for (const c of COMMANDS) {
-    if (c.path.length <= positionals.length && c.path.every((w, i) => positionals[i] === w) && (!best || c.path.length > best.path.length)) best = c;
-  }
-  return best;
-}
-
-function allOptions(): Record<string, OptSpec> {
-  const all: Record<string, OptSpec> = { ...GLOBAL_OPTIONS };
-  for (const c of COMMANDS) Object.assign(all, c.options ?? {});
-  return all;
-}
-
 interface AgentResult {
   agent: string;
   ok: boolean;
-  value?: { json: unknown; text: string };
+  value?: Output;
   error?: AmphoraError;
+  /** What a command that failed half-way had done (see PartialFailure). */
+  done?: Output;
 }
 
 function errorText(e: AmphoraError, st: Style, what: string): string {
   const lines = [`${paint("error", "red", st)}: ${what} failed: ${e.rawMessage} [${e.codeName}]`];
   if (e.errorDetails) lines.push(`  details: ${e.errorDetails.trimEnd().replace(/\n/g, "\n    ")}`);
   if (e.reason) lines.push(`  reason: ${e.reason}`);
-  if (e.hint) lines.push(`  hint: ${e.hint}`);
+  const hint = cliHint(e);
+  if (hint) lines.push(`  hint: ${hint}`);
   return lines.join("\n") + "\n";
+}
+
+/** The error for --json: the driver's fields, with the hint in the CLI's words. */
+function errorJson(e: AmphoraError): Record<string, string> {
+  const j = e.toJSON();
+  const hint = cliHint(e);
+  if (hint) j.hint = hint;
+  return j;
 }
 
 /** Runs the CLI; resolves to the exit code. Never throws. */
@@ -122,47 +61,22 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
   const errStyle: Style = { color: colorAllowed && io.stderr.isTTY === true };
   let command: Command | undefined;
   try {
-    let parsed;
-    try {
-      parsed = parseArgs({ args: argv, options: allOptions() as never, allowPositionals: true, strict: true });
-    } catch (e) {
-      throw new UsageError((e as Error).message.replace(/\. To specify a positional argument.*$/s, ""));
-    }
-    const opts = parsed.values as OptValues;
-    const positionals = parsed.positionals;
-    if (opts.version) {
+    const parsed = parseCommandLine(argv, io.env);
+    if (parsed.kind === "version") {
       io.stdout.write(`${VERSION}\n`);
       return EXIT.OK;
     }
-    command = findCommand(positionals);
-    if (!command) {
-      const group = positionals[0] && commandGroups().get(positionals[0]);
+    if (parsed.kind === "help") {
       // Asked for: stdout and 0. Not asked for (nothing to run): stderr and 2.
-      if (group && (opts.help || positionals.length === 1)) {
-        (opts.help ? io.stdout : io.stderr).write(groupHelp(positionals[0]!, group));
-        return opts.help ? EXIT.OK : EXIT.USAGE;
-      }
-      if (opts.help || !positionals.length) {
-        (opts.help ? io.stdout : io.stderr).write(mainHelp(io.env));
-        return opts.help ? EXIT.OK : EXIT.USAGE;
-      }
-      throw new UsageError(
-        group ? `unknown subcommand '${positionals.slice(0, 2).join(" ")}'` : `unknown command '${positionals[0]}'`,
-        group ? groupHelp(positionals[0]!, group) : "run 'amphora --help' for the list of commands\n",
-      );
+      (parsed.asked ? io.stdout : io.stderr).write(parsed.text);
+      return parsed.asked ? EXIT.OK : EXIT.USAGE;
     }
-    const cmd = command;
-    if (opts.help) {
-      io.stdout.write(commandHelp(cmd));
+    const { command: cmd, args, opts } = parsed;
+    command = cmd;
+    if (cmd.local) {
+      io.stdout.write(cmd.local(args, opts));
       return EXIT.OK;
     }
-    for (const name of Object.keys(opts)) {
-      if (!(name in GLOBAL_OPTIONS) && !(name in (cmd.options ?? {}))) throw new UsageError(`'amphora ${cmd.path.join(" ")}' has no option --${name}`, commandHelp(cmd));
-    }
-    const args = positionals.slice(cmd.path.length);
-    const required = cmd.args.filter((a) => !a.endsWith("?")).length;
-    if (args.length < required) throw new UsageError(`missing ${cmd.args.slice(args.length).join(" ")}`, `usage: ${usageOf(cmd)}\n`);
-    if (args.length > cmd.args.length) throw new UsageError(`unexpected argument '${args[cmd.args.length]}'`, `usage: ${usageOf(cmd)}\n`);
 
     const settings = resolveSettings(opts as SettingFlags, io.env);
     if (cmd.single && settings.agents.length > 1) throw new UsageError(`'amphora ${cmd.path.join(" ")}' works with one agent at a time; give one --agent`);
@@ -181,24 +95,37 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
 
     const json = opts.json === true;
     const style: Style = { color: colorAllowed && !json && io.stdout.isTTY === true };
+    const trace = opts.verbose === true;
     const ac = new AbortController();
     io.signal?.addEventListener("abort", () => ac.abort(), { once: true });
     const clients = new Map<string, AmphoraClient>();
     let results: AgentResult[];
     try {
       for (const url of settings.agents) {
+        const several = settings.agents.length > 1;
+        const interceptors = trace
+          ? [traceInterceptor((line) => io.stderr.write(`${paint(`${several ? `[${url}] ` : ""}${line}`, "dim", errStyle)}\n`), settings.protocol)]
+          : [];
         try {
-          clients.set(url, createAmphoraClient({ baseUrl: url, ...creds, protocol: settings.protocol, timeoutMs: settings.timeoutMs, serverName: settings.serverName }));
+          clients.set(url, createAmphoraClient({ baseUrl: url, ...creds, protocol: settings.protocol, timeoutMs: settings.timeoutMs, serverName: settings.serverName, interceptors }));
         } catch (e) {
           throw new UsageError(`--agent ${url}: ${(e as Error).message}`);
         }
       }
       const outcomes = await fanOut(
         settings.agents,
-        (url) => cmd.run({ client: clients.get(url)!, args, opts, input, signal: ac.signal, style, stdout: io.stdout, stderr: io.stderr, json }),
+        (url) =>
+          cmd
+            .run({ client: clients.get(url)!, args, opts, input, signal: ac.signal, style, stdout: io.stdout, stderr: io.stderr, json })
+            // Kept apart from other errors: what was done is printed too.
+            .catch((e: unknown) => (e instanceof PartialFailure ? e : Promise.reject(e))),
         { concurrency, signal: ac.signal, describe: (t) => String(t) },
       );
-      results = outcomes.map((r) => (r.ok ? { agent: r.target, ok: true, value: r.value } : { agent: r.target, ok: false, error: r.error }));
+      results = outcomes.map((r): AgentResult => {
+        if (!r.ok) return { agent: r.target, ok: false, error: r.error };
+        if (r.value instanceof PartialFailure) return { agent: r.target, ok: false, error: toAmphoraError(r.value.error, { agent: r.target }), done: r.value.done };
+        return { agent: r.target, ok: true, value: r.value };
+      });
     } finally {
       for (const c of clients.values()) c.close();
     }
@@ -232,20 +159,26 @@ function report(cmd: Command, results: AgentResult[], json: boolean, style: Styl
       else io.stdout.write(r.value!.text);
       return EXIT.OK;
     }
+    // What was done before the failure goes where a success would have.
+    if (r.done) io.stdout.write(json ? stringifyJson(r.done.json) + "\n" : r.done.text);
     const err = toAmphoraError(r.error);
-    if (json) io.stderr.write(stringifyJson({ error: err.toJSON() }) + "\n");
+    if (json) io.stderr.write(stringifyJson({ error: errorJson(err) }) + "\n");
     else io.stderr.write(errorText(err, errStyle, what));
     return exitCodeFor(err);
   }
   if (json) {
     io.stdout.write(
-      stringifyJson(results.map((r) => (r.ok ? { agent: r.agent, ok: true, result: r.value!.json } : { agent: r.agent, ok: false, error: r.error!.toJSON() }))) + "\n",
+      stringifyJson(
+        results.map((r) =>
+          r.ok ? { agent: r.agent, ok: true, result: r.value!.json } : { agent: r.agent, ok: false, error: errorJson(r.error!), ...(r.done ? { result: r.done.json } : {}) },
+        ),
+      ) + "\n",
     );
   } else {
     for (const r of results) {
       io.stdout.write(`${paint(`== ${r.agent}`, "bold", style)} ${r.ok ? paint("ok", "green", style) : paint("FAILED", "red", style)}\n`);
       if (r.ok) io.stdout.write(r.value!.text);
-      else io.stdout.write(errorText(r.error!, style, what));
+      else io.stdout.write((r.done?.text ?? "") + errorText(r.error!, style, what));
       io.stdout.write("\n");
     }
   }

@@ -87,7 +87,8 @@ export function keyValues(obj: unknown, st: Style, indent = ""): string {
     } else if (v && typeof v === "object") {
       out += Object.keys(v).length ? `${indent}${label}\n${keyValues(v, st, indent + "  ")}` : `${indent}${label} -\n`;
     } else {
-      const s = String(v);
+      // A program's multi-line output (haproxy's ALERT lines) stays under its key.
+      const s = String(v).trimEnd().replace(/\n/g, `\n${indent}${" ".repeat(w + 2)}`);
       const tint = /status|state|role/i.test(k) ? statusTint(s) : undefined;
       out += `${indent}${label} ${paint(s, tint, st)}\n`;
     }
@@ -113,6 +114,62 @@ export function formatBytes(n: number): string {
     i++;
   }
   return `${i ? n.toFixed(1) : n.toFixed(0)}${units[i]}`;
+}
+
+/** Milliseconds as a short duration: "850 ms", "4.2 s", "3m20s", "2h05m", "3d04h". */
+export function formatDuration(ms: number): string {
+  if (!Number.isFinite(ms) || ms < 0) return "-";
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s < 10 ? s.toFixed(1) : Math.floor(s)} s`;
+  const two = (n: number) => String(n).padStart(2, "0");
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${two(Math.floor(s % 60))}s`;
+  const h = Math.floor(m / 60);
+  if (h < 24) return `${h}h${two(m % 60)}m`;
+  return `${Math.floor(h / 24)}d${two(h % 24)}h`;
+}
+
+/** A Unix time in ms as its age: "3m20s ago"; 0 (never) as "-". */
+export function formatAge(atMs: number, now = Date.now()): string {
+  if (!atMs) return "-";
+  return atMs > now ? `in ${formatDuration(atMs - now)}` : `${formatDuration(now - atMs)} ago`;
+}
+
+/**
+ * The first line of a text that may hold a program's multi-line output,
+ * marked when there was more: a table row must stay one line.
+ */
+export function firstLine(s: string): string {
+  const lines = s.trim().split(/\r?\n/);
+  return lines.length > 1 ? `${lines[0]!.trimEnd()} (+${lines.length - 1} lines)` : lines[0]!;
+}
+
+/**
+ * A copy of a JSON object (in the Protobuf JSON mapping) with the values of
+ * the named fields made readable for `keyValues`: times as ages, durations,
+ * sizes with units. `rule` gets the field name and the value and returns the
+ * text, or undefined to keep the value. Arrays and nested objects are walked.
+ */
+export function humanize(v: unknown, rule: (key: string, value: unknown) => string | undefined): unknown {
+  if (Array.isArray(v)) return v.map((x) => humanize(x, rule));
+  if (!v || typeof v !== "object") return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+    const h = x !== null && typeof x !== "object" ? rule(k, x) : undefined;
+    out[k] = h ?? humanize(x, rule);
+  }
+  return out;
+}
+
+/** The rules most views share: `*_at_ms` as ages, `*_ms` and `*_seconds` as durations. */
+export function timeRule(key: string, value: unknown): string | undefined {
+  const n = Number(value);
+  if (!Number.isFinite(n)) return undefined;
+  if (key.endsWith("_at_ms")) return formatAge(n);
+  if (key.endsWith("_ms")) return formatDuration(n);
+  if (key.endsWith("_seconds")) return n ? formatDuration(n * 1000) : "0 s";
+  return undefined;
 }
 
 export function formatRate(perSecond: number): string {

@@ -110,7 +110,8 @@ export function resolveSettings(flags: SettingFlags, env: NodeJS.ProcessEnv = pr
   const fileAgents = f.agent === undefined ? undefined : Array.isArray(f.agent) ? f.agent : [f.agent];
   const agents = pick<string[]>("agents", [flags.agent, "--agent"], [envAgents, "AMPHORA_AGENT"], [fileAgents, fromFile]) ?? [DEFAULT_AGENT];
   const protocol = pick<string>(undefined, [flags.protocol, ""], [env.AMPHORA_PROTOCOL, ""], [f.protocol, ""]) ?? "connect";
-  if (!["connect", "grpc", "grpc-web"].includes(protocol)) throw new UsageError(`--protocol must be connect, grpc or grpc-web, got ${JSON.stringify(protocol)}`);
+  // "grpcweb" is buf's spelling (buf curl --protocol grpcweb); "grpc-web" stays accepted.
+  if (!["connect", "grpc", "grpcweb", "grpc-web"].includes(protocol)) throw new UsageError(`--protocol must be connect, grpc or grpcweb, got ${JSON.stringify(protocol)}`);
   const timeoutRaw = pick<string | number>(undefined, [flags.timeout, ""], [env.AMPHORA_TIMEOUT, ""], [f.timeoutMs, ""]);
   let timeoutMs: number | undefined;
   if (timeoutRaw !== undefined) {

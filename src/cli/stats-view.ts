@@ -7,7 +7,16 @@ import {
   type Counters,
   type LoadBalancerStats,
 } from "../driver/index.js";
-import { formatBytes, formatRate, paint, statusTint, table, type Style } from "./output.js";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { formatAge, formatBytes, formatRate, paint, statusTint, table, type Style } from "./output.js";
+
+const msOf = (t: Timestamp | undefined) => (t ? Number(t.seconds) * 1000 + Math.floor(t.nanos / 1e6) : 0);
+
+/** "totals since 2026-12-03T09:00:00.000Z (3m20s ago)", the line above a stats snapshot. */
+export function totalsSinceLine(t: Timestamp | undefined, now = Date.now()): string {
+  const at = msOf(t);
+  return at ? `totals since ${new Date(at).toISOString()} (${formatAge(at, now)}, when the agent began counting)\n` : "";
+}
 
 export const listenerState = (s: ListenerState) => (ListenerState[s] ?? "UNSPECIFIED").replace(/^UNSPECIFIED$/, "UNKNOWN");
 export const poolState = (s: PoolState) => (PoolState[s] ?? "UNSPECIFIED").replace(/^UNSPECIFIED$/, "UNKNOWN");
@@ -30,6 +39,18 @@ interface Sample {
 export class RateTracker {
   private prev = new Map<string, Sample>();
   private next = new Map<string, Sample>();
+  private since = 0;
+
+  /**
+   * The agent's totals_since of the snapshot about to be rendered: when it
+   * changed, the agent restarted and its totals began again from zero, so
+   * no rate is taken across it.
+   */
+  epoch(totalsSince: Timestamp | undefined): void {
+    const at = msOf(totalsSince);
+    if (at && this.since && at !== this.since) this.prev.clear();
+    if (at) this.since = at;
+  }
 
   rate(key: string, at: number, totals: Counters | undefined): Rates | undefined {
     this.next.set(key, { at, totals });
@@ -125,7 +146,9 @@ export function statsLines(lbs: LoadBalancerStats[], time: string, tracker: Rate
   const out: string[] = [];
   const rate = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? "-" : formatRate(v));
   for (const lb of lbs) {
-    out.push(`${time} lb ${lb.lbId} running=${lb.running} connections=${n(lb.currentConnections)} reloads=${n(lb.reloads)}`);
+    // new_workers: LoadBalancerStats.reloads, the new haproxy workers the agent
+    // carried totals across; "reloads" is haproxy's own counter (lb list).
+    out.push(`${time} lb ${lb.lbId} running=${lb.running} connections=${n(lb.currentConnections)} new_workers=${n(lb.reloads)}`);
     for (const l of lb.listeners) {
       const rt = tracker.rate(`l:${lb.lbId}:${l.listenerId}`, at, l.totals);
       out.push(

@@ -5,7 +5,7 @@
 import { followStats, WatchMode, WatchStatsResponseSchema, type WatchStatsResponse } from "../driver/index.js";
 import { clipToWidth, messageJson, paint } from "./output.js";
 import { RateTracker, renderStats, statsLines } from "./stats-view.js";
-import type { RunContext } from "./commands.js";
+import type { RunContext } from "./command.js";
 
 export interface WatchOptions {
   lbIds: string[];
@@ -50,6 +50,7 @@ export async function runWatch(ctx: RunContext<unknown>, o: WatchOptions): Promi
       },
     })) {
       status = "";
+      tracker.epoch(msg.totalsSince);
       const { at, iso } = timeOf(msg);
       if (ctx.json) {
         ctx.stdout.write(JSON.stringify(messageJson(WatchStatsResponseSchema, msg)) + "\n");

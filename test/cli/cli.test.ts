@@ -9,6 +9,8 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { once } from "node:events";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startTestAgent, type TestAgent } from "../support/agent.js";
@@ -159,7 +161,8 @@ describe("amphora CLI", () => {
   test("info, api-version, details, listeners: human and --json; every protocol", async () => {
     let r = ok(await cli([...A, "info"]), "info");
     assert.match(r.stdout, new RegExp(`amphora_id: +${lbAgent.config.amphoraId}`));
-    for (const protocol of ["connect", "grpc", "grpc-web"]) {
+    // "grpcweb" is buf's spelling (the README's), "grpc-web" the older one.
+    for (const protocol of ["connect", "grpc", "grpcweb", "grpc-web"]) {
       r = ok(await cli([...A, "info", "--json", "--protocol", protocol]), `info ${protocol}`);
       assert.equal(json(r).api_version, "1.0");
     }
@@ -170,9 +173,12 @@ describe("amphora CLI", () => {
     assert.ok(d.cpu_count >= 1);
     assert.equal(typeof d.memory.total, "string", "uint64 as a string, as in the Protobuf JSON mapping");
     r = ok(await cli([...A, "details"]), "details");
-    assert.match(r.stdout, /INTERFACE +TX_BYTES +RX_BYTES/);
+    assert.match(r.stdout, /INTERFACE +TX +RX/);
     r = ok(await cli([...A, "listeners", "--json"]), "listeners --json");
-    assert.ok(Array.isArray(json(r)));
+    assert.ok(Array.isArray(json(r).listeners), "ListListenersResponse, not a bare array");
+    r = ok(await cli([...A, "details"]), "details human");
+    assert.match(r.stdout, /total: +\d+(\.\d)?(KiB|MiB|GiB)\n/, "memory with units");
+    assert.match(r.stdout, /INTERFACE +TX +RX\n\S+ +\d+(\.\d)?(B|KiB|MiB|GiB) /, "network counters with units");
   });
 
   test("load balancer lifecycle: config, lb, cert, listeners, stats, watch, apply, wait, delete", async () => {
@@ -205,9 +211,9 @@ describe("amphora CLI", () => {
     r = ok(await cli([...A, "listeners"]), "listeners");
     assert.match(r.stdout, new RegExp(`${listenerId} +${lbId} +HTTP +ACTIVE`));
     r = ok(await cli([...A, "listeners", "--json"]), "listeners --json");
-    assert.deepEqual(json(r).filter((l: any) => l.lb_id === lbId).map((l: any) => [l.uuid, l.status]), [[listenerId, "ACTIVE"]]);
+    assert.deepEqual(json(r).listeners.filter((l: any) => l.lb_id === lbId).map((l: any) => [l.uuid, l.status]), [[listenerId, "ACTIVE"]]);
     r = ok(await cli([...A, "lb", "wait", lbId, "--json"]), "lb wait");
-    assert.equal(json(r)[0].status, "ACTIVE");
+    assert.deepEqual(json(r).listeners.map((l: any) => l.status), ["ACTIVE"], "ListListenersResponse, as `listeners --json`");
     r = ok(await cli([...A, "lb", "reload", lbId, "--json"]), "lb reload");
     assert.equal(json(r).message, "OK");
     r = ok(await cli([...A, "lb", "status", lbId, "--json"]), "lb status");
@@ -218,7 +224,7 @@ describe("amphora CLI", () => {
     assert.ok(json(r).load_balancers.some((s: any) => s.lb_id === lbId && s.state === "RUNNING"));
     r = ok(await cli([...A, "lb", "list"]), "lb list human");
     assert.match(r.stdout, new RegExp(`${lbId} +RUNNING +running +`));
-    assert.match(r.stdout, /WANTED .* RESTARTS +LAST_ACTION/);
+    assert.match(r.stdout, /WANTED .* RESTARTS +LAST_EXIT +LAST_ACTION/);
 
     // Certificates.
     const pem = await selfSignedPem(work, "www.example.com");
@@ -244,7 +250,9 @@ describe("amphora CLI", () => {
     const lbStats = json(r).load_balancers.find((l: any) => l.lb_id === lbId);
     assert.equal(lbStats.listeners[0].listener_id, listenerId);
     assert.ok(Number(lbStats.listeners[0].totals.total_sessions) >= 5);
+    assert.match(json(r).totals_since, /^\d{4}-\d\d-\d\dT/, "when the agent began counting the totals");
     r = ok(await cli([...A, "stats", "--lb", lbId]), "stats");
+    assert.match(r.stdout, /^totals since \S+ \(.* ago, when the agent began counting\)\n/);
     assert.match(r.stdout, new RegExp(`${listenerId} +${lbId} +OPEN`));
     assert.match(r.stdout, /MEMBER +POOL +STATUS/);
 
@@ -406,5 +414,78 @@ describe("amphora CLI", () => {
     const untrusted = await cli(["--agent", netAgent.url, "--dev-state", lbAgent.stateDir, "info"]);
     assert.equal(untrusted.code, EXIT.CONNECTION);
     assert.match(untrusted.stderr, /hint: the agent's server certificate is not signed by --ca/);
+  });
+  test("lb wait: an unknown load balancer fails at once (not_found); a config naming no listener says so; lb apply --wait shows what it did", async () => {
+    // A generous wait: the old behaviour waited all of it, then timed out.
+    const unknown = randomUUID();
+    let r = await cli([...A, "lb", "wait", unknown, "--wait-timeout", "5000", "--json"]);
+    assert.equal(r.code, EXIT.SERVER, r.stderr);
+    const err = JSON.parse(r.stderr).error;
+    assert.equal(err.code, "not_found");
+    assert.match(err.message, new RegExp(`load balancer ${unknown} is not on this amphora`));
+    assert.match(err.hint, /amphora lb list/);
+
+    // Only a `listen` section: no frontend, so no listener to wait for.
+    const lbId = randomUUID();
+    const port = await freePort();
+    const cfg = octaviaConfig({ lbId, runDir, listeners: [] }).text +
+      `listen web\n    bind 127.0.0.1:${port}\n    mode http\n    http-request return status 200 content-type text/plain string "hi"\n`;
+    const cfgFile = join(work, "listen-only.cfg");
+    writeFileSync(cfgFile, cfg);
+    try {
+      r = await cli([...A, "lb", "apply", lbId, "--config", cfgFile, "--wait", "--wait-timeout", "5000"]);
+      assert.equal(r.code, EXIT.SERVER, r.stderr);
+      assert.match(r.stdout, /^config stored: md5 [0-9a-f]{32}, version 1\nhaproxy started\n$/, "the apply lines it completed");
+      assert.match(r.stderr, /error: lb apply failed: the stored config of load balancer \S+ names no listener \(it has no frontend sections\): nothing to wait for \[failed_precondition\]/);
+      assert.match(r.stderr, /hint: listeners are the config's frontends, named by listener id/);
+      assert.equal((await httpGet(port)).body, "hi", "the apply did go through");
+      r = await cli([...A, "lb", "apply", lbId, "--config", cfgFile, "--wait", "--json"]);
+      assert.equal(r.code, EXIT.SERVER);
+      assert.equal(json(r).action, "reload", "--json: the apply's result on stdout");
+      assert.equal(JSON.parse(r.stderr).error.code, "failed_precondition");
+    } finally {
+      await cli([...A, "lb", "delete", lbId]);
+    }
+  });
+
+  test("lb list: one row per load balancer when the last action holds haproxy's output; ages in human output, raw values in --json", async () => {
+    const lbId = randomUUID();
+    const port = await freePort();
+    // Someone else holds the port: haproxy's start fails with its ALERT lines.
+    const squatter = createServer().listen(port, "127.0.0.1");
+    await once(squatter, "listening");
+    try {
+      const cfgFile = join(work, "squatted.cfg");
+      writeFileSync(cfgFile, octaviaConfig({ lbId, runDir, listeners: [{ port, returnBody: "x", members: [] }] }).text);
+      ok(await cli([...A, "config", "put", lbId, cfgFile]), "config put");
+      const start = await cli([...A, "lb", "start", lbId]);
+      assert.equal(start.code, EXIT.SERVER, start.stdout);
+      const raw = json(ok(await cli([...A, "lb", "list", "--json"]), "lb list --json")).load_balancers.find((s: any) => s.lb_id === lbId);
+      assert.match(raw.last_action, /\n/, "haproxy's multi-line output is in the last action");
+      const human = ok(await cli([...A, "lb", "list"]), "lb list").stdout;
+      const lines = human.trimEnd().split("\n");
+      const header = lines[0]!;
+      assert.match(header, /RESTARTS +LAST_EXIT +LAST_ACTION$/);
+      for (const l of lines.slice(1)) assert.match(l, /^[0-9a-f-]{36} /, `every row starts with a load balancer id: ${JSON.stringify(l)}`);
+      assert.match(lines.find((l) => l.startsWith(lbId))!, /\(\+\d+ lines\)$/, "the row says there was more");
+      const status = ok(await cli([...A, "lb", "status", lbId]), "lb status").stdout;
+      assert.match(status, /finished_at_ms: +\d[^\n]* ago\n/, "times as ages");
+      assert.match(status, /duration_ms: +\d+(\.\d)? (ms|s)\n/, "durations with units");
+      const st = json(ok(await cli([...A, "lb", "status", lbId, "--json"]), "lb status --json"));
+      assert.match(st.status.recent_actions[0].finished_at_ms, /^\d{13}$/, "--json keeps epoch milliseconds");
+    } finally {
+      squatter.close();
+      await cli([...A, "lb", "delete", lbId]);
+    }
+  });
+
+  test("--verbose traces each request on stderr (method, URL, protocol, outcome, duration), never credentials", async () => {
+    const r = ok(await cli([...A, "info", "--verbose", "--json", "--protocol", "grpc"]), "info --verbose");
+    assert.equal(json(r).amphora_id, lbAgent.config.amphoraId, "stdout is unchanged");
+    assert.match(r.stderr, new RegExp(`^> POST ${lbAgent.url.replace(/[.]/g, "\\.")}/amphora\\.v1\\.SystemService/GetInfo \\(grpc, unary\\)\n< ok \\d+ ms\n$`));
+    const down = await cli(["--agent", downUrl, "--dev-state", lbAgent.stateDir, "-v", "lb", "status", randomUUID(), "--timeout", "3000"]);
+    assert.equal(down.code, EXIT.CONNECTION);
+    assert.match(down.stderr, /> POST \S+\/amphora\.v1\.LoadBalancerService\/GetLoadBalancerStatus \(connect, unary\)\n< unavailable \d+ ms: /, "a failed attempt says how");
+    for (const s of [r.stderr, down.stderr]) assert.doesNotMatch(s, /PRIVATE KEY|BEGIN CERTIFICATE/);
   });
 });

@@ -80,6 +80,12 @@ test("bad settings are usage errors that say where they came from", () => {
   assert.throws(() => resolveSettings({ "cli-config": bad }, noFile), (e: unknown) => e instanceof UsageError && /bad\.json is not valid JSON/.test(e.message));
   assert.throws(() => resolveSettings({ "cli-config": join(dir, "absent.json") }, noFile), /does not exist \(from --cli-config\)/);
   assert.throws(() => resolveSettings({}, { ...noFile, AMPHORA_CONFIG: join(dir, "absent.json") }), /from AMPHORA_CONFIG/);
-  assert.throws(() => resolveSettings({ protocol: "soap" }, noFile), /--protocol must be connect, grpc or grpc-web/);
+  assert.throws(() => resolveSettings({ protocol: "soap" }, noFile), /--protocol must be connect, grpc or grpcweb/);
   assert.throws(() => resolveSettings({ timeout: "soon" }, noFile), /--timeout must be milliseconds/);
+});
+
+test("--protocol grpcweb, buf's spelling, is accepted; grpc-web too", () => {
+  assert.equal(resolveSettings({ protocol: "grpcweb" }, noFile).protocol, "grpcweb");
+  assert.equal(resolveSettings({}, { ...noFile, AMPHORA_PROTOCOL: "grpcweb" }).protocol, "grpcweb");
+  assert.equal(resolveSettings({ protocol: "grpc-web" }, noFile).protocol, "grpc-web");
 });

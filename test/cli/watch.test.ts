@@ -155,3 +155,19 @@ test("watch follows the agent through a restart on the same state dir and port",
   c.p.kill("SIGINT");
   assert.equal(await c.exit, 0);
 });
+
+test("watch against an agent that cannot be reached at the start exits 3 at once, like any command", async (t) => {
+  // An agent's state dir for credentials, and a port nothing listens on.
+  const agent = await startTestAgent();
+  t.after(() => agent.cleanup());
+  const down = `https://127.0.0.1:${await freePort()}`;
+  const c = start(process.execPath, ["--import", "tsx", MAIN, "--agent", down, "--dev-state", agent.stateDir, "watch", "--interval", "200"], cleanEnv());
+  killOnExit(t, c);
+  // The old behaviour retried forever: end it after a while so the test reports instead of hanging.
+  const guard = setTimeout(() => c.p.kill("SIGKILL"), 30_000);
+  t.after(() => clearTimeout(guard));
+  assert.equal(await c.exit, 3, `stdout: ${c.out()}\nstderr: ${c.err()}`);
+  assert.match(c.err(), /error: watch failed: .*ECONNREFUSED/);
+  assert.match(c.err(), new RegExp(`hint: connection refused: is the agent running at ${down.replace(/[.]/g, "\\.")}\\?`));
+  assert.doesNotMatch(c.err(), /reconnecting/);
+});
