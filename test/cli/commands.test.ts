@@ -1,7 +1,9 @@
-// Every `amphora` subcommand as a child process against real agents: every
-// subcommand once, --json parsed, human output, settings from flags, env,
-// config file and --dev-state, exit codes, fan-out with one agent down,
-// errors with hints and no stack traces, `watch` in non-TTY mode.
+// The `amphora` subcommands as child processes against real agents: every
+// subcommand once, --json parsed (response messages), human output (ages,
+// units, one-line rows), settings from flags, env, config file and
+// --dev-state, exit codes, fan-out with one agent down, errors with hints
+// and no stack traces, `watch` in non-TTY mode, lb wait/apply --wait
+// failing early, --verbose traces.
 // Load balancers run on real haproxy (loopback); network and keepalived
 // commands go to a second agent whose namespace is one this test creates.
 import { describe, before, after, test } from "node:test";
