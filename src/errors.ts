@@ -10,6 +10,7 @@ export type ErrorKind =
   | "exhausted" // not enough memory/disk to do it safely
   | "unavailable" // try again later (topology change, busy)
   | "unimplemented"
+  | "out_of_range" // asked for something no longer (or not yet) held, e.g. evicted events
   | "failed"; // the underlying program failed
 
 export class DomainError extends Error {

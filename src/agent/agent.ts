@@ -24,6 +24,9 @@ import { registerOnce } from "../rest/in-process.js";
 import { startMonitoring } from "../metrics/monitoring.js";
 import type { LoadBalancerCatalog } from "../haproxy/catalog.js";
 import type { BackoffOptions } from "../haproxy/restart-backoff.js";
+import { EventLog } from "../events/event-log.js";
+import { publishCatalogEvents, type LingerOptions } from "../events/sources.js";
+import { VrrpNotifyReader } from "../keepalived/vrrp-notify.js";
 
 export const AGENT_VERSION = "0.1.0";
 
@@ -42,6 +45,10 @@ export interface AgentOptions {
   catalog?: LoadBalancerCatalog;
   /** Delays before the agent starts again a haproxy that died (default: 1 s doubling up to 30 s); tests lengthen it. */
   restartBackoff?: BackoffOptions;
+  /** When WatchEvents looks for haproxy workers that outlive a reload (default 10 s, then every 10 s); tests shorten it. */
+  lingerWatch?: LingerOptions;
+  /** Lag that ends a WatchEvents stream as a slow consumer (default half the ring); tests set it. */
+  eventMaxLag?: number;
 }
 
 export interface RunningAgent {
@@ -134,9 +141,17 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
     });
     // haproxy keeps serving: stopping the agent never stops load balancers.
     undo.push({ what: "load balancer watch", fn: () => lbs.close() });
+    // Before resume() and restoreAtStart: what they start is an event too.
+    const events = new EventLog({ size: config.eventRingSize, maxLag: o.eventMaxLag });
+    events.onPublish = (e) => logger.info({ seq: e.seq, kind: e.event.kind }, `event: ${e.summary}`);
+    undo.push({ what: "event sources", fn: publishCatalogEvents(lbs, events, { ...o.lingerWatch, logger }) });
     const certs = new CertificateStore(config.certDir, lbs.lock);
     const network = new NetworkPlumbing(config.netns, config.stateDir, () => store.current.topology, logger);
     const keepalived = new KeepalivedVrrp(config.stateDir, config.netns, logger);
+    // keepalived reports VRRP state changes through a FIFO the agent reads (vrrp-notify.ts).
+    const vrrpStates = new VrrpNotifyReader(keepalived.notifyFifo, (c) => events.publish({ kind: "vrrp_state_changed", ...c }), logger);
+    await vrrpStates.open();
+    undo.push({ what: "keepalived notify FIFO", fn: () => vrrpStates.close() });
     // keepalived's haproxy check script follows load balancer starts/stops (written before keepalived resumes).
     undo.push({ what: "keepalived check script", fn: await keepalived.checks.follow(lbs) });
     const lvs = new LvsListeners(config.stateDir, config.netns, logger);
@@ -148,8 +163,9 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
     undo.push({ what: "keepalived supervision", fn: keepalived.supervise() });
     // Stats, /metrics and heartbeat (stopped with the agent, not with haproxy).
     const monitoring = startMonitoring({ catalog: o.catalog ?? lbs, config: store, logger });
+    monitoring.metrics.attach({ events });
     const ctx: AgentContext = {
-      logger, config: store, tls, agentVersion: AGENT_VERSION, lbs, certs, network, keepalived, lvs, monitoring,
+      logger, config: store, tls, agentVersion: AGENT_VERSION, lbs, certs, network, keepalived, lvs, monitoring, events,
     };
     // One registration and one interceptor list for Connect and REST alike.
     const routes = registerOnce(agentRoutes(ctx));
@@ -169,6 +185,8 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
     // Before the server closes: open WatchStats streams end normally rather
     // than being cut when the grace period runs out.
     undo.push({ what: "monitoring", fn: () => monitoring.stop() });
+    // Likewise WatchEvents streams: they end normally before the server closes.
+    undo.push({ what: "event streams", fn: () => events.close() });
     const addr = await s.listen(config.bindHost, config.bindPort);
     const urlHost = addr.host === "0.0.0.0" || addr.host === "::" ? "127.0.0.1" : addr.host.includes(":") ? `[${addr.host}]` : addr.host;
     const url = `https://${urlHost}:${addr.port}`;

@@ -30,6 +30,8 @@ export interface AgentConfig {
   topology: "SINGLE" | "ACTIVE_STANDBY";
   /** Network namespace haproxy and keepalived run in ("" = the agent's own; default amphora-haproxy, "" in dev mode). */
   netns: string;
+  /** Events WatchEvents keeps for resumes ([amphora_agent] event_ring_size; takes effect at start). */
+  eventRingSize: number;
 }
 
 /**
@@ -39,6 +41,7 @@ export interface AgentConfig {
  */
 export const LOCAL_OPTIONS: readonly (readonly [section: string, key: string])[] = [
   ["amphora_agent", "amphora_network_namespace"],
+  ["amphora_agent", "event_ring_size"],
 ];
 
 /** Options whose change takes effect without a restart (UpdateAgentConfig). */
@@ -114,6 +117,7 @@ const KNOWN: Record<string, Record<string, Setter>> = {
     amphora_id: (c, v, f) => { if (!/^[0-9a-fA-F-]{8,64}$/.test(v)) f(`expected a UUID, got ${JSON.stringify(v)}`); c.amphoraId = v; },
     agent_request_read_timeout: (c, v, f) => { c.requestReadTimeoutS = int(1, 86400)(v, f); },
     amphora_network_namespace: (c, v) => { c.netns = v; },
+    event_ring_size: (c, v, f) => { c.eventRingSize = int(16, 1_000_000)(v, f); },
   },
   health_manager: {
     controller_ip_port_list: (c, v, f) => { c.heartbeatTargets = parseTargets(v, f); },
@@ -152,6 +156,7 @@ export function defaultConfig(stateDir = "/var/lib/amphora-agent", o: { dev?: bo
     heartbeatKey: "",
     topology: "SINGLE",
     netns: o.dev ? "" : OCTAVIA_NAMESPACE,
+    eventRingSize: 10_000,
   };
 }
 

@@ -8,6 +8,7 @@ import type { CertificateStore } from "../certs/store.js";
 import type { NetworkPlumbing } from "../network/plumbing.js";
 import type { KeepalivedVrrp } from "../keepalived/vrrp.js";
 import type { LvsListeners } from "../keepalived/lvs.js";
+import type { EventLog } from "../events/event-log.js";
 
 export interface AgentContext {
   logger: Logger;
@@ -25,4 +26,6 @@ export interface AgentContext {
   lvs: LvsListeners;
   /** Stats collector, WatchStats hub, heartbeat and metrics. */
   monitoring: Monitoring;
+  /** What happened (WatchEvents); services publish their own events into it. */
+  events: EventLog;
 }

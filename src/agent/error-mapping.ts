@@ -12,6 +12,7 @@ const CODES: Record<ErrorKind, Code> = {
   exhausted: Code.ResourceExhausted,
   unavailable: Code.Unavailable,
   unimplemented: Code.Unimplemented,
+  out_of_range: Code.OutOfRange,
   failed: Code.Internal,
 };
 

@@ -320,7 +320,7 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     } finally {
       // Only now: a listener reading the state sees it stored. Also when
       // the write failed (a full disk): haproxy is gone either way.
-      this.emitEvent({ type: "stopped", lbId: lb.id });
+      this.emitEvent({ type: "stopped", lbId: lb.id, cause: "exited", restartInMs: again ? delayMs : undefined });
     }
   }
 
@@ -645,7 +645,7 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     // Outside the try: haproxy runs, and a metadata write that fails is no
     // failed start (nothing to retry); listeners hear of it either way.
     const notStored = await writeMeta(lb.paths.meta, lb.meta).then(() => undefined, (w: Error) => w);
-    this.emitEvent({ type: "started", lbId: lb.id });
+    this.emitEvent({ type: "started", lbId: lb.id, version: lb.meta.version, md5: lb.meta.md5, cause: how, restarts: lb.meta.restarts ?? 0 });
     if (notStored) {
       this.logger.error({ lbId: lb.id, err: notStored.message }, "haproxy started, but its metadata could not be stored");
       // The controller asked: it must know the wanted state may not survive a reboot.
@@ -731,18 +731,19 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
       // Both at once: the metadata may name a last-good copy not yet
       // replaced only for an instant, and a rollback checks the md5 anyway.
       await Promise.all([lastGood, writeMeta(lb.paths.meta, lb.meta, { durable: false })]);
-      this.emitEvent({ type: "reloaded", lbId: lb.id });
+      this.emitEvent({ type: "reloaded", lbId: lb.id, version: lb.meta.version, md5: lb.meta.md5 });
       return `haproxy reloaded with config version ${lb.meta.version}`;
     }
     // Roll the stored config back to the last one haproxy accepted, so the
     // next reload (or a restart) does not pick up the bad one.
+    const failedVersion = lb.meta.version;
     let rolledBack = "";
     if (lb.meta.lastGood && lb.meta.lastGood.md5 !== lb.meta.md5) {
       const good = await readFile(lb.paths.lastGood, "utf8").catch(() => "");
       if (md5(good) !== lb.meta.lastGood.md5) {
         this.note(lb, "RELOAD", false, `reload failed: ${r.details}; the last good config is missing or damaged, nothing rolled back`, startedAt);
         await writeMeta(lb.paths.meta, lb.meta);
-        this.emitEvent({ type: "reload_failed", lbId: lb.id });
+        this.emitEvent({ type: "reload_failed", lbId: lb.id, version: failedVersion, reason: r.details });
         throw failed("Error reloading haproxy", lb.meta.lastAction, "RELOAD_FAILED");
       }
       await writeFileAtomic(lb.paths.config, good, 0o600);
@@ -754,7 +755,10 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     }
     this.note(lb, "RELOAD", false, `reload failed: ${r.details}${rolledBack}`, startedAt);
     await writeMeta(lb.paths.meta, lb.meta);
-    this.emitEvent({ type: "reload_failed", lbId: lb.id });
+    this.emitEvent({
+      type: "reload_failed", lbId: lb.id, version: failedVersion, reason: r.details,
+      rolledBack: rolledBack ? { restoredVersion: lb.meta.lastGood?.version ?? 0, storedVersion: lb.meta.version } : undefined,
+    });
     throw failed("Error reloading haproxy", `${r.details}${rolledBack}`, "RELOAD_FAILED");
   }
 
@@ -770,7 +774,7 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     this.backoff.reset(lb.id);
     this.note(lb, "STOP", true, how === "not-running" ? "stop: was not running" : `stopped (${how})`, startedAt);
     await writeMeta(lb.paths.meta, lb.meta);
-    if (was || how !== "not-running") this.emitEvent({ type: "stopped", lbId: lb.id });
+    if (was || how !== "not-running") this.emitEvent({ type: "stopped", lbId: lb.id, cause: "stop" });
     return how === "not-running" ? "haproxy was not running" : `haproxy stopped (${how})`;
   }
 
@@ -790,7 +794,7 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
         throw new DomainError("unavailable", "Could not stop haproxy; load balancer not deleted", why, "HAPROXY_STOP_FAILED");
       }
       this.backoff.reset(id);
-      if (lb?.running) this.emitEvent({ type: "stopped", lbId: id });
+      if (lb?.running) this.emitEvent({ type: "stopped", lbId: id, cause: "delete" });
       await rm(paths.dir, { recursive: true, force: true });
       await rm(paths.certDir, { recursive: true, force: true });
       // Octavia's server-state-file folder (<stateDir>/<lb_id>/), if a config used it.

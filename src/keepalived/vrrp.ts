@@ -17,6 +17,7 @@ import { isRunning, livePid, waitFor } from "./pid.js";
 import { isIP } from "node:net";
 import { listAddresses, normalizeIp } from "../network/interfaces.js";
 import { HaproxyCheckScripts } from "./check-script.js";
+import { notifyFifoPath, renderRunConfig } from "./vrrp-notify.js";
 
 export interface KeepalivedStatus {
   running: boolean;
@@ -96,6 +97,10 @@ export class KeepalivedVrrp {
   private readonly lock = new KeyedLock();
   readonly dir: string;
   readonly configFile: string;
+  /** What keepalived runs: the stored configuration plus the agent's notify FIFO (vrrp-notify.ts). */
+  readonly runConfigFile: string;
+  /** Where keepalived reports VRRP state changes (read by VrrpNotifyReader). */
+  readonly notifyFifo: string;
   readonly pidFile: string;
   readonly vrrpPidFile: string;
   readonly checkersPidFile: string;
@@ -112,6 +117,8 @@ export class KeepalivedVrrp {
   ) {
     this.dir = join(stateDir, "keepalived");
     this.configFile = join(this.dir, "keepalived.conf");
+    this.runConfigFile = join(this.dir, "keepalived.run.conf");
+    this.notifyFifo = notifyFifoPath(stateDir);
     this.pidFile = join(this.dir, "keepalived.pid");
     this.vrrpPidFile = join(this.dir, "vrrp.pid");
     this.checkersPidFile = join(this.dir, "checkers.pid");
@@ -192,9 +199,10 @@ export class KeepalivedVrrp {
     // an agent that dies meanwhile) is then adopted by resume()/supervise()
     // and ended by stop(), never left running unaccounted for.
     await writeFileAtomic(this.wantedFile, "running\n");
+    await writeFileAtomic(this.runConfigFile, renderRunConfig(this.configFile, this.notifyFifo), 0o600);
     const r = await run(
       "keepalived",
-      ["-D", "-f", this.configFile, "-p", this.pidFile, "-r", this.vrrpPidFile, "-c", this.checkersPidFile],
+      ["-D", "-f", this.runConfigFile, "-p", this.pidFile, "-r", this.vrrpPidFile, "-c", this.checkersPidFile],
       { netns: this.netns, timeoutMs: 15_000, logger: this.logger },
     );
     if (r.exitCode !== 0) throw failed("Failed to start keepalived", (r.stderr || r.stdout).trim(), "START_FAILED");

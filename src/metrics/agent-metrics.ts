@@ -6,11 +6,14 @@ import type { StatsCollector } from "../stats/collector.js";
 import type { WatchHub } from "../stats/watch-hub.js";
 import type { LoadBalancerStats } from "../stats/model.js";
 import type { ByteBudget } from "../stats/byte-budget.js";
+import type { EventLog } from "../events/event-log.js";
 
 export interface MetricsSources {
   collector?: StatsCollector;
   hub?: WatchHub;
   budget?: ByteBudget;
+  /** WatchEvents' log: events published, open streams. */
+  events?: EventLog;
   /** A scrape polls a load balancer whose latest stats are older than this. */
   maxStatsAgeMs?: number;
 }
@@ -56,6 +59,26 @@ export class AgentMetrics {
     new Gauge({
       name: "amphora_stats_stream_bytes_in_flight", help: "Bytes of WatchStats messages being written (capped)", registers: r,
       collect() { this.set(self.sources.budget?.inFlight ?? 0); },
+    });
+    new Counter({
+      name: "amphora_events_published_total", help: "Events published for WatchEvents, by kind", labelNames: ["kind"], registers: r,
+      collect() {
+        this.reset();
+        for (const [kind, n] of self.sources.events?.published ?? []) this.inc({ kind }, n);
+      },
+    });
+    new Gauge({
+      name: "amphora_event_subscribers", help: "Open WatchEvents streams", registers: r,
+      collect() { this.set(self.sources.events?.subscriberCount ?? 0); },
+    });
+    new Counter({
+      name: "amphora_event_streams_ended_total",
+      help: "WatchEvents streams ended because the reader fell behind (SLOW_CONSUMER) or its next event was evicted (EVENTS_EVICTED)",
+      labelNames: ["reason"], registers: r,
+      collect() {
+        this.reset();
+        for (const [reason, n] of self.sources.events?.ended ?? []) this.inc({ reason }, n);
+      },
     });
     new Counter({
       name: "amphora_stats_polls_total", help: "haproxy stats polls (show info + show stat of one load balancer)", registers: r,

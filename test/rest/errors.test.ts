@@ -18,6 +18,7 @@ test("every domain error kind maps to its documented HTTP status", () => {
     exhausted: 503,
     unavailable: 503,
     unimplemented: 500,
+    out_of_range: 400,
     failed: 500,
   };
   for (const [kind, status] of Object.entries(expected)) {

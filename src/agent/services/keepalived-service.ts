@@ -1,12 +1,23 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { KeepalivedService, VrrpAction } from "../../gen/amphora/v1/keepalived_pb.js";
-import { invalid } from "../../errors.js";
+import { createHash } from "node:crypto";
+import { DomainError, invalid } from "../../errors.js";
 import type { AgentContext } from "../context.js";
 
 export function keepalivedService(ctx: AgentContext): Partial<ServiceImpl<typeof KeepalivedService>> {
   return {
     async putVrrpConfig(req) {
-      const r = await ctx.keepalived.upload(req.config);
+      let r;
+      try {
+        r = await ctx.keepalived.upload(req.config);
+      } catch (e) {
+        const d = e instanceof DomainError ? e : undefined;
+        ctx.events.publish({
+          kind: "config_rejected", target: "keepalived", lbId: "", reason: (e as Error).message, details: d?.details ?? "", code: d?.reason ?? "",
+        });
+        throw e;
+      }
+      ctx.events.publish({ kind: "config_stored", target: "keepalived", lbId: "", version: 0, md5: createHash("md5").update(req.config).digest("hex") });
       return { message: "OK", details: r.warnings.length ? `accepted with warnings: ${r.warnings.join("; ")}` : "" };
     },
     async controlVrrp(req) {

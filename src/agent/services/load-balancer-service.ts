@@ -6,7 +6,8 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { LoadBalancerAction, LoadBalancerService } from "../../gen/amphora/v1/load_balancer_pb.js";
 import type { LoadBalancerManager, LbStatus } from "../../haproxy/manager.js";
 import type { LvsListeners } from "../../keepalived/lvs.js";
-import { invalid } from "../../errors.js";
+import { DomainError, invalid } from "../../errors.js";
+import type { EventLog } from "../../events/event-log.js";
 
 const ACTIONS: Partial<Record<LoadBalancerAction, "start" | "stop" | "reload">> = {
   [LoadBalancerAction.START]: "start",
@@ -45,10 +46,22 @@ function statusMsg(s: LbStatus) {
   };
 }
 
-export function loadBalancerService(lbs: LoadBalancerManager, lvs?: LvsListeners): Partial<ServiceImpl<typeof LoadBalancerService>> {
+export function loadBalancerService(lbs: LoadBalancerManager, lvs?: LvsListeners, events?: EventLog): Partial<ServiceImpl<typeof LoadBalancerService>> {
   return {
     async putConfig(req) {
-      const r = await lbs.putConfig(req.amphoraId, req.lbId, req.config, guard(req.expectedVersion, req.expectedMd5));
+      const lbId = req.lbId.toLowerCase();
+      let r;
+      try {
+        r = await lbs.putConfig(req.amphoraId, req.lbId, req.config, guard(req.expectedVersion, req.expectedMd5));
+      } catch (e) {
+        const d = e instanceof DomainError ? e : undefined;
+        events?.publish({
+          kind: "config_rejected", target: "haproxy", lbId, reason: (e as Error).message, details: d?.details ?? "", code: d?.reason ?? "",
+        });
+        throw e;
+      }
+      // An upload of the config already stored changes nothing: no event.
+      if (r.changed) events?.publish({ kind: "config_stored", target: "haproxy", lbId, version: r.version, md5: r.md5 });
       return { message: "OK", details: r.warnings, md5: r.md5, version: BigInt(r.version) };
     },
     async getConfig(req) {

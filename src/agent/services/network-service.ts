@@ -56,10 +56,18 @@ export function networkService(ctx: AgentContext): Partial<ServiceImpl<typeof Ne
     },
     async plugVip(req) {
       const r = await ctx.network.plugVip(vipSpec(req), { bindHost: ctx.config.current.bindHost });
+      ctx.events.publish({
+        kind: "interface_plugged", plug: "vip", iface: r.ifname, macAddress: req.macAddress.toLowerCase(),
+        addresses: [req.vip, ...(req.vrrpIp ? [req.vrrpIp] : []), ...req.additionalVips.map((a) => a.ipAddress)],
+      });
       return { message: "OK", details: `VIP ${req.vip} plugged on interface ${r.ifname}`, interface: r.ifname };
     },
     async plugNetwork(req) {
       const r = await ctx.network.plugNetwork(networkSpec(req), { bindHost: ctx.config.current.bindHost });
+      ctx.events.publish({
+        kind: "interface_plugged", plug: "network", iface: r.ifname, macAddress: req.macAddress.toLowerCase(),
+        addresses: req.fixedIps.map((f) => f.ipAddress),
+      });
       return { message: "OK", details: `Plugged interface ${r.ifname}`, interface: r.ifname };
     },
   };

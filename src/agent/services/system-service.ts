@@ -57,6 +57,7 @@ export function systemService(ctx: AgentContext, lbs?: LoadBalancerFacts): Parti
     },
     async updateAgentConfig(req) {
       const r = await ctx.config.update(req.config);
+      ctx.events.publish({ kind: "agent_config_changed", applied: r.applied, restartNeeded: r.restartNeeded });
       const notes = [
         r.restartNeeded.length ? `stored; takes effect after a restart: ${r.restartNeeded.join(", ")}` : "",
         r.kept.length ? `kept agent-local options: ${r.kept.join(", ")}` : "",
@@ -66,6 +67,7 @@ export function systemService(ctx: AgentContext, lbs?: LoadBalancerFacts): Parti
     },
     async rotateAgentCertificate(req) {
       const r = await ctx.tls.rotate(req.pem);
+      ctx.events.publish({ kind: "agent_certificate_rotated", subject: r.subject.replace(/\n/g, ","), notAfter: r.notAfter });
       return { message: "OK", details: `serving ${r.subject.replace(/\n/g, ",")} until ${r.notAfter}` };
     },
   };
