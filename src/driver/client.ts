@@ -20,6 +20,7 @@ import { CertificateService } from "../gen/amphora/v1/certificate_pb.js";
 import { NetworkService } from "../gen/amphora/v1/network_pb.js";
 import { KeepalivedService } from "../gen/amphora/v1/keepalived_pb.js";
 import { StatsService } from "../gen/amphora/v1/stats_pb.js";
+import { EventService } from "../gen/amphora/v1/events_pb.js";
 import { errorInterceptor, socketErrorInterceptor, toAmphoraError } from "./errors.js";
 import { retryInterceptor, type RetryOptions } from "./retry.js";
 
@@ -69,6 +70,7 @@ export interface AmphoraClient {
   readonly network: Client<typeof NetworkService>;
   readonly keepalived: Client<typeof KeepalivedService>;
   readonly stats: Client<typeof StatsService>;
+  readonly events: Client<typeof EventService>;
   /** Closes the connection; calls in flight fail with `canceled`. */
   close(): void;
   /** Whether close() was called. */
@@ -161,6 +163,7 @@ export function createAmphoraClient(o: AmphoraClientOptions): AmphoraClient {
     network: typedClient(NetworkService, transport, baseUrl, o.timeoutMs),
     keepalived: typedClient(KeepalivedService, transport, baseUrl, o.timeoutMs),
     stats: typedClient(StatsService, transport, baseUrl, o.timeoutMs),
+    events: typedClient(EventService, transport, baseUrl, o.timeoutMs),
     get closed() {
       return closed;
     },

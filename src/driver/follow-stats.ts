@@ -45,7 +45,7 @@ export interface FollowStatsOptions {
  * Answers of the agent (invalid filter, unimplemented...) and TLS failures
  * would fail again the same way, so they end the iteration.
  */
-function transient(e: AmphoraError): boolean {
+export function transient(e: AmphoraError): boolean {
   if (e.category === "tls") return false;
   if (e.findDetails(ErrorInfoSchema).length && e.code !== Code.Unavailable) return false;
   return [Code.Unavailable, Code.Aborted, Code.DeadlineExceeded, Code.Internal, Code.Unknown, Code.Canceled].includes(e.code);

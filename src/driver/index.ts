@@ -25,6 +25,7 @@ export {
 } from "./flows.js";
 export { followStats, isKeepalive, type FollowStatsOptions } from "./follow-stats.js";
 export { fanOut, type FanOutOptions, type FanOutResult } from "./fan-out.js";
+export { followEvents, type FollowEventsOptions, type FollowedEvent, type EventPosition } from "./follow-events.js";
 // The generated messages and enums, so callers need one import.
 export * from "../gen/amphora/v1/system_pb.js";
 export * from "../gen/amphora/v1/load_balancer_pb.js";
@@ -32,6 +33,7 @@ export * from "../gen/amphora/v1/certificate_pb.js";
 export * from "../gen/amphora/v1/network_pb.js";
 export * from "../gen/amphora/v1/keepalived_pb.js";
 export * from "../gen/amphora/v1/stats_pb.js";
+export * from "../gen/amphora/v1/events_pb.js";
 export * from "../gen/amphora/v1/errors_pb.js";
 export { Code, ConnectError } from "@connectrpc/connect";
 // Responses hold 64-bit fields as bigint, which JSON.stringify refuses:
