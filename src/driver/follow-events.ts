@@ -56,6 +56,8 @@ export async function* followEvents(client: AmphoraClient, o: FollowEventsOption
   const filter = create(EventFilterSchema, { kinds: o.kinds ?? [], lbIds: o.lbIds ?? [] });
   let position: EventPosition | undefined = o.since ? { epoch: o.since.epoch ?? "", seq: BigInt(o.since.seq) } : undefined;
   let failures = 0;
+  /** A resync to report once the new live stream has begun (see below). */
+  let resync: Extract<FollowedEvent, { type: "resync" }> | undefined;
   while (!o.signal?.aborted && !client.closed) {
     const ac = new AbortController();
     const onAbort = () => ac.abort(o.signal!.reason);
@@ -71,6 +73,13 @@ export async function* followEvents(client: AmphoraClient, o: FollowEventsOption
           if (!position) position = { epoch: m.value.epoch, seq: m.value.headSeq };
           // "" (typed by a person) becomes the epoch the agent resumed in.
           else if (!position.epoch) position = { epoch: m.value.epoch, seq: position.seq };
+          // Only now, with the live stream in place: whatever the caller
+          // re-reads after this item, every later change still arrives.
+          if (resync) {
+            const r = resync;
+            resync = undefined;
+            yield r;
+          }
         } else if (m.case === "event") {
           const e = m.value;
           // Never twice, also if an agent ever sent one again.
@@ -89,8 +98,9 @@ export async function* followEvents(client: AmphoraClient, o: FollowEventsOption
       error = toAmphoraError(e, { agent: client.baseUrl });
       if (error.code === Code.Canceled && client.closed) return;
       if (error.code === Code.OutOfRange) {
-        // The resume point cannot be served: say so once, then go on live.
-        yield { type: "resync", reason: error.reason || "OUT_OF_RANGE", from: position, error };
+        // The resume point cannot be served: go on live, and say so as
+        // soon as the live stream has begun (before any of its events).
+        resync ??= { type: "resync", reason: error.reason || "OUT_OF_RANGE", from: position, error };
         position = undefined;
         failures = 0;
         continue;
