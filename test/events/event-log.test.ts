@@ -5,6 +5,8 @@ import assert from "node:assert/strict";
 import { EventLog, type SubscriptionItem } from "../../src/events/event-log.js";
 import { DomainError } from "../../src/errors.js";
 import type { AgentEvent } from "../../src/events/model.js";
+import { applyIni, defaultConfig } from "../../src/agent/config.js";
+import { keepLocalOptions } from "../../src/agent/config-store.js";
 
 const LB_A = "0b0e5f34-7c44-4f5e-9a55-1a1a1a1a1a1a";
 const LB_B = "0b0e5f34-7c44-4f5e-9a55-2b2b2b2b2b2b";
@@ -119,4 +121,14 @@ test("close() ends every stream normally and later subscriptions at once", async
   log.close();
   assert.equal(await pending, undefined);
   assert.equal(await log.subscribe().next(), undefined);
+});
+
+test("[amphora_agent] event_ring_size sets the ring (16..1,000,000, default 10,000); an agent config upload keeps it", () => {
+  assert.equal(defaultConfig().eventRingSize, 10_000);
+  assert.equal(applyIni(defaultConfig(), "[amphora_agent]\nevent_ring_size = 50\n", "f").config.eventRingSize, 50);
+  assert.throws(() => applyIni(defaultConfig(), "[amphora_agent]\nevent_ring_size = 5\n", "f"), /event_ring_size: must be between 16 and 1000000/);
+  // Octavia's controller never renders it: PUT /1.0/config keeps the operator's value.
+  const kept = keepLocalOptions("[amphora_agent]\nevent_ring_size = 50\n", "[health_manager]\nheartbeat_interval = 3\n");
+  assert.deepEqual(kept.kept, ["amphora_agent.event_ring_size"]);
+  assert.equal(applyIni(defaultConfig(), kept.text, "f").config.eventRingSize, 50);
 });

@@ -165,3 +165,34 @@ test("lingering_workers: an old worker held by an open connection after a reload
   const gone = await r.until("old workers gone", (e) => e.payload.case === "lingeringWorkers" && e.payload.value.count === 0);
   assert.ok(gone.seq > lingering.seq);
 });
+
+test("haproxy_restarted (AGENT_START): a load balancer that died while no agent ran is started by the next agent, in its new epoch", async (t) => {
+  const stateDir = mkdtempSync(join(tmpdir(), "amt-ev-resume-"));
+  const runDir = mkdtempSync(join(tmpdir(), "amt-ev-run-"));
+  let agent = await startTestAgent({ stateDir });
+  t.after(async () => {
+    await agent.cleanup();
+    await killHaproxiesUnder(stateDir);
+    rmSync(stateDir, { recursive: true, force: true });
+    rmSync(runDir, { recursive: true, force: true });
+  });
+  const lbId = randomUUID();
+  const port = await freePort();
+  const lbs = () => agent.client(LoadBalancerService);
+  await lbs().putConfig({ amphoraId: agent.config.amphoraId, lbId, config: octaviaConfig({ lbId, runDir, listeners: [{ port, members: [], returnBody: "x" }] }).text });
+  await lbs().controlLoadBalancer({ lbId, action: LoadBalancerAction.START });
+  const firstEpoch = agent.ctx.events.epoch;
+  await agent.cleanup();
+  // haproxy dies while no agent runs (a reboot would do the same).
+  const killed = await killHaproxiesUnder(stateDir);
+  assert.ok(killed.length > 0);
+  agent = await startTestAgent({ stateDir });
+  assert.notEqual(agent.ctx.events.epoch, firstEpoch);
+  // From the first event of the new epoch: the agent's own start of it.
+  const r = readEvents(agent.client(EventService), { sinceSeq: 0n, epoch: agent.ctx.events.epoch });
+  t.after(() => r.stop());
+  const e = await r.until("haproxy_restarted at agent start", kindIs(EventKind.HAPROXY_RESTARTED, lbId));
+  assert.ok(e.payload.case === "haproxyRestarted" && e.payload.value.cause === RestartCause.AGENT_START && e.payload.value.version === 1n);
+  assert.equal(e.seq, 1n);
+  assert.equal(e.epoch, agent.ctx.events.epoch);
+});

@@ -107,18 +107,24 @@ test("agent config change and certificate rotation are events; the stream works 
     await r.until("both events", () => r.events.length >= 2);
     assert.deepEqual(r.events.map((e) => [e.seq, e.kind]), readers[0]!.events.map((e) => [e.seq, e.kind]));
   }
-  // No REST route (Octavia has none): the path answers 404.
-  const res = await fetchRest(agent, "/amphora.v1.EventService/WatchEvents");
-  assert.notEqual(res, 200);
+  // No REST route (Octavia has none).
+  for (const path of ["/1.0/events", "/1.0/amphora.v1.EventService/WatchEvents"]) assert.equal((await get(agent, path)).status, 404, path);
+  // Metrics: events published by kind, open streams.
+  const metrics = (await get(agent, "/metrics")).body;
+  assert.match(metrics, /^amphora_events_published_total\{kind="agent_config_changed"\} 1$/m);
+  assert.match(metrics, /^amphora_events_published_total\{kind="agent_certificate_rotated"\} 1$/m);
+  assert.match(metrics, /^amphora_event_subscribers 4$/m);
 });
 
-/** HTTP/1.1 GET of a REST-looking path on the agent (status only). */
-async function fetchRest(agent: TestAgent, path: string): Promise<number> {
+/** HTTP/1.1 GET on the agent's port. */
+async function get(agent: TestAgent, path: string): Promise<{ status: number; body: string }> {
   const { request } = await import("node:https");
   return new Promise((resolve, reject) => {
-    const req = request({ host: "127.0.0.1", port: agent.port, path: `/1.0${path}`, ca: agent.ca, cert: agent.cert, key: agent.key, method: "GET" }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
+    const req = request({ host: "127.0.0.1", port: agent.port, path, ca: agent.ca, cert: agent.cert, key: agent.key, method: "GET" }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (c) => (body += c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
     });
     req.on("error", reject);
     req.end();
