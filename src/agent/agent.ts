@@ -151,6 +151,7 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
     // keepalived reports VRRP state changes through a FIFO the agent reads (vrrp-notify.ts).
     const vrrpStates = new VrrpNotifyReader(keepalived.notifyFifo, (c) => events.publish({ kind: "vrrp_state_changed", ...c }), logger);
     await vrrpStates.open();
+    keepalived.beforeStart = () => vrrpStates.ensure();
     undo.push({ what: "keepalived notify FIFO", fn: () => vrrpStates.close() });
     // keepalived's haproxy check script follows load balancer starts/stops (written before keepalived resumes).
     undo.push({ what: "keepalived check script", fn: await keepalived.checks.follow(lbs) });

@@ -13,11 +13,14 @@
 // which a check script name never may (check-script.ts), so an uploaded
 // configuration cannot make the agent write over it.
 //
-// The agent opens the FIFO read-write and non-blocking: it never sees an
-// end of file when keepalived restarts, and keepalived (which opens it
-// read-write too) never blocks on it. Lines written while no agent ran
-// wait in the pipe (up to its 64 KiB) and are read at the next start.
-import { constants, open } from "node:fs";
+// The agent makes the FIFO just before it starts keepalived (so nothing
+// appears in <stateDir>/vrrp/ before VRRP is used), and opens it read-write
+// and non-blocking: it never sees an end of file when keepalived restarts,
+// and keepalived (which opens it read-write too) never blocks on it. Lines
+// written while no agent ran wait in the pipe (up to its 64 KiB) and are
+// read at the next agent start. A FIFO removed or replaced meanwhile is
+// made and opened again at the next keepalived start.
+import { constants, fstat, open, type Stats } from "node:fs";
 import { lstat, mkdir, rm } from "node:fs/promises";
 import { Socket } from "node:net";
 import { join } from "node:path";
@@ -66,6 +69,8 @@ export function parseNotifyLine(line: string): VrrpStateChange | undefined {
 /** Reads the FIFO and calls `onChange` for every state change keepalived writes. */
 export class VrrpNotifyReader {
   private socket?: Socket;
+  /** Inode of the FIFO being read (to notice one removed or replaced). */
+  private ino = 0;
   private rest = "";
 
   constructor(
@@ -74,15 +79,32 @@ export class VrrpNotifyReader {
     private readonly logger: Logger = silentLogger,
   ) {}
 
-  /** Makes the FIFO if needed and starts reading. */
+  /** At agent start: reads the FIFO if one exists (what keepalived wrote while no agent ran). */
   async open(): Promise<void> {
-    await mkdir(join(this.fifo, ".."), { recursive: true, mode: 0o700 });
     const st = await lstat(this.fifo).catch(() => undefined);
+    // Never a reason not to start: the next keepalived start tries again (ensure).
+    if (st?.isFIFO()) await this.openFifo().catch((e: Error) => this.logger.warn({ err: e.message, fifo: this.fifo }, "could not open keepalived's notify FIFO"));
+  }
+
+  /** Before keepalived starts: the FIFO exists and is the one being read. */
+  async ensure(): Promise<void> {
+    await mkdir(join(this.fifo, ".."), { recursive: true, mode: 0o700 });
+    let st = await lstat(this.fifo).catch(() => undefined);
     if (st && !st.isFIFO()) await rm(this.fifo, { force: true, recursive: false });
-    if (!st || !st.isFIFO()) await runChecked("mkfifo", ["-m", "600", this.fifo], { logger: this.logger });
+    if (!st || !st.isFIFO()) {
+      await runChecked("mkfifo", ["-m", "600", this.fifo], { logger: this.logger });
+      st = await lstat(this.fifo);
+    }
+    if (this.socket && st.ino === this.ino) return;
+    this.close();
+    await this.openFifo();
+  }
+
+  private async openFifo(): Promise<void> {
     // A plain fd (not a FileHandle, which would close it again when collected).
     const fd = await new Promise<number>((resolve, reject) =>
       open(this.fifo, constants.O_RDWR | constants.O_NONBLOCK, (e, n) => (e ? reject(e) : resolve(n))));
+    this.ino = await new Promise<number>((resolve) => fstat(fd, (e, st: Stats) => resolve(e ? 0 : st.ino)));
     // A pipe fd as a libuv stream: reads as data arrives, no thread blocked.
     const s = new Socket({ fd, readable: true, writable: false });
     s.setEncoding("utf8");
@@ -116,5 +138,6 @@ export class VrrpNotifyReader {
     // The socket owns the fd: destroying it closes it.
     this.socket?.destroy();
     this.socket = undefined;
+    this.ino = 0;
   }
 }

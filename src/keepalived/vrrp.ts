@@ -108,6 +108,8 @@ export class KeepalivedVrrp {
   readonly wantedFile: string;
   /** The haproxy check script(s) the stored configuration's vrrp_script blocks name. */
   readonly checks: HaproxyCheckScripts;
+  /** Called before every start (the agent makes and opens the notify FIFO); a failure is logged, the start goes on. */
+  beforeStart?: () => Promise<void>;
 
   constructor(
     stateDir: string,
@@ -199,6 +201,7 @@ export class KeepalivedVrrp {
     // an agent that dies meanwhile) is then adopted by resume()/supervise()
     // and ended by stop(), never left running unaccounted for.
     await writeFileAtomic(this.wantedFile, "running\n");
+    await this.beforeStart?.().catch((e: Error) => this.logger.warn({ err: e.message }, "keepalived notify FIFO not ready; VRRP state changes are not reported until the next start"));
     await writeFileAtomic(this.runConfigFile, renderRunConfig(this.configFile, this.notifyFifo), 0o600);
     const r = await run(
       "keepalived",

@@ -5,7 +5,7 @@
 // stopped, FAULT when the tracked haproxy check fails).
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { lstatSync, readFileSync } from "node:fs";
+import { lstatSync, readFileSync, rmSync } from "node:fs";
 import { KeepalivedService, VrrpAction } from "../../src/gen/amphora/v1/keepalived_pb.js";
 import { NetworkService } from "../../src/gen/amphora/v1/network_pb.js";
 import { ConfigTarget, EventKind, EventService, PlugKind, VrrpState, type Event } from "../../src/gen/amphora/v1/events_pb.js";
@@ -87,8 +87,9 @@ describe("network and VRRP events", () => {
     await r.until("STOP", stateEvent(VrrpState.STOP, master.seq));
   });
 
-  test("FAULT when the tracked haproxy check fails (no load balancer runs)", async () => {
+  test("FAULT when the tracked haproxy check fails (no load balancer runs); a removed FIFO is made again at the next start", async () => {
     const k = agent.client(KeepalivedService);
+    rmSync(agent.ctx.keepalived.notifyFifo);
     const since = r.events.at(-1)?.seq ?? 0n;
     const config = vrrpConfig({
       routerId: "amt_ev", state: "BACKUP", priority: 100, iface: "eth1", src: "192.0.2.41", peer: "192.0.2.42", vips: [`${VIP}/32`],
