@@ -129,7 +129,8 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
     } finally {
       for (const c of clients.values()) c.close();
     }
-    if (cmd.path[0] === "watch") {
+    // Streams (watch, events) printed as they went; Ctrl-C is their normal end.
+    if (cmd.path[0] === "watch" || cmd.path[0] === "events") {
       const r = results[0]!;
       if (r.ok) return EXIT.OK;
       if (ac.signal.aborted) return EXIT.OK;

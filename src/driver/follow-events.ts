@@ -46,6 +46,12 @@ export interface FollowEventsOptions {
   backoff?: BackoffOptions;
   /** Give up after this many consecutive failed connects (default: never). */
   maxReconnects?: number;
+  /**
+   * Also retry when the very first connect fails (default false: that error
+   * is thrown, as followStats does, so a wrong address or credentials fail
+   * at once instead of retrying forever).
+   */
+  retryFirstConnect?: boolean;
   /** Also yield keepalives (position updates of a quiet or filtered stream). */
   keepalives?: boolean;
   /** Called when the stream broke and a reconnect is scheduled. */
@@ -56,6 +62,8 @@ export async function* followEvents(client: AmphoraClient, o: FollowEventsOption
   const filter = create(EventFilterSchema, { kinds: o.kinds ?? [], lbIds: o.lbIds ?? [] });
   let position: EventPosition | undefined = o.since ? { epoch: o.since.epoch ?? "", seq: BigInt(o.since.seq) } : undefined;
   let failures = 0;
+  /** Whether a stream ever began (its start message came). */
+  let established = false;
   /** A resync to report once the new live stream has begun (see below). */
   let resync: Extract<FollowedEvent, { type: "resync" }> | undefined;
   while (!o.signal?.aborted && !client.closed) {
@@ -69,6 +77,7 @@ export async function* followEvents(client: AmphoraClient, o: FollowEventsOption
         const m = msg.message;
         if (m.case === "start") {
           failures = 0;
+          established = true;
           // Live (no resume point): the stream starts after the newest event.
           if (!position) position = { epoch: m.value.epoch, seq: m.value.headSeq };
           // "" (typed by a person) becomes the epoch the agent resumed in.
@@ -111,6 +120,7 @@ export async function* followEvents(client: AmphoraClient, o: FollowEventsOption
         continue;
       }
       if (!transient(error)) throw error;
+      if (!established && !o.retryFirstConnect) throw error;
     } finally {
       o.signal?.removeEventListener("abort", onAbort);
       ac.abort();

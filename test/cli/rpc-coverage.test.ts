@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  SystemService, LoadBalancerService, CertificateService, NetworkService, KeepalivedService, StatsService,
+  SystemService, LoadBalancerService, CertificateService, NetworkService, KeepalivedService, StatsService, EventService,
 } from "../../src/driver/index.js";
 
 test("every RPC is reachable from a subcommand", () => {
@@ -17,10 +17,11 @@ test("every RPC is reachable from a subcommand", () => {
   const flows: Record<string, string[]> = {
     applyLoadBalancer: ["certificate.getCertificateMd5", "certificate.putCertificate", "loadBalancer.putConfig", "loadBalancer.controlLoadBalancer"],
     followStats: ["stats.watchStats"],
+    followEvents: ["events.watchEvents"],
     waitForListenersActive: ["loadBalancer.listListeners"],
   };
   for (const [fn, rpcs] of Object.entries(flows)) if (src.includes(`${fn}(`)) rpcs.forEach((r) => calls.add(r));
-  const services = { system: SystemService, loadBalancer: LoadBalancerService, certificate: CertificateService, network: NetworkService, keepalived: KeepalivedService, stats: StatsService };
+  const services = { system: SystemService, loadBalancer: LoadBalancerService, certificate: CertificateService, network: NetworkService, keepalived: KeepalivedService, stats: StatsService, events: EventService };
   const missing = Object.entries(services).flatMap(([prop, svc]) => svc.methods.map((m) => `${prop}.${m.localName}`)).filter((c) => !calls.has(c));
   assert.deepEqual(missing, [], "RPCs without a CLI subcommand");
 });

@@ -10,6 +10,7 @@ import { keepalivedCommands } from "./keepalived.js";
 import { loadBalancerCommands } from "./load-balancer.js";
 import { networkCommands } from "./network.js";
 import { statsCommands } from "./stats.js";
+import { eventCommands } from "./events.js";
 import { agentCommands, systemCommands } from "./system.js";
 
 const completion: Command = {
@@ -34,6 +35,7 @@ export const COMMANDS: Command<any>[] = [
   ...keepalivedCommands,
   ...agentCommands,
   ...statsCommands,
+  ...eventCommands,
   completion,
 ];
 
