@@ -109,8 +109,15 @@ test("filters by kind and load balancer; keepalives carry the position a filtere
   log.publish(cfg());
   const first = await sub.next();
   assert.equal(first?.type === "event" && first.event.seq, 3);
-  const k = await sub.next();
-  assert.deepEqual(k, { type: "keepalive", seq: 4 });
+  // The keepalive timer is unref'd (a subscription never keeps a process
+  // alive on its own; in the agent the server does): hold the loop here.
+  const hold = setInterval(() => {}, 1000);
+  try {
+    const k = await sub.next();
+    assert.deepEqual(k, { type: "keepalive", seq: 4 });
+  } finally {
+    clearInterval(hold);
+  }
   sub.close();
 });
 
