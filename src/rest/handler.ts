@@ -192,7 +192,11 @@ export function createRestHandler(o: RestOptions): RestHandler {
 
   const fallback: FallbackHandler = async (req, res) => {
     const url = req.url ?? "/";
-    const pathOnly = url.split("?")[0];
+    // Repeated slashes count as one: Octavia's controller joins a base URL
+    // ending in "/" with the path "/", so its version discovery asks `GET //`
+    // (Flask redirects that to "/"; a 404 there would make the controller
+    // fall back to API 0.5 and fail every later call).
+    const pathOnly = url.split("?")[0].replace(/\/{2,}/g, "/");
     let segments: string[];
     try {
       segments = splitPath(pathOnly).map((s) => decodeURIComponent(s));

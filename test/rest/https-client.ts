@@ -51,7 +51,9 @@ export class RestClient {
   }
 
   request(method: string, path: string, r: RestRequest = {}): Promise<RestResponse> {
-    const url = new URL(path, this.baseUrl);
+    // A path starting with "//" is sent as written (new URL would read it as a host).
+    const raw = path.startsWith("//");
+    const url = raw ? new URL(this.baseUrl) : new URL(path, this.baseUrl);
     const headers: Record<string, string> = { ...(r.headers ?? {}) };
     let body: string | Buffer | undefined = r.body;
     if (r.json !== undefined) {
@@ -66,7 +68,7 @@ export class RestClient {
           method,
           host: url.hostname,
           port: url.port,
-          path: url.pathname + url.search,
+          path: raw ? path : url.pathname + url.search,
           agent: this.agent,
           headers,
           // As the controller: the certificate must name the amphora.

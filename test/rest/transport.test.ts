@@ -240,3 +240,17 @@ test("unknown routes and undecodable paths are 404 JSON; a query string is ignor
   assert.equal(r.headers.allow, "PUT");
   assert.equal(r.json<{ message: string }>().message, "Method Not Allowed");
 });
+
+test("repeated slashes count as one: Octavia's version discovery asks GET // and must get API 1.0", async () => {
+  // The controller joins its base URL ("https://ip:9443/") with the path "/".
+  const r = await client.request("GET", "//");
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json<{ api_version: string }>().api_version, "1.0");
+  const info = await client.request("GET", "//1.0//info");
+  assert.equal(info.status, 200, info.text);
+  assert.equal(info.json<{ api_version: string }>().api_version, "1.0");
+  // Still a JSON 404 for what is no route, however many slashes.
+  const none = await client.request("GET", "//2.0//info");
+  assert.equal(none.status, 404);
+  assert.match(none.contentType, /^application\/json/);
+});
