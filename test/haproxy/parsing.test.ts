@@ -16,10 +16,12 @@ import { KeyedLock } from "../../src/haproxy/keyed-lock.js";
 import { lbPaths } from "../../src/haproxy/layout.js";
 import { DomainError } from "../../src/errors.js";
 
-test("peer name: sha1 of the amphora id, base64url without '=', leading '-' becomes 'x'", () => {
-  // Expected values computed independently with Python's hashlib/base64.
+test("peer name: sha1 of the amphora id, base64 with + -> _ and / -> -, without '=', leading '-' becomes 'x'", () => {
+  // Expected values from Octavia's own octavia.common.utils.base64_sha1_string (python3-octavia 11).
   assert.equal(peerName("3b4a7f3e-3c5e-4a7e-9a39-5b0a4e7d2c11"), "s6Ia8ANrM6Mrk1Qqk3bBlPj04Pw");
-  assert.equal(peerName("00000000-0000-4000-8000-000000000061"), "x6OsjCX3jybNMQ0Zb95ACNBYPq4");
+  assert.equal(peerName("00000000-0000-4000-8000-000000000061"), "_6OsjCX3jybNMQ0Zb95ACNBYPq4");
+  assert.equal(peerName("00000000-0000-4000-8000-000000000010"), "uZTS0_jC16I8SDVVgZk3e-t2Iuk");
+  assert.equal(peerName("00000000-0000-4000-8000-000000000017"), "xS2sYRNU9p-tCjP8uBgqQ_wv0NU");
 });
 
 test("show proc: master counters, current and lingering workers", () => {
