@@ -17,6 +17,7 @@ import { HISTORY_LENGTH, md5, readMeta, recoverLostMeta, replaceFile, writeMeta,
 import { parseConfigFacts, type ListenerFact } from "./config-facts.js";
 import { peerName } from "./peer-name.js";
 import { userGroupConfig } from "./user-group.js";
+import { rewriteUpload } from "./upload-compat.js";
 import { validateConfig } from "./validate.js";
 import {
   currentWorker, readPid, reloadMaster, removeRunFiles, runningMasterPid, showProc, startMaster, stopMaster, type MasterOptions,
@@ -482,8 +483,9 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
    * Validates with `haproxy -c` and stores the config atomically. Nothing
    * changes on disk when validation fails. Does not reload.
    */
-  async putConfig(amphoraId: string, lbId: string, text: string, guard: Guard = {}): Promise<{ md5: string; version: number; changed: boolean; warnings: string }> {
+  async putConfig(amphoraId: string, lbId: string, upload: string, guard: Guard = {}): Promise<{ md5: string; version: number; changed: boolean; warnings: string }> {
     const id = checkLbId(lbId);
+    const text = rewriteUpload(upload); // what Octavia's agent changes in uploads (upload-compat.ts)
     return this.lock.run(id, async () => {
       const startedAt = performance.now();
       const existing = this.lbs.get(id);

@@ -1,6 +1,9 @@
-// The second config file Octavia passes with another -f: global `user` and
-// `group` so the workers drop root. Debian has nobody/nogroup; other systems
-// call the group "nobody", and a minimal container may have neither.
+// The second config file Octavia passes with another -f: a `global` section
+// with only the `group` the workers switch to. The controller's template
+// already renders `user nobody`; a second `user` line here would make every
+// `haproxy -c` and start log "[ALERT] ... user/uid already specified".
+// Debian/Ubuntu images use nogroup, CentOS-family images haproxy; a system
+// without nogroup falls back to nobody's primary group by name.
 import { readFile } from "node:fs/promises";
 
 async function names(file: string): Promise<Map<string, string[]>> {
@@ -18,22 +21,11 @@ async function names(file: string): Promise<Map<string, string[]>> {
 
 /** The text of the user/group config for this machine, plus a note when it had to deviate. */
 export async function userGroupConfig(passwd = "/etc/passwd", group = "/etc/group"): Promise<{ text: string; note: string }> {
-  const users = await names(passwd);
   const groups = await names(group);
-  const nobody = users.get("nobody");
-  if (!nobody) {
-    return { text: "global\n", note: "user nobody does not exist: haproxy workers keep the agent's user" };
-  }
-  let groupName = "nogroup";
-  let note = "";
-  if (!groups.has("nogroup")) {
-    // Fall back to nobody's primary group, by name.
-    const gid = nobody[3];
-    const primary = [...groups.values()].find((g) => g[2] === gid)?.[0];
-    if (primary) groupName = primary;
-    else if (groups.has("nobody")) groupName = "nobody";
-    else return { text: "global\n    user nobody\n", note: "group nogroup does not exist and nobody has no named group: workers keep the agent's group" };
-    note = `group nogroup does not exist: using ${groupName}`;
-  }
-  return { text: `global\n    user nobody\n    group ${groupName}\n`, note };
+  if (groups.has("nogroup")) return { text: "global\n    group nogroup\n", note: "" };
+  const gid = (await names(passwd)).get("nobody")?.[3];
+  const primary = gid === undefined ? undefined : [...groups.values()].find((g) => g[2] === gid)?.[0];
+  const fallback = primary ?? (groups.has("nobody") ? "nobody" : undefined);
+  if (!fallback) return { text: "global\n", note: "group nogroup does not exist and nobody has no named group: workers keep the agent's group" };
+  return { text: `global\n    group ${fallback}\n`, note: `group nogroup does not exist: using ${fallback}` };
 }

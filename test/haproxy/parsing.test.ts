@@ -81,21 +81,19 @@ test("frontend statuses from show stat CSV, by header names", () => {
   assert.equal(frontendStatuses("garbage").size, 0);
 });
 
-test("user/group file: nobody/nogroup, fallback group, no nobody at all", async (t) => {
+test("user/group file: only the group (nogroup, else nobody's group by name), never a user", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "amt-ug-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const passwd = join(dir, "passwd");
   const group = join(dir, "group");
   writeFileSync(passwd, "root:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/:/sbin/nologin\n");
   writeFileSync(group, "root:x:0:\nnogroup:x:65534:\n");
-  assert.deepEqual(await userGroupConfig(passwd, group), { text: "global\n    user nobody\n    group nogroup\n", note: "" });
+  assert.deepEqual(await userGroupConfig(passwd, group), { text: "global\n    group nogroup\n", note: "" });
   writeFileSync(group, "root:x:0:\nnobody:x:65534:\n");
   const r = await userGroupConfig(passwd, group);
-  assert.equal(r.text, "global\n    user nobody\n    group nobody\n");
+  assert.equal(r.text, "global\n    group nobody\n");
   assert.match(r.note, /nogroup does not exist/);
   writeFileSync(group, "root:x:0:\n");
-  assert.equal((await userGroupConfig(passwd, group)).text, "global\n    user nobody\n");
-  writeFileSync(passwd, "root:x:0:0::/root:/bin/sh\n");
   assert.equal((await userGroupConfig(passwd, group)).text, "global\n");
 });
 
