@@ -2,6 +2,7 @@
 import { isIP } from "node:net";
 import { invalid, notFound } from "../errors.js";
 import { runChecked } from "../system/exec.js";
+import { namespaceExists } from "./namespace.js";
 
 export interface IpAddrEntry {
   ifname: string;
@@ -11,6 +12,10 @@ export interface IpAddrEntry {
 }
 
 export async function listAddresses(netns = ""): Promise<IpAddrEntry[]> {
+  // Before the first plug creates the load-balancer namespace it holds no
+  // interface: a lookup is "not found" (404, as Octavia's agent answers),
+  // not a failed `ip netns exec` (500).
+  if (!namespaceExists(netns)) return [];
   const r = await runChecked("ip", ["-j", "addr", "show"], { netns, timeoutMs: 5000 });
   return JSON.parse(r.stdout || "[]") as IpAddrEntry[];
 }

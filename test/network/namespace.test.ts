@@ -52,3 +52,22 @@ describe("the first plug creates the namespace", () => {
     assert.ok(lo[0]!.flags.includes("UP"));
   });
 });
+
+test("before the first plug (no namespace yet) an interface lookup and a rules upload answer 404 JSON, not 500", async (t) => {
+  const { startTestAgent } = await import("../support/agent.js");
+  const { RestClient } = await import("../rest/https-client.js");
+  const netns = `amt-none-${process.pid}`;
+  assert.equal(existsSync(`/run/netns/${netns}`), false);
+  const agent = await startTestAgent({ overrides: { netns } });
+  const client = new RestClient(agent.url, agent, agent.config.amphoraId);
+  t.after(async () => {
+    client.close();
+    await agent.cleanup();
+  });
+  const r = await client.request("GET", "/1.0/interface/198.51.100.5");
+  assert.equal(r.status, 404, r.text);
+  assert.equal(r.json<{ message: string }>().message, "Error interface not found for IP address");
+  const rules = await client.request("PUT", "/1.0/interface/198.51.100.5/rules", { json: [{ protocol: "TCP", cidr: null, port: 80 }] });
+  assert.equal(rules.status, 404, rules.text);
+  assert.equal(existsSync(`/run/netns/${netns}`), false, "a lookup creates no namespace");
+});
