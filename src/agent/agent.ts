@@ -19,6 +19,7 @@ import { NetworkPlumbing } from "../network/plumbing.js";
 import { KeepalivedVrrp } from "../keepalived/vrrp.js";
 import { LvsListeners } from "../keepalived/lvs.js";
 import { restoreAtStart } from "../network/restore.js";
+import { VipAdvertiser } from "../network/vip-advertisement.js";
 import { createRestHandler } from "../rest/handler.js";
 import { registerOnce } from "../rest/in-process.js";
 import { startMonitoring } from "../metrics/monitoring.js";
@@ -155,6 +156,12 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
     undo.push({ what: "keepalived notify FIFO", fn: () => vrrpStates.close() });
     // keepalived's haproxy check script follows load balancer starts/stops (written before keepalived resumes).
     undo.push({ what: "keepalived check script", fn: await keepalived.checks.follow(lbs) });
+    // SINGLE topology: gratuitous ARP / unsolicited NA for the VIPs after every start and reload.
+    const advertiser = new VipAdvertiser({
+      netns: () => store.current.netns, topology: () => store.current.topology, logger,
+      configOf: async (lbId) => (await lbs.getConfig(lbId)).config,
+    });
+    undo.push({ what: "VIP announcements", fn: advertiser.follow(lbs) });
     const lvs = new LvsListeners(config.stateDir, config.netns, logger);
     await restoreAtStart(network, keepalived, logger, config.stateDir);
     // After the namespace and plugs are back (haproxy binds in them): start
