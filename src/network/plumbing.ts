@@ -126,7 +126,7 @@ export class NetworkPlumbing {
         const why = e instanceof DomainError && e.details ? e.details : (e as Error).message;
         throw failed(message, `could not create the load-balancer network namespace ${this.netns}: ${why}`, "NETNS_FAILED");
       });
-      const { link, moveBack } = await this.findOrAdopt(spec.macAddress);
+      const { link, moveBack } = await this.findOrAdopt(spec.macAddress, () => this.octaviaName(kind));
       try {
         await this.refuseProtected(link, bindHost, invalidMessage);
         const table = tableFor(link.ifindex);
@@ -196,21 +196,41 @@ export class NetworkPlumbing {
    * still in the source namespace (just hot-plugged) is moved in first, as
    * Octavia's agent does. `moveBack` undoes that move if the plug fails.
    */
-  private async findOrAdopt(mac: string): Promise<{ link: IpLink; moveBack?: () => Promise<unknown> }> {
+  private async findOrAdopt(mac: string, wantName: () => Promise<string | undefined>): Promise<{ link: IpLink; moveBack?: () => Promise<unknown> }> {
     const here = await this.ip.linkByMac(mac);
     if (here) return { link: here };
     if (!this.netns || this.sourceNetns === this.netns) return { link: await this.findLink(mac) };
     const there = await this.source.linkByMac(mac);
     if (!there) return { link: await this.findLink(mac) };
+    // Renamed as it moves in, as Octavia's agent names ports in its namespace.
+    let name = await wantName();
+    if (name === there.ifname) name = undefined;
+    if (name && (await this.ip.links()).some((l) => l.ifname === name)) {
+      this.logger.warn({ ifname: there.ifname, wanted: name, netns: this.netns }, "interface name taken in the load-balancer namespace; the port keeps its name");
+      name = undefined;
+    }
     try {
-      await this.source.exec(["link", "set", "dev", there.ifname, "netns", this.netns]);
+      await this.source.exec(["link", "set", "dev", there.ifname, "netns", this.netns, ...(name ? ["name", name] : [])]);
     } catch (e) {
       throw failed(`Error moving interface ${there.ifname} into namespace ${this.netns}`, e instanceof DomainError ? e.details : String(e), "PLUG_FAILED");
     }
-    this.logger.info({ ifname: there.ifname, netns: this.netns }, "moved hot-plugged port into the load-balancer namespace");
-    // Back to the source: by name, or by our own pid for the agent's namespace.
+    this.logger.info({ ifname: there.ifname, netns: this.netns, ...(name ? { as: name } : {}) }, "moved hot-plugged port into the load-balancer namespace");
+    // Back to the source (under its own name): by name, or by our own pid for the agent's namespace.
     const back = this.sourceNetns || String(process.pid);
-    return { link: await this.findLink(mac), moveBack: () => this.ip.tryExec(["link", "set", "dev", there.ifname, "netns", back]) };
+    return {
+      link: await this.findLink(mac),
+      moveBack: () => this.ip.tryExec(["link", "set", "dev", name ?? there.ifname, "netns", back, ...(name ? ["name", there.ifname] : [])]),
+    };
+  }
+
+  /**
+   * The name Octavia's agent gives a port it moves into its namespace (its
+   * controller stores it as the amphora's vrrp_interface, operators see it):
+   * eth1 for the VIP port, eth<number of links already there> for others
+   * (lo and eth1 make the first member port eth2).
+   */
+  private async octaviaName(kind: "vip" | "network"): Promise<string> {
+    return kind === "vip" ? "eth1" : `eth${(await this.ip.links()).length}`;
   }
 
   /** What has been plugged, as recorded. */
@@ -236,7 +256,7 @@ export class NetworkPlumbing {
       for (const [mac, e] of Object.entries(st.interfaces)) {
         try {
           // After a reboot hot-plugged ports are back in the source namespace.
-          const { link, moveBack } = await this.findOrAdopt(mac);
+          const { link, moveBack } = await this.findOrAdopt(mac, async () => e.ifname);
           try {
             const table = tableFor(link.ifindex);
             const plan = e.kind === "vip" ? planVip(e.spec as VipSpec, table, this.topology()) : planNetwork(e.spec as NetworkSpec, table, this.topology());

@@ -45,9 +45,9 @@ describe("the first plug creates the namespace", () => {
     const plumbing = new NetworkPlumbing(lb, stateDir, () => "SINGLE", silentLogger, host);
     assert.equal(existsSync(`/run/netns/${lb}`), false);
     const r = await plumbing.plugVip({ vip: "192.0.2.10", subnetCidr: "192.0.2.0/24", gateway: "192.0.2.1", macAddress: MAC, vrrpIp: "", hostRoutes: [], additionalVips: [] });
-    assert.equal(r.ifname, "ens8");
+    assert.equal(r.ifname, "eth1", "named as Octavia's agent names the VIP port");
     assert.ok(existsSync(`/run/netns/${lb}`));
-    assert.deepEqual(await ipv4Of(topo, lb, "ens8"), ["192.0.2.10/24"]);
+    assert.deepEqual(await ipv4Of(topo, lb, "eth1"), ["192.0.2.10/24"]);
     const lo = await topo.ip<{ flags: string[] }[]>(lb, ["link", "show", "dev", "lo"]);
     assert.ok(lo[0]!.flags.includes("UP"));
   });

@@ -4,7 +4,7 @@
 // for the IPv6 VIP after a start and again after a reload; an
 // ACTIVE_STANDBY agent (keepalived announces there) sends none. A missing
 // tool is a logged warning, never an error.
-import { after, before, describe, test } from "node:test";
+import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";

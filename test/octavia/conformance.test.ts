@@ -13,10 +13,10 @@
 //                               VRRP addresses .11/.12/.13
 //   members    192.0.2.0/24:    members .20 (:8080 m1, :8081 m2, :8082 m3), amphorae .11/.12/.13
 // Each amphora is a namespace holding its management port (eth0) and the
-// two ports "Nova hot-plugged" (eth1 VIP, eth2 members, down and
+// two ports "Nova hot-plugged" (ens4 VIP, ens5 members, down and
 // unconfigured, known to the controller by MAC); the agent runs there, as
-// on an amphora's root namespace, and creates its load-balancer namespace at
-// the first plug.
+// on an amphora's root namespace, creates its load-balancer namespace at
+// the first plug and moves the ports in as eth1 and eth2 (Octavia's names).
 //
 // What this machine forces (the rest is as in a deployment):
 // - amphora_network_namespace: one amphora-haproxy per machine is
@@ -36,7 +36,7 @@ import { randomUUID } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { run, runChecked } from "../../src/system/exec.js";
+import { run } from "../../src/system/exec.js";
 import { Topology } from "../network/netns.js";
 import { killHaproxiesUnder } from "../support/haproxy.js";
 
@@ -294,9 +294,10 @@ describe("an unmodified Octavia 11 controller drives the agent end to end", () =
     await wire(ns.member, "eth0", "brb", { addr: "192.0.2.20/24" });
     for (const [k, a] of Object.entries(AMPS) as [AmpKey, (typeof AMPS)[AmpKey]][]) {
       await wire(hostNs[k], "eth0", "brm", { addr: `${a.mgmt}/24` });
-      // Hot-plugged by "Nova": down, unconfigured, known by MAC.
-      await wire(hostNs[k], "eth1", "brv", { mac: a.vipMac, down: true });
-      await wire(hostNs[k], "eth2", "brb", { mac: a.memberMac, down: true });
+      // Hot-plugged by "Nova": down, unconfigured, known by MAC, under
+      // names the agent must not keep (Octavia's agent renames them eth1, eth2).
+      await wire(hostNs[k], "ens4", "brv", { mac: a.vipMac, down: true });
+      await wire(hostNs[k], "ens5", "brb", { mac: a.memberMac, down: true });
     }
 
     // Members, and a capture of ARP on the VIP network (the client's view).
@@ -401,6 +402,8 @@ describe("an unmodified Octavia 11 controller drives the agent end to end", () =
     expectOk("post_vip_plug", "single:s");
     expectOk("post_network_plug", "single:s");
     assert.equal(expectOk("get_interface_from_ip (VIP)", "single:s")[0]!.value, "eth1");
+    const plugged = expectOk("post_network_plug", "single:s")[0]!.http[0]!;
+    assert.match(plugged.body, /eth2/);
   });
   test("SINGLE update_amphora_listeners: certificates (md5 check, upload), crt-list, client CA, CRL, config, reload", () => {
     const [r] = expectOk("update_amphora_listeners (HTTP, TCP, TERMINATED_HTTPS + SNI + client CA + CRL)", "single:s");
