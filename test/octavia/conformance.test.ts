@@ -167,7 +167,7 @@ describe("an unmodified Octavia 11 controller drives the agent end to end", () =
   let garpsSeen = 0;
 
   /** The traffic and namespace checks at each checkpoint of the script. */
-  const checkpoints: Record<string, () => Promise<void>> = {
+  const checkpoints: Record<string, (info: Record<string, unknown>) => Promise<void>> = {
     "single-serving": async () => {
       const http = await bodies(`http://${SINGLE_VIP}/`, 6);
       check("SINGLE: HTTP through the VIP reaches both members", http.includes("m1") && http.includes("m2"), http.join(", "));
@@ -190,7 +190,12 @@ describe("an unmodified Octavia 11 controller drives the agent end to end", () =
       garpsSeen = garps();
       check("SINGLE: gratuitous ARP for the VIP after start, seen from the client", seen, `${garpsSeen} seen`);
     },
-    "single-reloaded": async () => {
+    "single-reloaded": async (info) => {
+      // Octavia's agent saves the server states (`show servers state`) to the
+      // config's server-state-file before a reload, so runtime states survive it.
+      const stateFile = String(info.state_file);
+      const saved = existsSync(stateFile) ? readFileSync(stateFile, "utf8") : "";
+      check("SINGLE: server states saved to the config's server-state-file before the reload", /^1\n# be_id be_name srv_id srv_name/m.test(saved), saved.slice(0, 300) || `${stateFile} missing`);
       const http = await bodies(`http://${SINGLE_VIP}/`, 2);
       check("SINGLE: serving after reload", http.every((b) => b === "m1" || b === "m2"), http.join(", "));
       const more = await eventually(async () => garps() > garpsSeen, 5000);
@@ -251,7 +256,7 @@ describe("an unmodified Octavia 11 controller drives the agent end to end", () =
             const cp = msg.checkpoint;
             queue = queue.then(async () => {
               try {
-                await checkpoints[cp]!();
+                await checkpoints[cp]!(msg);
               } catch (e) {
                 check(`checkpoint ${cp}`, false, (e as Error).stack ?? String(e));
               }
@@ -404,6 +409,10 @@ describe("an unmodified Octavia 11 controller drives the agent end to end", () =
     assert.equal(expectOk("get_interface_from_ip (VIP)", "single:s")[0]!.value, "eth1");
     const plugged = expectOk("post_network_plug", "single:s")[0]!.http[0]!;
     assert.match(plugged.body, /eth2/);
+    const details = expectOk("get_details (plugged, serving)", "single:s")[0]!.value as { networks: Record<string, unknown>; haproxy_count: number; listeners: string[] };
+    assert.deepEqual(Object.keys(details.networks).sort(), ["eth1", "eth2"]);
+    assert.equal(details.haproxy_count, 1);
+    assert.equal(details.listeners.length, 3);
   });
   test("SINGLE update_amphora_listeners: certificates (md5 check, upload), crt-list, client CA, CRL, config, reload", () => {
     const [r] = expectOk("update_amphora_listeners (HTTP, TCP, TERMINATED_HTTPS + SNI + client CA + CRL)", "single:s");
@@ -485,6 +494,7 @@ describe("an unmodified Octavia 11 controller drives the agent end to end", () =
     for (const want of [
       "SINGLE: HTTP through the VIP reaches both members", "SINGLE: TERMINATED_HTTPS SNI certificate (name verified)",
       "SINGLE: revoked client certificate refused (CRL)", "SINGLE: gratuitous ARP again after reload",
+      "SINGLE: server states saved to the config's server-state-file before the reload",
       "SINGLE: the added member receives traffic", "SINGLE: nothing answers once the last listener is deleted",
       "ACTIVE_STANDBY: haproxy listens on the peer port on both amphorae (Octavia's peer names)",
       "ACTIVE_STANDBY: stop_vrrp_service removes the VIP from both amphorae",

@@ -456,10 +456,11 @@ def phase_single(spec):
          lambda: d.update_amphora_listeners(lb, amp))
     call(spec, "start", "s", lambda: d.start(lb, amp))
     call(spec, "get_all_listeners", "s", lambda: d.clients[amp.api_version].get_all_listeners(amp))
+    call(spec, "get_details (plugged, serving)", "s", lambda: d.clients[amp.api_version].get_details(amp))
     checkpoint("single-serving", vip=s["vip"], listeners={li.protocol: li.id for li in lb.listeners})
 
     call(spec, "reload", "s", lambda: d.reload(lb, amp))
-    checkpoint("single-reloaded", vip=s["vip"])
+    checkpoint("single-reloaded", vip=s["vip"], state_file=os.path.join(a["base_path"], lb.id, "servers-state"))
 
     p_http.members.append(member(p_http, m3))
     call(spec, "member add (update_amphora_listeners)", "s", lambda: d.update_amphora_listeners(lb, amp))
