@@ -211,9 +211,11 @@ describe("an unmodified Octavia 11 controller drives the agent end to end", () =
       const http = await curl([`http://${SINGLE_VIP}/`]);
       check("SINGLE: other listeners keep serving after a listener delete", /^m[123]$/.test(http.body), JSON.stringify(http));
     },
-    "single-done": async () => {
+    "single-done": async (info) => {
       const http = await curl([`http://${SINGLE_VIP}/`]);
       check("SINGLE: nothing answers once the last listener is deleted", http.code !== 0, JSON.stringify(http));
+      const left = (info.left as string[]).filter((f) => existsSync(f));
+      check("SINGLE: the deleted load balancer leaves nothing behind (folders, certificates, stats socket, server states)", left.length === 0, left.join(", "));
     },
     "as-serving": async () => {
       const held = await eventually(async () => (await holdsVip("a", AS_VIP)) !== (await holdsVip("b", AS_VIP)), 10_000);
@@ -224,6 +226,12 @@ describe("an unmodified Octavia 11 controller drives the agent end to end", () =
       const pa = await peerPortBound("a");
       const pb = await peerPortBound("b");
       check("ACTIVE_STANDBY: haproxy listens on the peer port on both amphorae (Octavia's peer names)", pa.includes(`${AMPS.a.vrrp}:${PEER_PORT}`) && pb.includes(`${AMPS.b.vrrp}:${PEER_PORT}`), `A: ${pa} | B: ${pb}`);
+      // The SOURCE_IP stick table syncs: the two haproxy peers are connected.
+      const linked = await eventually(async () => {
+        const r = await run("ss", ["-Htn", "state", "established", `( sport = :${PEER_PORT} or dport = :${PEER_PORT} )`], { netns: lbNs.a, timeoutMs: 5000 });
+        return r.stdout.includes(AMPS.b.vrrp);
+      }, 10_000);
+      check("ACTIVE_STANDBY: the peers are connected (stick tables sync between the amphorae)", linked);
     },
     "as-reloaded": async () => {
       const http = await bodies(`http://${AS_VIP}/`, 2);
@@ -497,6 +505,8 @@ describe("an unmodified Octavia 11 controller drives the agent end to end", () =
       "SINGLE: server states saved to the config's server-state-file before the reload",
       "SINGLE: the added member receives traffic", "SINGLE: nothing answers once the last listener is deleted",
       "ACTIVE_STANDBY: haproxy listens on the peer port on both amphorae (Octavia's peer names)",
+      "ACTIVE_STANDBY: the peers are connected (stick tables sync between the amphorae)",
+      "SINGLE: the deleted load balancer leaves nothing behind (folders, certificates, stats socket, server states)",
       "ACTIVE_STANDBY: stop_vrrp_service removes the VIP from both amphorae",
     ]) assert.ok(names.includes(want), `check not made: ${want}; made: ${names.join("; ")}`);
     const failed = checks.filter((c) => !c.ok);

@@ -513,7 +513,8 @@ def phase_single(spec):
     for li in list(lb.listeners):
         call(spec, "listener delete (%s)" % li.protocol, "s", lambda li=li: d.delete(li))
     call(spec, "get_all_listeners at the end", "s", lambda: d.clients[amp.api_version].get_all_listeners(amp))
-    checkpoint("single-done", vip=s["vip"])
+    checkpoint("single-done", vip=s["vip"], left=[os.path.join(a["base_path"], lb.id), os.path.join(a["base_path"], lb.id + ".sock"),
+                                                  os.path.join(a["cert_dir"], lb.id), os.path.join(a["base_path"], "lb", lb.id)])
 
 
 def phase_active_standby(spec):
@@ -526,6 +527,8 @@ def phase_active_standby(spec):
     drivers = {k: driver_for(spec, k) for k in amps}
     m1, m2, _ = spec["members"]
     p = pool(lb, "HTTP", [m1, m2])
+    # SOURCE_IP persistence: a stick table shared through the peers section.
+    p.session_persistence = dm.SessionPersistence(pool_id=p.id, type="SOURCE_IP", pool=p)
     listener(lb, "HTTP", 80, p, s["peer_port"])
 
     for k, amp in amps.items():
