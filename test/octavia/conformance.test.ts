@@ -451,13 +451,27 @@ describe("an unmodified Octavia 11 controller drives the agent end to end", () =
     assert.match(reload!.body, /IPVS/);
     expectOk("UDP listener delete", "single:s");
   });
-  test("SINGLE agent config update; heartbeat decoded by Octavia's health manager", () => {
+  test("SINGLE agent config update; heartbeat decoded and processed by Octavia's health manager", () => {
     expectOk("update_amphora_agent_config", "single:s");
     const hb = expectOk("heartbeat decoded by the health manager (UDPStatusGetter)", "single:s")[0]!.value as Record<string, unknown>;
     assert.equal(hb.id, ids.s);
     assert.equal(hb.ver, 3);
     assert.equal(hb.from, AMPS.s.mgmt);
     assert.equal(Object.keys(hb.listeners as object).length, 2, JSON.stringify(hb));
+    // What the health manager makes of it: the amphora is healthy, listeners,
+    // pools, members and the load balancer ONLINE (members of the pool
+    // without a health monitor NO_MONITOR), statistics taken as deltas.
+    const { writes, stats } = expectOk("heartbeat processed by the health manager (UpdateHealthDb, update_stats)", "single:s")[0]!.value as {
+      writes: { kind: string; id: string; operating_status?: string; replaced?: boolean }[]; stats: { listener: string; deltas: boolean }[];
+    };
+    const byKind = (k: string) => writes.filter((w) => w.kind === k).map((w) => w.operating_status ?? (w.replaced ? "replaced" : "?"));
+    assert.deepEqual(byKind("amphora_health"), ["replaced"], JSON.stringify(writes));
+    assert.deepEqual(byKind("listener"), ["ONLINE", "ONLINE"], JSON.stringify(writes));
+    assert.deepEqual(byKind("pool"), ["ONLINE", "ONLINE"], JSON.stringify(writes));
+    assert.deepEqual(byKind("member").sort(), ["NO_MONITOR", "ONLINE", "ONLINE", "ONLINE"], JSON.stringify(writes));
+    assert.deepEqual(byKind("loadbalancer"), ["ONLINE"], JSON.stringify(writes));
+    assert.equal(stats.length, 2);
+    assert.ok(stats.every((x) => x.deltas), JSON.stringify(stats));
   });
   test("SINGLE agent certificate rotation (Octavia's certificate generator); calls go on over the new certificate", () => {
     const v = expectOk("upload_cert_amp (agent certificate rotation)", "single:s")[0]!.value as Record<string, string>;

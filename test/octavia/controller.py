@@ -399,13 +399,71 @@ def heartbeat_of(amp_id, timeout_s=15):
             except socket.timeout:
                 continue
             if obj.get("id") == amp_id:
-                return {"from": src, "id": obj["id"], "ver": obj.get("ver"), "seq": obj.get("seq"),
-                        "listeners": obj.get("listeners"), "pools": obj.get("pools")}
+                obj.pop("recv_time", None)
+                return dict(obj, **{"from": src})
         raise TimeoutError("no heartbeat of %s within %ss" % (amp_id, timeout_s))
     finally:
         getter.sock.close()
         getter.health_executor.shutdown(wait=False)
         getter.stats_executor.shutdown(wait=False)
+
+
+class _Recorder:
+    """Stands in for a repository: what the health manager would write."""
+
+    def __init__(self, kind, writes, lb=None):
+        self.kind, self.writes, self.lb = kind, writes, lb
+
+    def update(self, session, id, **kw):
+        self.writes.append({"kind": self.kind, "id": id, **kw})
+
+    def replace(self, session, id, **kw):
+        self.writes.append({"kind": self.kind, "id": id, "replaced": True})
+
+    def get_lb_for_health_update(self, session, amphora_id):
+        return self.lb
+
+
+class _Session:
+    def commit(self):
+        pass
+
+    def rollback(self):
+        pass
+
+
+def health_processed(hb, lb):
+    """
+    Runs the health manager's own processing of a received heartbeat
+    (UpdateHealthDb._update_health and update_stats) on the load balancer
+    as its database would describe it, everything OFFLINE before: returns the
+    status and statistics writes it makes.
+    """
+    writes = []
+    db_lb = {
+        "id": lb.id, "enabled": True, "provisioning_status": "ACTIVE", "operating_status": "OFFLINE",
+        "listeners": {li.id: {"id": li.id, "enabled": True, "operating_status": "OFFLINE", "protocol": li.protocol}
+                      for li in lb.listeners},
+        "pools": {p.id: {"id": p.id, "operating_status": "OFFLINE",
+                         "members": {m.id: {"id": m.id, "operating_status": "OFFLINE"} for m in p.members}}
+                  for p in lb.pools},
+    }
+    updater = heartbeat_udp.UpdateHealthDb()
+    updater.amphora_repo = _Recorder("amphora", writes, db_lb)
+    updater.amphora_health_repo = _Recorder("amphora_health", writes)
+    for kind in ("listener", "loadbalancer", "member", "pool"):
+        setattr(updater, kind + "_repo", _Recorder(kind, writes))
+    heartbeat_udp.db_api.get_session = lambda *a, **k: _Session()
+    stats = []
+    heartbeat_udp.stats_base.update_stats_via_driver = lambda listener_stats, deltas=False: stats.extend(
+        {"listener": s.listener_id, "deltas": deltas, **s.get_stats()} for s in listener_stats)
+    health = dict(hb, recv_time=time.time())
+    # The interval the agent was told (1 s) is the health manager's bound for
+    # "processed too slowly"; this machine may be busy, so allow 10 s.
+    CONF.set_override("heartbeat_interval", 10, "health_manager")
+    updater._update_health(health, health["from"])
+    heartbeat_udp.update_stats(health)
+    return {"writes": writes, "stats": stats}
 
 
 def served_serial(spec, key):
@@ -492,7 +550,8 @@ def phase_single(spec):
     host, port_ = spec["hm_update"].rsplit(":", 1)
     CONF.set_override("bind_ip", host, "health_manager")
     CONF.set_override("bind_port", int(port_), "health_manager")
-    call(spec, "heartbeat decoded by the health manager (UDPStatusGetter)", "s", lambda: heartbeat_of(amp.id))
+    hb = call(spec, "heartbeat decoded by the health manager (UDPStatusGetter)", "s", lambda: heartbeat_of(amp.id))
+    call(spec, "heartbeat processed by the health manager (UpdateHealthDb, update_stats)", "s", lambda: health_processed(hb, lb))
 
     # Agent certificate rotation, signed by Octavia's certificate generator.
     new = local_generator.LocalCertGenerator.generate_cert_key_pair(cn=amp.id, validity=2 * 24 * 3600)
