@@ -168,7 +168,10 @@ describe("an unmodified Octavia 11 controller drives the agent end to end", () =
 
   /** The traffic and namespace checks at each checkpoint of the script. */
   const checkpoints: Record<string, (info: Record<string, unknown>) => Promise<void>> = {
-    "single-serving": async () => {
+    "single-serving": async (info) => {
+      // The stored config as Octavia's template rendered it (user nobody), with the agent's user/group file.
+      const hc = await run("haproxy", ["-c", "-f", String(info.config), "-f", String(info.user_group)], { timeoutMs: 30_000 });
+      check("SINGLE: the template-rendered config checks without any ALERT (no duplicate user/group)", hc.exitCode === 0 && !/\[ALERT\]/.test(hc.stderr), hc.stderr);
       const http = await bodies(`http://${SINGLE_VIP}/`, 6);
       check("SINGLE: HTTP through the VIP reaches both members", http.includes("m1") && http.includes("m2"), http.join(", "));
       const tcp = await curl([`http://${SINGLE_VIP}:81/`]);
@@ -517,6 +520,7 @@ describe("an unmodified Octavia 11 controller drives the agent end to end", () =
       "SINGLE: HTTP through the VIP reaches both members", "SINGLE: TERMINATED_HTTPS SNI certificate (name verified)",
       "SINGLE: revoked client certificate refused (CRL)", "SINGLE: gratuitous ARP again after reload",
       "SINGLE: server states saved to the config's server-state-file before the reload",
+      "SINGLE: the template-rendered config checks without any ALERT (no duplicate user/group)",
       "SINGLE: the added member receives traffic", "SINGLE: nothing answers once the last listener is deleted",
       "ACTIVE_STANDBY: haproxy listens on the peer port on both amphorae (Octavia's peer names)",
       "ACTIVE_STANDBY: the peers are connected (stick tables sync between the amphorae)",

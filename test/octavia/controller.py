@@ -515,7 +515,9 @@ def phase_single(spec):
     call(spec, "start", "s", lambda: d.start(lb, amp))
     call(spec, "get_all_listeners", "s", lambda: d.clients[amp.api_version].get_all_listeners(amp))
     call(spec, "get_details (plugged, serving)", "s", lambda: d.clients[amp.api_version].get_details(amp))
-    checkpoint("single-serving", vip=s["vip"], listeners={li.protocol: li.id for li in lb.listeners})
+    checkpoint("single-serving", vip=s["vip"], listeners={li.protocol: li.id for li in lb.listeners},
+               config=os.path.join(a["base_path"], "lb", lb.id, "haproxy.cfg"),
+               user_group=os.path.join(a["base_path"], "haproxy-user-group.cfg"))
 
     call(spec, "reload", "s", lambda: d.reload(lb, amp))
     checkpoint("single-reloaded", vip=s["vip"], state_file=os.path.join(a["base_path"], lb.id, "servers-state"))
