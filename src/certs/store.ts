@@ -5,7 +5,7 @@
 import { readFile, unlink, mkdir } from "node:fs/promises";
 import { createHash } from "node:crypto";
 import { resolve } from "node:path";
-import { safeJoin, writeFileAtomic } from "../system/fs-atomic.js";
+import { NAME_MAX, safeJoin, writeFileAtomic } from "../system/fs-atomic.js";
 import { invalid, notFound } from "../errors.js";
 import { checkUpload, type UploadKind } from "./upload-kinds.js";
 import { isUuid } from "../system/ids.js";
@@ -28,7 +28,7 @@ export class CertificateStore {
   /** The absolute path of a certificate (the one a config's `crt` should name). */
   path(lbId: string, filename: string): string {
     if (!isUuid(lbId)) throw invalid("Invalid request", `load balancer id must be a UUID, got ${JSON.stringify(lbId.slice(0, 80))}`, "INVALID_ID");
-    if (!NAME.test(filename) || filename.includes("..") || filename.length > 255) {
+    if (!NAME.test(filename) || filename.includes("..") || Buffer.byteLength(filename) > NAME_MAX) {
       throw invalid("Invalid request", `bad certificate file name ${JSON.stringify(filename.slice(0, 80))}: expected letters, digits, ".", "_", "-" ending in .pem`, "INVALID_FILENAME");
     }
     return safeJoin(this.certDir, lbId.toLowerCase(), filename);

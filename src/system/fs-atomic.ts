@@ -4,6 +4,28 @@ import { dirname, resolve, sep, basename } from "node:path";
 import { randomBytes } from "node:crypto";
 import { invalid } from "../errors.js";
 
+/** The longest file name (bytes) Linux file systems store (NAME_MAX). */
+export const NAME_MAX = 255;
+
+/**
+ * The temp file a write of `path` goes through: `.<name>.<random>.tmp` in the
+ * same folder (the shape start-up clean-ups look for), the name cut so the
+ * whole stays within NAME_MAX: every name that can be stored can be written.
+ */
+export function tempPathFor(path: string): string {
+  const suffix = `.${randomBytes(6).toString("hex")}.tmp`;
+  const room = NAME_MAX - 1 - Buffer.byteLength(suffix);
+  // Cut by whole characters, never inside a multi-byte one.
+  let name = "";
+  let bytes = 0;
+  for (const ch of basename(path)) {
+    bytes += Buffer.byteLength(ch);
+    if (bytes > room) break;
+    name += ch;
+  }
+  return `${dirname(path)}${sep}.${name}${suffix}`;
+}
+
 /**
  * Writes a file so that a crash at any point leaves either the old or the
  * new complete content: temp file in the same folder, fsync, rename, fsync
@@ -15,7 +37,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
   // balancer's folder): a late write after its removal fails instead of
   // bringing the folder back.
   if (o.createDir !== false) await mkdir(dir, { recursive: true });
-  const tmp = `${dir}${sep}.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`;
+  const tmp = tempPathFor(path);
   const fh = await open(tmp, "wx", mode);
   try {
     await fh.writeFile(data);

@@ -2,7 +2,7 @@
 // serves the uploaded certificate.
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, statSync, readFileSync, existsSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, statSync, readFileSync, existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomUUID, createHash, createPublicKey, X509Certificate } from "node:crypto";
 import { connect as tlsConnect } from "node:tls";
@@ -14,6 +14,7 @@ import { ErrorInfoSchema } from "../../src/gen/amphora/v1/errors_pb.js";
 import { CertificateStore } from "../../src/certs/store.js";
 import { DomainError } from "../../src/errors.js";
 import { agentWithRunDir, rpcError } from "../support/lb-test.js";
+import { RestClient } from "../rest/https-client.js";
 
 test("certificate upload, md5, mode 0600, each rejection, delete", async (t) => {
   const { agent, runDir: tmp } = await agentWithRunDir(t);
@@ -196,4 +197,26 @@ test("a TERMINATED_HTTPS listener on an uploaded crt-list serves each SNI name i
     });
   assert.equal(await served("a.example", a.cert), new X509Certificate(a.cert).fingerprint256);
   assert.equal(await served("b.example", b.cert), new X509Certificate(b.cert).fingerprint256);
+});
+
+test("every certificate name the API accepts can be stored: 238-255 characters answer 200 over REST, 256 answers 400", async (t) => {
+  const { agent, runDir: tmp } = await agentWithRunDir(t);
+  const rest = new RestClient(agent.url, agent, agent.config.amphoraId);
+  t.after(() => rest.agent.destroy());
+  const lbId = randomUUID();
+  const a = await selfSignedPem(tmp, "long.example");
+  const md5 = createHash("md5").update(a.bundle).digest("hex");
+  const named = (len: number) => "n".repeat(len - ".pem".length) + ".pem";
+  // The atomic write's temp name once added 18 characters: 238 and up failed with ENAMETOOLONG (500).
+  for (const len of [237, 238, 250, 255]) {
+    const r = await rest.request("PUT", `/1.0/loadbalancer/${lbId}/certificates/${named(len)}`, { body: a.bundle });
+    assert.equal(r.status, 200, `${len}: ${r.text}`);
+    assert.equal(readFileSync(join(agent.config.certDir, lbId, named(len)), "utf8"), a.bundle);
+    assert.equal((await rest.request("GET", `/1.0/loadbalancer/${lbId}/certificates/${named(len)}`)).json<{ md5sum: string }>().md5sum, md5);
+  }
+  const tooLong = await rest.request("PUT", `/1.0/loadbalancer/${lbId}/certificates/${named(256)}`, { body: a.bundle });
+  assert.equal(tooLong.status, 400, tooLong.text);
+  assert.match(tooLong.text, /filename/);
+  // No temp file left behind by any of them.
+  assert.deepEqual(readdirSync(join(agent.config.certDir, lbId)).filter((n) => n.endsWith(".tmp")), []);
 });
