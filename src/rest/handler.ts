@@ -6,7 +6,7 @@
 import type { ServerResponse } from "node:http";
 import type { Http2ServerRequest } from "node:http2";
 import http2 from "node:http2";
-import { create, ScalarType, type DescField, type JsonValue, type Message } from "@bufbuild/protobuf";
+import { create, type DescField, type JsonValue, type Message } from "@bufbuild/protobuf";
 import { createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "../log.js";
 import { peerSubject, type FallbackHandler, type NodeRequest, type NodeResponse } from "../agent/server.js";
@@ -14,6 +14,7 @@ import { peerSubjectKey, protocolKey } from "../agent/interceptors.js";
 import { BodyTooLarge, checkDeclaredLength, ClientGone, readLimited } from "./body.js";
 import { restError } from "./errors.js";
 import { createInProcess } from "./in-process.js";
+import { scalarFromText } from "./scalar-text.js";
 import { listFieldToJson, messageFromJson, messageToJson } from "./json.js";
 import { endpointsOf, RouteTable, splitPath, type RestEndpoint } from "./route-table.js";
 
@@ -63,29 +64,14 @@ export function ifMatchValue(h: string | string[] | undefined): string | undefin
   return raw.replace(/^W\//, "").replace(/^"(.*)"$/, "$1");
 }
 
-/** The value of a path variable for its field; enums by their short lower-case name. */
-function pathValue(e: RestEndpoint, f: DescField, raw: string): unknown {
-  if (f.fieldKind === "enum") {
-    const v = f.enum.values.find((x) => x.number !== 0 && x.localName.toLowerCase() === raw.toLowerCase());
-    if (!v) throw new RestReject(400, e.invalidMessage, `Unknown ${f.name}: ${raw}`);
-    return v.number;
-  }
-  if (f.fieldKind !== "scalar") throw new RestReject(400, e.invalidMessage, `${f.name}: not a path field`);
-  switch (f.scalar) {
-    case ScalarType.STRING:
-      return raw;
-    case ScalarType.BOOL:
-      if (raw !== "true" && raw !== "false") throw new RestReject(400, e.invalidMessage, `${f.name}: expected true or false`);
-      return raw === "true";
-    case ScalarType.BYTES:
-      return new TextEncoder().encode(raw);
-    case ScalarType.INT64: case ScalarType.UINT64: case ScalarType.SINT64: case ScalarType.FIXED64: case ScalarType.SFIXED64:
-      if (!/^-?\d+$/.test(raw)) throw new RestReject(400, e.invalidMessage, `${f.name}: expected an integer`);
-      return BigInt(raw);
-    default:
-      if (!/^-?\d+(\.\d+)?$/.test(raw)) throw new RestReject(400, e.invalidMessage, `${f.name}: expected a number`);
-      return Number(raw);
-  }
+/** The value of a path or query parameter for its field, checked against the field's type and range. */
+function textValue(e: RestEndpoint, f: DescField, raw: string, where: "path value" | "query parameter", name = f.name): unknown {
+  const v = scalarFromText(f, raw);
+  if (v.ok) return v.value;
+  const shown = raw.length > 80 ? `${raw.slice(0, 80)}...` : raw;
+  // Octavia's agent answers an unknown action with these words.
+  if (f.fieldKind === "enum") throw new RestReject(400, e.invalidMessage, `Unknown ${name}: ${shown}`);
+  throw new RestReject(400, e.invalidMessage, `${where} ${name}: expected ${v.expected}, got ${JSON.stringify(shown)}`);
 }
 
 function parseJson(e: RestEndpoint, buf: Buffer): JsonValue {
@@ -142,9 +128,9 @@ async function buildRequest(e: RestEndpoint, req: NodeRequest, params: Map<DescF
     if ([...params.keys()].includes(f) || ("field" in e.body && e.body.field === f)) {
       throw new RestReject(400, e.invalidMessage, `query parameter ${JSON.stringify(name)} is given by the path or body`);
     }
-    m[f.localName] = pathValue(e, f, raw);
+    m[f.localName] = textValue(e, f, raw, "query parameter", name);
   }
-  for (const [f, raw] of params) m[f.localName] = pathValue(e, f, raw);
+  for (const [f, raw] of params) m[f.localName] = textValue(e, f, raw, "path value");
   if (e.ifMatchField) {
     const v = ifMatchValue(req.headers["if-match"]);
     if (v !== undefined) m[e.ifMatchField.localName] = v;
