@@ -13,6 +13,7 @@ import { loggingInterceptor } from "./interceptors.js";
 import { agentRoutes } from "./routes.js";
 import type { AgentContext } from "./context.js";
 import { writeFileAtomic } from "../system/fs-atomic.js";
+import { acquireStateLock, type StateLock } from "./state-lock.js";
 import { LoadBalancerManager } from "../haproxy/manager.js";
 import { CertificateStore } from "../certs/store.js";
 import { NetworkPlumbing } from "../network/plumbing.js";
@@ -77,7 +78,11 @@ async function devAmphoraId(stateDir: string): Promise<string> {
   return id;
 }
 
-export async function buildConfig(o: AgentOptions): Promise<{ config: AgentConfig; ignored: string[]; pki?: PkiPaths; configFile: string }> {
+/**
+ * The configuration a start uses. `lockStateDir` runs once the state
+ * directory is known and exists, before anything is written into it.
+ */
+export async function buildConfig(o: AgentOptions, lockStateDir?: (stateDir: string) => Promise<void>): Promise<{ config: AgentConfig; ignored: string[]; pki?: PkiPaths; configFile: string }> {
   let config = defaultConfig(o.stateDir ? resolve(o.stateDir) : o.dev ? resolve("state") : undefined, { dev: o.dev });
   let ignored: string[] = [];
   // Without --config, UpdateAgentConfig keeps its file in the state dir:
@@ -96,6 +101,7 @@ export async function buildConfig(o: AgentOptions): Promise<{ config: AgentConfi
   Object.assign(config, o.overrides ?? {});
   if (!config.certDir) config.certDir = join(config.stateDir, "certs");
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  await lockStateDir?.(config.stateDir);
   let pki: PkiPaths | undefined;
   if (o.dev) {
     if (!config.amphoraId) config.amphoraId = await devAmphoraId(config.stateDir);
@@ -112,14 +118,32 @@ export async function buildConfig(o: AgentOptions): Promise<{ config: AgentConfi
 
 export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
   const logger = o.logger ?? createLogger(o.logLevel);
-  const { config, ignored, pki, configFile } = await buildConfig(o);
+  // One agent per state directory, for the agent's whole life (see state-lock.ts).
+  let lock: StateLock | undefined;
+  let built: Awaited<ReturnType<typeof buildConfig>>;
+  try {
+    built = await buildConfig(o, async (dir) => {
+      lock = await acquireStateLock(dir, { onStale: (was) => logger.info({ stale: was }, "removed the state directory lock of an agent that is gone") });
+    });
+  } catch (e) {
+    await lock?.release();
+    throw e;
+  }
+  const { config, ignored, pki, configFile } = built;
   if (ignored.length) logger.info({ options: ignored }, "config options not used by this agent are ignored");
-  const tlsMaterial = loadTlsMaterial(config.serverCaFile, config.serverCertFile);
-  const store = new ConfigStore(config, configFile, logger, { dev: o.dev });
+  let tlsMaterial: ReturnType<typeof loadTlsMaterial>;
+  let store: ConfigStore;
+  try {
+    tlsMaterial = loadTlsMaterial(config.serverCaFile, config.serverCertFile);
+    store = new ConfigStore(config, configFile, logger, { dev: o.dev });
+  } catch (e) {
+    await lock?.release();
+    throw e;
+  }
   // What has been started, undone in reverse order by stop() or when a
   // later step of the start fails (port in use...), so a failed start
   // leaves no timers, pollers or supervision behind.
-  const undo: { what: string; fn: () => unknown }[] = [];
+  const undo: { what: string; fn: () => unknown }[] = [{ what: "state directory lock", fn: () => lock?.release() }];
   const unwind = async () => {
     for (const u of undo.splice(0).reverse()) {
       try {

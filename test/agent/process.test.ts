@@ -10,6 +10,7 @@ import https from "node:https";
 import { once } from "node:events";
 import { randomBytes } from "node:crypto";
 import { run } from "../../src/system/exec.js";
+import { startProcess } from "../support/agent-process.js";
 
 const dirs: string[] = [];
 const procs: ChildProcess[] = [];
@@ -22,24 +23,6 @@ function tempDir(): string {
   const d = mkdtempSync(join(tmpdir(), "amphora-proc-"));
   dirs.push(d);
   return d;
-}
-
-/** Starts bin/amphora-agent.js and waits for its "agent listening" log line. */
-async function startProcess(args: string[]): Promise<{ proc: ChildProcess; url: string; stderr: () => string }> {
-  const proc = spawn(process.execPath, ["bin/amphora-agent.js", ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  procs.push(proc);
-  let out = "";
-  let err = "";
-  proc.stderr!.on("data", (c) => (err += c));
-  const url = await new Promise<string>((resolve, reject) => {
-    proc.stdout!.on("data", (c) => {
-      out += c;
-      const m = /"url":"(https:[^"]+)".*agent listening/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    proc.on("exit", (code) => reject(new Error(`agent exited ${code}: ${err}`)));
-  });
-  return { proc, url, stderr: () => err };
 }
 
 function get(url: string, pki: string): Promise<{ status: number; body: string }> {

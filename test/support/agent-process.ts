@@ -1,0 +1,64 @@
+// Starts the agent as a real process (bin/amphora-agent.js) and waits for its
+// "agent listening" log line; every process started here is killed when the
+// test file ends.
+import { after } from "node:test";
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+
+const procs: ChildProcess[] = [];
+after(() => {
+  for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+});
+
+export interface AgentProcess {
+  proc: ChildProcess;
+  url: string;
+  stdout: () => string;
+  stderr: () => string;
+}
+
+export async function startProcess(args: string[]): Promise<AgentProcess> {
+  const proc = spawn(process.execPath, ["bin/amphora-agent.js", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  procs.push(proc);
+  let out = "";
+  let err = "";
+  proc.stderr!.on("data", (c) => (err += c));
+  proc.stdout!.on("data", (c) => (out += c));
+  const url = await new Promise<string>((resolve, reject) => {
+    proc.stdout!.on("data", () => {
+      const m = /"url":"(https:[^"]+)".*agent listening/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    proc.on("exit", (code) => reject(new Error(`agent exited ${code}: ${err}`)));
+  });
+  return { proc, url, stdout: () => out, stderr: () => err };
+}
+
+/**
+ * Runs the agent expecting it to refuse to start: its exit code and stderr.
+ * One still running after `ms` is killed and reported as "still running".
+ */
+export async function failedStart(args: string[], ms = 30_000): Promise<{ code: number | null | "still running"; stderr: string }> {
+  const proc = spawn(process.execPath, ["bin/amphora-agent.js", ...args], { stdio: ["ignore", "ignore", "pipe"] });
+  procs.push(proc);
+  let err = "";
+  proc.stderr!.on("data", (c) => (err += c));
+  const exited = once(proc, "exit");
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<"late">((r) => { timer = setTimeout(() => r("late"), ms); });
+  const first = await Promise.race([exited, late]);
+  clearTimeout(timer);
+  if (first === "late") {
+    await killHard(proc);
+    return { code: "still running", stderr: err };
+  }
+  return { code: first[0] as number | null, stderr: err };
+}
+
+/** SIGKILL, and wait until the process is gone. */
+export async function killHard(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  const gone = once(p, "exit");
+  p.kill("SIGKILL");
+  await gone;
+}
