@@ -14,6 +14,7 @@ import { agentRoutes } from "./routes.js";
 import type { AgentContext } from "./context.js";
 import { writeFileAtomic } from "../system/fs-atomic.js";
 import { acquireStateLock, type StateLock } from "./state-lock.js";
+import { Conditions } from "../system/conditions.js";
 import { LoadBalancerManager } from "../haproxy/manager.js";
 import { CertificateStore } from "../certs/store.js";
 import { NetworkPlumbing } from "../network/plumbing.js";
@@ -118,6 +119,8 @@ export async function buildConfig(o: AgentOptions, lockStateDir?: (stateDir: str
 
 export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
   const logger = o.logger ?? createLogger(o.logLevel);
+  // What the start could not do itself (a write on a full disk...): the agent serves anyway and reports it.
+  const conditions = new Conditions(logger);
   // One agent per state directory, for the agent's whole life (see state-lock.ts).
   let lock: StateLock | undefined;
   let built: Awaited<ReturnType<typeof buildConfig>>;
@@ -163,6 +166,7 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
       settings: () => ({ haproxyCmd: store.current.haproxyCmd, netns: store.current.netns, amphoraId: store.current.amphoraId }),
       logger,
       restartBackoff: o.restartBackoff,
+      conditions,
     });
     // haproxy keeps serving: stopping the agent never stops load balancers.
     undo.push({ what: "load balancer watch", fn: () => lbs.close() });
@@ -179,7 +183,7 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
     keepalived.beforeStart = () => vrrpStates.ensure();
     undo.push({ what: "keepalived notify FIFO", fn: () => vrrpStates.close() });
     // keepalived's haproxy check script follows load balancer starts/stops (written before keepalived resumes).
-    undo.push({ what: "keepalived check script", fn: await keepalived.checks.follow(lbs) });
+    undo.push({ what: "keepalived check script", fn: await keepalived.checks.follow(lbs, undefined, conditions) });
     // SINGLE topology: gratuitous ARP / unsolicited NA for the VIPs after every start and reload.
     const advertiser = new VipAdvertiser({
       netns: () => store.current.netns, topology: () => store.current.topology, logger,
@@ -194,10 +198,10 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
     // keepalived keeps running too; only its supervision ends with the agent.
     undo.push({ what: "keepalived supervision", fn: keepalived.supervise() });
     // Stats, /metrics and heartbeat (stopped with the agent, not with haproxy).
-    const monitoring = startMonitoring({ catalog: o.catalog ?? lbs, config: store, logger });
+    const monitoring = startMonitoring({ catalog: o.catalog ?? lbs, config: store, logger, conditions });
     monitoring.metrics.attach({ events });
     const ctx: AgentContext = {
-      logger, config: store, tls, agentVersion: AGENT_VERSION, lbs, certs, network, keepalived, lvs, monitoring, events,
+      logger, config: store, tls, agentVersion: AGENT_VERSION, lbs, certs, network, keepalived, lvs, monitoring, events, conditions,
     };
     // One registration and one interceptor list for Connect and REST alike.
     const routes = registerOnce(agentRoutes(ctx));

@@ -9,6 +9,7 @@ import type { NetworkPlumbing } from "../network/plumbing.js";
 import type { KeepalivedVrrp } from "../keepalived/vrrp.js";
 import type { LvsListeners } from "../keepalived/lvs.js";
 import type { EventLog } from "../events/event-log.js";
+import type { Conditions } from "../system/conditions.js";
 
 export interface AgentContext {
   logger: Logger;
@@ -28,4 +29,6 @@ export interface AgentContext {
   monitoring: Monitoring;
   /** What happened (WatchEvents); services publish their own events into it. */
   events: EventLog;
+  /** Conditions the agent could not fix itself (e.g. a start write on a full disk): GetDetails warnings, a metric. */
+  conditions: Conditions;
 }

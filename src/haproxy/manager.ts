@@ -6,6 +6,7 @@
 import { EventEmitter } from "node:events";
 import { access, mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { basename, dirname, isAbsolute, resolve } from "node:path";
+import { writeAtStart, type Conditions } from "../system/conditions.js";
 import { writeFileAtomic } from "../system/fs-atomic.js";
 import { DomainError, conflict, failed, invalid, notFound } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
@@ -52,6 +53,8 @@ export interface ManagerOptions {
   restartBackoff?: BackoffOptions;
   /** How long `haproxy -c` may take before the upload is refused as unavailable (default 30 s). */
   validateTimeoutMs?: number;
+  /** Where a start write the storage refused (full disk) is reported; without it such a write fails the open. */
+  conditions?: Conditions;
 }
 
 export interface Guard {
@@ -163,7 +166,8 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     const ug = await userGroupConfig();
     this.userGroupNote = ug.note;
     if (ug.note) this.logger.warn(ug.note);
-    await writeFileAtomic(userGroupFile(this.o.stateDir), ug.text, 0o644);
+    // Unchanged at almost every start: rewritten only when it differs, so a start on a full disk needs no space.
+    await writeAtStart(userGroupFile(this.o.stateDir), ug.text, 0o644, this.o.conditions, "haproxy's user/group file");
     // Leftover candidates of a crash mid-upload.
     for (const f of await readdir(scratchDir(this.o.stateDir))) await rm(`${scratchDir(this.o.stateDir)}/${f}`, { force: true });
     for (const name of await readdir(lbRoot(this.o.stateDir))) {

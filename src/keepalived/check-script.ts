@@ -23,7 +23,8 @@ import { lstat, mkdir, readFile, rm, rmdir } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import type { Logger } from "../log.js";
 import { silentLogger } from "../log.js";
-import { writeFileAtomic } from "../system/fs-atomic.js";
+import { writeFileAtomic, writeFileIfChanged } from "../system/fs-atomic.js";
+import { isStorageError, type Conditions } from "../system/conditions.js";
 import { KeyedLock } from "../haproxy/keyed-lock.js";
 import { lbPaths } from "../haproxy/layout.js";
 import type { LoadBalancerCatalog } from "../haproxy/catalog.js";
@@ -102,11 +103,15 @@ export interface LoadBalancerSource extends LoadBalancerCatalog {
   status(lbId: string): Promise<{ recentActions: { action: string; ok: boolean }[]; wanted?: string }>;
 }
 
+const CONDITION_KEY = "start_write:keepalived-check-script";
+
 export class HaproxyCheckScripts {
   private readonly lock = new KeyedLock();
   private wanted = new Set<string>();
   /** A script write failed (disk full...): written again on the follower's next pass. */
   private stale = false;
+  /** Where a write the storage refused at start is reported (set by follow()). */
+  private conditions?: Conditions;
   /** Load balancers the controller started and did not stop, one id a line. */
   readonly wantedFile: string;
 
@@ -198,7 +203,7 @@ export class HaproxyCheckScripts {
       }
       await mkdir(dirname(c.path), { recursive: true, mode: 0o755 });
       // Atomic: keepalived may run it at any moment and must never see half a script.
-      await writeFileAtomic(c.path, body, 0o755);
+      await writeFileIfChanged(c.path, body, 0o755);
     }
     return notes;
   }
@@ -209,7 +214,8 @@ export class HaproxyCheckScripts {
    * `intervalMs` (a stop of a haproxy that had already died emits no
    * event) the current state decides. Returns the function that stops following.
    */
-  async follow(lbs: LoadBalancerSource, intervalMs = 2000): Promise<() => Promise<void>> {
+  async follow(lbs: LoadBalancerSource, intervalMs = 2000, conditions?: Conditions): Promise<() => Promise<void>> {
+    this.conditions = conditions;
     await this.lock.run("check", async () => {
       const stored = new Set((await readFile(this.wantedFile, "utf8").catch(() => "")).split("\n").map((l) => l.trim()).filter(isUuid));
       // The manager's wanted state decides; the persisted list only where it
@@ -218,8 +224,14 @@ export class HaproxyCheckScripts {
       const next = new Set<string>();
       for (const ref of lbs.list()) if (await this.decide(lbs, ref, stored.has(ref.lbId))) next.add(ref.lbId);
       this.wanted = next;
-      await this.persist();
-      await this.writeNow(await this.config());
+      try {
+        await this.persistAndWrite();
+      } catch (e) {
+        // The storage refused (full disk): the start goes on, the follower writes again on its next pass.
+        if (!conditions || !isStorageError(e)) throw e;
+        this.stale = true;
+        conditions.report("start_write_failed", CONDITION_KEY, `could not write the keepalived check script or its list of load balancers at start: ${(e as Error).message}; written again every ${intervalMs} ms until it succeeds`);
+      }
     });
     let following = true;
     const reconcile = (ids: string[]) => {
@@ -255,8 +267,15 @@ export class HaproxyCheckScripts {
       this.logger.info({ lbId, wanted: want }, "keepalived check script: load balancer " + (want ? "required" : "no longer required"));
     }
     if (!changed && !this.stale) return;
+    await this.persistAndWrite();
+  }
+
+  private async persistAndWrite(): Promise<void> {
+    // Stale until both writes complete: the follower's next pass tries again.
+    this.stale = true;
     await this.persist();
     await this.writeNow(await this.config());
+    this.conditions?.clear(CONDITION_KEY);
   }
 
   /**
@@ -280,6 +299,7 @@ export class HaproxyCheckScripts {
     await mkdir(dirname(this.wantedFile), { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
       if (e.code !== "EEXIST") throw e;
     });
-    await writeFileAtomic(this.wantedFile, this.wantedIds().map((id) => id + "\n").join(""), 0o600, { createDir: false });
+    // Unchanged at almost every start: no write then (a start on a full disk needs no space).
+    await writeFileIfChanged(this.wantedFile, this.wantedIds().map((id) => id + "\n").join(""), 0o600, { createDir: false });
   }
 }

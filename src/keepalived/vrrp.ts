@@ -12,7 +12,7 @@ import { KeyedLock } from "../haproxy/keyed-lock.js";
 import type { Logger } from "../log.js";
 import { silentLogger } from "../log.js";
 import { run } from "../system/exec.js";
-import { writeFileAtomic } from "../system/fs-atomic.js";
+import { writeFileAtomic, writeFileIfChanged } from "../system/fs-atomic.js";
 import { isRunning, livePid, waitFor } from "./pid.js";
 import { isIP } from "node:net";
 import { listAddresses, normalizeIp } from "../network/interfaces.js";
@@ -190,7 +190,7 @@ export class KeepalivedVrrp {
   private async startNow(): Promise<KeepalivedStatus> {
     const st = await this.status();
     if (st.running) {
-      await writeFileAtomic(this.wantedFile, "running\n");
+      await writeFileIfChanged(this.wantedFile, "running\n");
       return st;
     }
     if (!st.configured) throw failed("Failed to start keepalived", "no keepalived configuration has been uploaded", "NOT_CONFIGURED");
@@ -200,9 +200,10 @@ export class KeepalivedVrrp {
     // Wanted-state first: a keepalived launched below that comes up late (or
     // an agent that dies meanwhile) is then adopted by resume()/supervise()
     // and ended by stop(), never left running unaccounted for.
-    await writeFileAtomic(this.wantedFile, "running\n");
+    await writeFileIfChanged(this.wantedFile, "running\n");
     await this.beforeStart?.().catch((e: Error) => this.logger.warn({ err: e.message }, "keepalived notify FIFO not ready; VRRP state changes are not reported until the next start"));
-    await writeFileAtomic(this.runConfigFile, renderRunConfig(this.configFile, this.notifyFifo), 0o600);
+    // The same at almost every start: no write then (a start on a full disk needs no space).
+    await writeFileIfChanged(this.runConfigFile, renderRunConfig(this.configFile, this.notifyFifo), 0o600);
     const r = await run(
       "keepalived",
       ["-D", "-f", this.runConfigFile, "-p", this.pidFile, "-r", this.vrrpPidFile, "-c", this.checkersPidFile],

@@ -7,9 +7,12 @@ import type { WatchHub } from "../stats/watch-hub.js";
 import type { LoadBalancerStats } from "../stats/model.js";
 import type { ByteBudget } from "../stats/byte-budget.js";
 import type { EventLog } from "../events/event-log.js";
+import type { Conditions } from "../system/conditions.js";
 
 export interface MetricsSources {
   collector?: StatsCollector;
+  /** Conditions the agent runs with but could not fix (full disk at start...). */
+  conditions?: Conditions;
   hub?: WatchHub;
   budget?: ByteBudget;
   /** WatchEvents' log: events published, open streams. */
@@ -87,6 +90,16 @@ export class AgentMetrics {
     new Counter({
       name: "amphora_stats_poll_errors_total", help: "haproxy stats polls that failed", registers: r,
       collect() { this.reset(); this.inc(self.sources.collector?.pollErrors ?? 0); },
+    });
+    new Gauge({
+      name: "amphora_agent_conditions", help: "Conditions the agent runs with but could not fix itself (e.g. start_write_failed on a full disk), by kind; details in GetDetails warnings",
+      labelNames: ["kind"], registers: r,
+      collect() {
+        this.reset();
+        // The kinds the agent knows stay visible at 0, so an alert can watch them before they happen.
+        this.set({ kind: "start_write_failed" }, 0);
+        for (const [kind, n] of self.sources.conditions?.countsByKind() ?? []) this.set({ kind }, n);
+      },
     });
     this.objectMetrics(r);
   }

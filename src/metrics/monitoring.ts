@@ -11,6 +11,7 @@ import { DeltaTracker } from "../stats/deltas.js";
 import { ByteBudget } from "../stats/byte-budget.js";
 import { HeartbeatSender } from "../heartbeat/sender.js";
 import { AgentMetrics } from "./agent-metrics.js";
+import type { Conditions } from "../system/conditions.js";
 import { metricsFallback } from "./http.js";
 
 export interface Monitoring {
@@ -29,7 +30,7 @@ export interface Monitoring {
   stop(): Promise<void>;
 }
 
-export function startMonitoring(o: { catalog: LoadBalancerCatalog; config: ConfigStore; logger: Logger }): Monitoring {
+export function startMonitoring(o: { catalog: LoadBalancerCatalog; config: ConfigStore; logger: Logger; conditions?: Conditions }): Monitoring {
   const metrics = new AgentMetrics();
   const collector = new StatsCollector({ catalog: o.catalog, logger: o.logger });
   const hub = new WatchHub(collector, o.logger);
@@ -43,7 +44,7 @@ export function startMonitoring(o: { catalog: LoadBalancerCatalog; config: Confi
   // More in flight only shares the same bandwidth among more streams:
   // every message takes longer and is staler when it arrives.
   const streamBudget = new ByteBudget(16 << 20);
-  metrics.attach({ collector, hub, budget: streamBudget });
+  metrics.attach({ collector, hub, budget: streamBudget, conditions: o.conditions });
   const onEvent = (e: { type: string }) => {
     metrics.lbEvents.inc({ type: e.type });
     if (e.type === "reloaded") metrics.reloads.inc({ outcome: "ok" });

@@ -1,5 +1,5 @@
 // Atomic file writes and state-directory path safety.
-import { open, rename, unlink, mkdir } from "node:fs/promises";
+import { open, rename, unlink, mkdir, readFile, stat, chmod } from "node:fs/promises";
 import { dirname, resolve, sep, basename } from "node:path";
 import { randomBytes } from "node:crypto";
 import { invalid } from "../errors.js";
@@ -64,6 +64,25 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
   } finally {
     await d.close();
   }
+}
+
+/**
+ * writeFileAtomic, unless the file already holds exactly `data` (then at
+ * most its mode is corrected, which needs no space). Returns whether it wrote.
+ */
+export async function writeFileIfChanged(path: string, data: string | Uint8Array, mode = 0o644, o: { syncDir?: boolean; createDir?: boolean } = {}): Promise<boolean> {
+  const want = typeof data === "string" ? Buffer.from(data) : data;
+  try {
+    const [have, st] = await Promise.all([readFile(path), stat(path)]);
+    if (st.isFile() && Buffer.compare(have, want) === 0) {
+      if ((st.mode & 0o7777) !== mode) await chmod(path, mode);
+      return false;
+    }
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+  }
+  await writeFileAtomic(path, data, mode, o);
+  return true;
 }
 
 /** Joins `parts` below `root` and refuses any result outside it. */

@@ -53,6 +53,7 @@ export function systemService(ctx: AgentContext, lbs?: LoadBalancerFacts): Parti
         topologyStatus: "OK",
         listeners,
         packages: {},
+        warnings: ctx.conditions.list().map((c) => c.message),
       };
     },
     async updateAgentConfig(req) {
