@@ -191,7 +191,7 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
     });
     undo.push({ what: "VIP announcements", fn: advertiser.follow(lbs) });
     const lvs = new LvsListeners(config.stateDir, config.netns, logger);
-    await restoreAtStart(network, keepalived, logger, config.stateDir);
+    await restoreAtStart(network, keepalived, logger, config.stateDir, { bindHost: config.bindHost, conditions });
     // After the namespace and plugs are back (haproxy binds in them): start
     // the load balancers that should run and do not (reboot, crash).
     await lbs.resume();

@@ -98,6 +98,7 @@ export class AgentMetrics {
         this.reset();
         // The kinds the agent knows stay visible at 0, so an alert can watch them before they happen.
         this.set({ kind: "start_write_failed" }, 0);
+        this.set({ kind: "plug_not_restored" }, 0);
         for (const [kind, n] of self.sources.conditions?.countsByKind() ?? []) this.set({ kind }, n);
       },
     });

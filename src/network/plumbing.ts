@@ -12,6 +12,7 @@ import { silentLogger } from "../log.js";
 import { writeFileAtomic } from "../system/fs-atomic.js";
 import { familyOf, parsePrefix } from "./cidr.js";
 import { normalizeIp } from "./interfaces.js";
+import { managementAddresses } from "./management.js";
 import { IpTool, type IpLink, type IpRoute, type IpRule } from "./ip-tool.js";
 import { ensureNamespace } from "./namespace.js";
 import {
@@ -126,6 +127,15 @@ export class NetworkPlumbing {
         const why = e instanceof DomainError && e.details ? e.details : (e as Error).message;
         throw failed(message, `could not create the load-balancer network namespace ${this.netns}: ${why}`, "NETNS_FAILED");
       });
+      // Before anything moves: the interface the controller reaches the agent on is never taken.
+      const mgmt = await this.carriesManagement(spec.macAddress, bindHost);
+      if (mgmt) {
+        throw new DomainError(
+          "precondition", message,
+          `refusing to plug ${mgmt.ifname} (${spec.macAddress}): it carries the agent's management address ${mgmt.address} (where the agent is reached); plugging it would move it into the load-balancer namespace and lock the controller out`,
+          "MANAGEMENT_INTERFACE",
+        );
+      }
       const { link, moveBack } = await this.findOrAdopt(spec.macAddress, () => this.octaviaName(kind));
       try {
         await this.refuseProtected(link, bindHost, invalidMessage);
@@ -139,6 +149,22 @@ export class NetworkPlumbing {
         throw e;
       }
     });
+  }
+
+  /**
+   * The interface with `mac` (where it is now: the source namespace or the
+   * load-balancer one) when it carries an address the agent is reached on.
+   */
+  private async carriesManagement(mac: string, bindHost: string): Promise<{ ifname: string; address: string } | undefined> {
+    const mgmt = await managementAddresses(bindHost);
+    if (!mgmt.size) return undefined;
+    for (const tool of this.sourceNetns === this.netns ? [this.ip] : [this.ip, this.source]) {
+      const link = await tool.linkByMac(mac);
+      if (!link) continue;
+      const address = (await tool.addrs(link.ifname)).flatMap((x) => x.addr_info ?? []).map((a) => normalizeIp(a.local)).find((a) => mgmt.has(a));
+      return address ? { ifname: link.ifname, address } : undefined;
+    }
+    return undefined;
   }
 
   /** lo and the interface carrying the agent's bind address are never plugged. */
@@ -248,13 +274,21 @@ export class NetworkPlumbing {
    * flap). Plans are recomputed because interface indexes, and so table
    * numbers, may have changed. Returns the interfaces done and the failures.
    */
-  reapply(): Promise<{ applied: string[]; failures: { mac: string; error: string }[] }> {
+  reapply(o: { bindHost?: string } = {}): Promise<{ applied: string[]; failures: { mac: string; error: string }[]; refused: { mac: string; why: string }[] }> {
     return this.serial(async () => {
       const applied: string[] = [];
       const failures: { mac: string; error: string }[] = [];
+      const refused: { mac: string; why: string }[] = [];
       const st = await this.state();
       for (const [mac, e] of Object.entries(st.interfaces)) {
         try {
+          // A recorded plug of the management interface (made before this
+          // check existed) would lock the controller out at every boot.
+          const mgmt = await this.carriesManagement(mac, o.bindHost ?? "");
+          if (mgmt) {
+            refused.push({ mac, why: `recorded plug of ${mgmt.ifname} (${mac}) not restored: it carries the agent's management address ${mgmt.address}` });
+            continue;
+          }
           // After a reboot hot-plugged ports are back in the source namespace.
           const { link, moveBack } = await this.findOrAdopt(mac, async () => e.ifname);
           try {
@@ -271,7 +305,7 @@ export class NetworkPlumbing {
           failures.push({ mac, error: err instanceof DomainError ? `${err.message}: ${err.details}` : String(err) });
         }
       }
-      return { applied, failures };
+      return { applied, failures, refused };
     });
   }
 

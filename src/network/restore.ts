@@ -4,6 +4,7 @@
 // find everything in place and change nothing. Never fails the agent's start:
 // problems are logged and the controller can plug again.
 import type { Logger } from "../log.js";
+import type { Conditions } from "../system/conditions.js";
 import type { KeepalivedVrrp } from "../keepalived/vrrp.js";
 import type { NetworkPlumbing } from "./plumbing.js";
 import { reloadStoredRules } from "./interface-rules.js";
@@ -11,7 +12,10 @@ import { ensureNamespace } from "./namespace.js";
 
 export { ensureNamespace };
 
-export async function restoreAtStart(network: NetworkPlumbing, keepalived: KeepalivedVrrp, logger: Logger, stateDir: string): Promise<void> {
+export async function restoreAtStart(
+  network: NetworkPlumbing, keepalived: KeepalivedVrrp, logger: Logger, stateDir: string,
+  o: { bindHost?: string; conditions?: Conditions } = {},
+): Promise<void> {
   try {
     // Only with plugs to restore (after a reboot the namespace is gone);
     // otherwise the first plug creates it, as Octavia's agent does.
@@ -20,8 +24,12 @@ export async function restoreAtStart(network: NetworkPlumbing, keepalived: Keepa
     logger.error({ err: e, netns: network.netns }, "could not create the load-balancer network namespace");
   }
   try {
-    const r = await network.reapply();
+    const r = await network.reapply({ bindHost: o.bindHost });
     if (r.applied.length || r.failures.length) logger.info({ applied: r.applied, failures: r.failures }, "recorded plugs re-applied");
+    for (const x of r.refused) {
+      if (o.conditions) o.conditions.report("plug_not_restored", `plug_not_restored:${x.mac}`, x.why);
+      else logger.warn({ mac: x.mac }, x.why);
+    }
   } catch (e) {
     logger.error({ err: e }, "could not re-apply recorded plugs");
   }

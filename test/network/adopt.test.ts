@@ -79,7 +79,7 @@ describe("plugging a port that is still in the source namespace", () => {
     await topo.sh(lb, "ip", ["link", "set", "dev", "eth2", "netns", host, "name", "ens8"]);
     assert.deepEqual(await names(lb), []);
     const r = await plumbing.reapply();
-    assert.deepEqual({ ...r, applied: r.applied.sort() }, { applied: ["eth1", "eth2"], failures: [] });
+    assert.deepEqual({ ...r, applied: r.applied.sort() }, { applied: ["eth1", "eth2"], failures: [], refused: [] });
     assert.deepEqual(await names(lb), ["eth1"]);
     assert.deepEqual(await ipv4Of(topo, lb, "eth1"), ["192.0.2.10/24"]);
     assert.deepEqual(await ipv4Of(topo, lb, "eth2"), ["198.51.100.20/24"]);

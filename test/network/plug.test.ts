@@ -187,9 +187,10 @@ describe("plug VIP and plug network in a namespace", () => {
       { vip: "192.0.2.30", subnetCidr: "192.0.2.0/24", gateway: "192.0.2.1", macAddress: VIP_MAC, vrrpIp: "", hostRoutes: [], additionalVips: [] },
       { bindHost: "192.0.2.10" },
     ).then(() => assert.fail("expected a refusal"), (x) => x);
-    assert.equal(e.kind, "invalid");
-    assert.equal(e.message, "Invalid VIP");
-    assert.match(e.details, /carries the agent's bind address 192\.0\.2\.10/);
+    // A conflict with the agent's own reachability, not a malformed request: 409 over REST.
+    assert.equal(e.kind, "precondition");
+    assert.equal(e.message, "Error plugging VIP");
+    assert.match(e.details, /refusing to plug eth1 \(02:a5:00:00:00:01\): it carries the agent's management address 192\.0\.2\.10/);
     assert.deepEqual(await snapshot(), before);
     // lo is never found as a port, whatever MAC is asked for.
     const lo = await rpcError(agent.client(NetworkService).plugNetwork({ macAddress: "00:00:00:00:00:00", fixedIps: [] }));

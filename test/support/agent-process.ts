@@ -17,8 +17,11 @@ export interface AgentProcess {
   stderr: () => string;
 }
 
-export async function startProcess(args: string[]): Promise<AgentProcess> {
-  const proc = spawn(process.execPath, ["bin/amphora-agent.js", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+/** `netns`: run it inside that network namespace (`ip netns exec`, which execs node: the pid is the agent's). */
+export async function startProcess(args: string[], o: { netns?: string } = {}): Promise<AgentProcess> {
+  const argv = [process.execPath, "bin/amphora-agent.js", ...args];
+  const [cmd, cmdArgs] = o.netns ? ["ip", ["netns", "exec", o.netns, ...argv]] : [argv[0]!, argv.slice(1)];
+  const proc = spawn(cmd, cmdArgs, { stdio: ["ignore", "pipe", "pipe"] });
   procs.push(proc);
   let out = "";
   let err = "";
