@@ -150,6 +150,8 @@ test("a retried call succeeds once the agent is up", async () => {
   try {
     // The agent starts while the call is already waiting between retries.
     const call = c.system.getInfo({});
+    // On c0's state dir (its PKI and amphora id), which one agent holds at a time.
+    await c0.stop(500);
     late = await startTestAgent({ stateDir: c0.stateDir, listen: `127.0.0.1:${port}` });
     const info = await call;
     assert.equal(info.amphoraId, c0.config.amphoraId);
