@@ -186,7 +186,7 @@ export async function run(file: string, args: readonly string[], opts: RunOption
   return { exitCode, stdout, stderr, durationMs, timedOut: why === "timeout" || undefined, signal };
 }
 
-/** Waits for the child's pipes to end, or until they stay quiet for DRAIN_IDLE_MS, then drops them. */
+/** Waits for the child's pipes to end, or until they stay quiet for DRAIN_IDLE_MS, then stops collecting. */
 async function drain(child: ReturnType<typeof spawn>): Promise<void> {
   const streams = [child.stdout, child.stderr].filter((s): s is NonNullable<typeof s> => s !== null && !s.readableEnded && !s.destroyed);
   if (streams.length === 0) return;
@@ -218,7 +218,18 @@ async function drain(child: ReturnType<typeof spawn>): Promise<void> {
     arm();
     check();
   });
-  for (const s of [child.stdout, child.stderr, child.stdin]) s?.destroy();
+  child.stdin?.destroy();
+  // Never close the read ends while a descendant may still write to them: a
+  // daemon (haproxy's master prints its NOTICE lines after the launcher
+  // exited) would die of SIGPIPE. Output from now on is read and dropped,
+  // and the pipes no longer keep the agent's event loop alive.
+  for (const s of [child.stdout, child.stderr]) {
+    if (!s || s.readableEnded || s.destroyed) continue;
+    s.removeAllListeners("data");
+    s.on("data", () => {});
+    s.resume();
+    (s as unknown as { unref?: () => void }).unref?.();
+  }
 }
 
 /** Runs a program and throws a `failed` DomainError unless it exits 0. */

@@ -4,6 +4,7 @@
 // the inherited stdio open after the program itself exited.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { run } from "../../src/system/exec.js";
 import { pidRuns, scratch, within } from "../support/processes.js";
@@ -68,4 +69,18 @@ test("a program's own exit code, output, input and a missing program are reporte
   const killed = await run("sh", ["-c", "kill -KILL $$"]);
   assert.equal(killed.signal, "SIGKILL");
   assert.match(killed.stderr, /killed by SIGKILL/);
+});
+
+test("a descendant that writes to the inherited stderr after the program exited is not killed by SIGPIPE (haproxy's master does)", async (t) => {
+  const s = scratch(t);
+  const alive = join(s.dir, "alive");
+  const pidFile = join(s.dir, "late.pid");
+  // Like haproxy -D: the launcher exits, the daemon it left prints a notice a moment later and goes on.
+  const launcher = s.script("launcher", `( echo $$ > /dev/null; sh -c 'echo $$ > "$1"; sleep 0.5; echo "[NOTICE] late" >&2; echo alive > "$2"' sh ${pidFile} ${alive} ) &\nexit 0`);
+  const r = await within(run(launcher, [], { timeoutMs: 600_000 }), 20_000, "run");
+  assert.equal(r.exitCode, 0);
+  await s.pidIn(pidFile);
+  const by = Date.now() + 10_000;
+  while (!existsSync(alive) && Date.now() < by) await new Promise((res) => setTimeout(res, 50));
+  assert.ok(existsSync(alive), "the daemon survived its late write");
 });
