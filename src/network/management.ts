@@ -1,11 +1,12 @@
-// The addresses the agent is reached on: its specific listen address(es) and
-// the local address of every connection a client (the controller) has open
-// to it now, read from /proc for this process's own sockets. A plug must
+// The addresses the agent is reached on: its specific listen address (or,
+// listening on a wildcard, every address of its own namespace) and the local
+// address of every connection a client (the controller) has open to it now,
+// read from /proc for this process's own sockets. A plug must
 // never take an interface carrying one of them: moving it into the
 // load-balancer namespace (or routing through it) locks the controller out,
 // and a recorded plug would repeat that after every reboot.
 import { readdir, readFile, readlink } from "node:fs/promises";
-import { normalizeIp } from "./interfaces.js";
+import { listAddresses, normalizeIp } from "./interfaces.js";
 
 const LISTEN = "0A";
 const ESTABLISHED = "01";
@@ -67,14 +68,25 @@ export async function addressesReachedOn(): Promise<Set<string>> {
   return out;
 }
 
-/** `bindHost` when it names one address, plus what the agent is reached on now. */
+/**
+ * The addresses the agent is reached on: what it is reached on now, plus
+ * `bindHost` when it names one address. With a wildcard `bindHost` (Octavia's
+ * default is "::") the agent is reachable on every address of its own
+ * namespace: all of them count (global scope; loopback and link-local never
+ * carry the controller's traffic, and a bare hot-plugged port has none).
+ * This is what lets a start, before any connection exists, still recognise
+ * the management interface.
+ */
 export async function managementAddresses(bindHost = ""): Promise<Set<string>> {
   const out = await addressesReachedOn();
   if (bindHost && !WILDCARD.has(bindHost)) {
-    try {
-      out.add(normalizeIp(bindHost));
-    } catch {
-      // not an address (a host name): nothing to compare with
+    out.add(normalizeIp(bindHost));
+  } else if (WILDCARD.has(bindHost)) {
+    const families = bindHost === "0.0.0.0" ? ["inet"] : ["inet", "inet6"];
+    for (const link of await listAddresses("")) {
+      for (const a of link.addr_info ?? []) {
+        if (families.includes(a.family) && (a.scope ?? "global") === "global") out.add(normalizeIp(a.local));
+      }
     }
   }
   for (const a of [...out]) if (a.startsWith("127.") || a === "::1") out.delete(a); // loopback is refused on its own

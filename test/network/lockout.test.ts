@@ -116,13 +116,17 @@ describe("plugging never takes the interface the agent is reached on", () => {
     st.interfaces[MGMT_MAC] = entry;
     writeFileSync(file, JSON.stringify(st, null, 2));
 
-    await start(`${MGMT_IP}:9443`);
-    await mgmtIntact();
-    const info = await call("GET", "/1.0/info");
-    assert.equal(info.status, 200, "the controller still reaches the agent");
-    const details = await call("GET", "/1.0/details");
-    assert.deepEqual(details.json.warnings, [`recorded plug of mgmt0 (${MGMT_MAC}) not restored: it carries the agent's management address ${MGMT_IP}`]);
-    assert.match(agent!.stdout(), /"condition":"plug_not_restored"/);
-    assert.deepEqual(await ipv4Of(topo, lbNs, "eth1"), ["192.0.2.50/24"], "the other recorded plug stays");
+    // With its address as the listen address, and listening on every address (Octavia's default "::"):
+    // no connection exists yet at start, the wildcard makes every address of its namespace a management one.
+    for (const listen of [`${MGMT_IP}:9443`, "[::]:9443"]) {
+      await start(listen);
+      await mgmtIntact();
+      const info = await call("GET", "/1.0/info");
+      assert.equal(info.status, 200, `${listen}: the controller still reaches the agent`);
+      const details = await call("GET", "/1.0/details");
+      assert.deepEqual(details.json.warnings, [`recorded plug of mgmt0 (${MGMT_MAC}) not restored: it carries the agent's management address ${MGMT_IP}`], listen);
+      assert.match(agent!.stdout(), /"condition":"plug_not_restored"/);
+      assert.deepEqual(await ipv4Of(topo, lbNs, "eth1"), ["192.0.2.50/24"], "the other recorded plug stays");
+    }
   });
 });
