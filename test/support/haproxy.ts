@@ -298,7 +298,10 @@ export async function killHaproxiesUnder(dir: string): Promise<number[]> {
     } catch {
       continue;
     }
-    if (!Number.isInteger(pid) || pid <= 0 || !isHaproxy(pid)) continue;
+    // A pid file outlives its haproxy, and pids are reused quickly on a busy
+    // machine: only a haproxy whose command line names a file under `dir`
+    // is ours (another test's haproxy may hold the pid now).
+    if (!Number.isInteger(pid) || pid <= 0 || !isHaproxy(pid) || !namesFileUnder(pid, dir)) continue;
     kill(pid);
   }
   // Also masters whose pid file is already gone (folder removed by an
@@ -311,20 +314,22 @@ export async function killHaproxiesUnder(dir: string): Promise<number[]> {
 }
 
 /** Live haproxy processes with an argument inside `dir`. */
-function haproxiesNaming(dir: string): number[] {
+function namesFileUnder(pid: number, dir: string): boolean {
   const prefix = dir.endsWith("/") ? dir : dir + "/";
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").some((a) => a.startsWith(prefix));
+  } catch {
+    return false;
+  }
+}
+
+function haproxiesNaming(dir: string): number[] {
   const out: number[] = [];
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     const pid = Number(name);
     if (pid === process.pid || !isHaproxy(pid)) continue;
-    let args: string[];
-    try {
-      args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-    } catch {
-      continue;
-    }
-    if (args.some((a) => a.startsWith(prefix))) out.push(pid);
+    if (namesFileUnder(pid, dir)) out.push(pid);
   }
   return out;
 }
