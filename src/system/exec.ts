@@ -10,10 +10,12 @@
 // answer. Programs that daemonize on purpose (haproxy -W -D, keepalived -D)
 // call setsid() themselves and so leave this group; a normal exit never
 // signals the group, so nothing that detached itself is touched.
-// Built on node:child_process rather than execa: execa resolves only after
-// every stdio stream has ended, which is exactly what a descendant holding
-// the pipes prevents.
-import { spawn } from "node:child_process";
+// Spawned with execa, but its promise is never awaited: execa settles only
+// after every stdio stream has ended, which is exactly what a descendant
+// holding the pipes prevents. The call follows the direct child's "exit"
+// instead and drains the pipes itself (below).
+import { execa } from "execa";
+import type { ChildProcess } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { failed } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
@@ -126,13 +128,22 @@ export async function run(file: string, args: readonly string[], opts: RunOption
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const log = opts.logger ?? silentLogger;
   const started = performance.now();
-  const child = spawn(cmd, argv, {
+  const child = execa(cmd, argv, {
     cwd: opts.cwd,
-    env: opts.env ? { ...process.env, ...opts.env } : process.env,
+    env: opts.env,
     // A session and process group of its own: the group is what a timeout ends.
     detached: true,
-    stdio: ["pipe", "pipe", "pipe"],
+    // Output is collected here (bounded), timeouts end the whole group here:
+    // execa's own buffering, timeout and kill-on-exit are off.
+    buffer: false,
+    reject: false,
+    cleanup: false,
+    stdin: "pipe",
+    stdout: "pipe",
+    stderr: "pipe",
   });
+  // Settles when every pipe has closed, maybe never (see above): not awaited.
+  child.catch(() => {});
   const out = collect(child.stdout);
   const err = collect(child.stderr);
   child.stdin?.on("error", () => {}); // a program that does not read its input
@@ -187,7 +198,7 @@ export async function run(file: string, args: readonly string[], opts: RunOption
 }
 
 /** Waits for the child's pipes to end, or until they stay quiet for DRAIN_IDLE_MS, then stops collecting. */
-async function drain(child: ReturnType<typeof spawn>): Promise<void> {
+async function drain(child: ChildProcess): Promise<void> {
   const streams = [child.stdout, child.stderr].filter((s): s is NonNullable<typeof s> => s !== null && !s.readableEnded && !s.destroyed);
   if (streams.length === 0) return;
   await new Promise<void>((resolve) => {
