@@ -13,9 +13,9 @@ export interface TlsMaterial {
   cert: string;
 }
 
-export function loadTlsMaterial(caFile: string, bundleFile: string): TlsMaterial {
+export async function loadTlsMaterial(caFile: string, bundleFile: string): Promise<TlsMaterial> {
   const ca = readFileSync(caFile, "utf8");
-  const b = parsePemBundle(readFileSync(bundleFile, "utf8"));
+  const b = await parsePemBundle(readFileSync(bundleFile, "utf8"));
   return { ca, key: b.keyPem, cert: b.certPem };
 }
 
@@ -47,7 +47,7 @@ export function createTlsControl(
   return {
     rotate: (pem: string) =>
       lock.run("tls", async () => {
-        const b = parsePemBundle(pem);
+        const b = await parsePemBundle(pem);
         const next = { ...material, key: b.keyPem, cert: b.certPem };
         // Install first: if node rejects the material the file stays as it was.
         install(next);

@@ -36,7 +36,7 @@ export class CertificateStore {
 
   async put(lbId: string, filename: string, pem: string): Promise<{ md5sum: string; subject: string; notAfter: string; kind: UploadKind }> {
     const file = this.path(lbId, filename);
-    const facts = checkUpload(resolve(this.certDir, lbId.toLowerCase()), filename, pem);
+    const facts = await checkUpload(resolve(this.certDir, lbId.toLowerCase()), filename, pem);
     return this.lock.run(lbId.toLowerCase(), async () => {
       await mkdir(safeJoin(this.certDir, lbId.toLowerCase()), { recursive: true, mode: 0o700 });
       // Stored exactly as uploaded: the controller compares our md5 with its own.

@@ -14,8 +14,8 @@ import { createHash, X509Certificate } from "node:crypto";
 import { join } from "node:path";
 import { invalid } from "../errors.js";
 import { parsePemBundle } from "./pem-bundle.js";
-
-const BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]+?)-----END \1-----/g;
+import { Pacer } from "../system/pacer.js";
+import { isPrivateKeyType, pemBlocks, type PemBlock } from "./pem-blocks.js";
 const FILE_NAME = /^[A-Za-z0-9._-]+\.pem$/;
 
 export type UploadKind = "bundle" | "secret" | "crt-list";
@@ -32,28 +32,30 @@ export interface UploadFacts {
  * will read it) under file name `filename`; throws the reference's
  * `invalid` errors.
  */
-export function checkUpload(lbDir: string, filename: string, body: string): UploadFacts {
-  const blocks = [...body.matchAll(BLOCK)];
+export async function checkUpload(lbDir: string, filename: string, body: string): Promise<UploadFacts> {
+  const blocks = pemBlocks(body);
   if (blocks.length === 0) {
     if (looksLikeCrtList(body)) return checkCrtList(lbDir, body);
     throw invalid("No certificate found", "the upload has no PEM block and is not a crt-list", "NO_CERTIFICATE");
   }
   const stem = filename.slice(0, -".pem".length).toLowerCase();
-  const hasKey = blocks.some((b) => /PRIVATE KEY$/.test(b[1]!));
+  const hasKey = blocks.some((b) => isPrivateKeyType(b.type));
   if (!hasKey && /^[0-9a-f]{40}$/.test(stem) && createHash("sha1").update(body).digest("hex") === stem) {
     return checkSecret(blocks);
   }
-  const b = parsePemBundle(body);
+  const b = await parsePemBundle(body);
   return { kind: "bundle", subject: b.subject, notAfter: b.notAfter };
 }
 
 /** A client CA bundle or CRL: certificates and CRLs only, each one readable. */
-function checkSecret(blocks: RegExpMatchArray[]): UploadFacts {
+async function checkSecret(blocks: PemBlock[]): Promise<UploadFacts> {
+  const pace = new Pacer();
   let first: X509Certificate | undefined;
-  for (const [text, type, body] of blocks) {
+  for (const { text, type, body } of blocks) {
+    await pace.step();
     if (type === "CERTIFICATE") {
       try {
-        const cert = new X509Certificate(text!);
+        const cert = new X509Certificate(text);
         first ??= cert;
       } catch (e) {
         throw invalid("No certificate found", `a certificate cannot be parsed: ${(e as Error).message}`, "NO_CERTIFICATE");
@@ -61,7 +63,7 @@ function checkSecret(blocks: RegExpMatchArray[]): UploadFacts {
     } else if (type === "X509 CRL") {
       // node:crypto has no CRL parser: a DER SEQUENCE in valid base64 is as
       // far as we check; haproxy -c reads it when a config names it.
-      const der = Buffer.from(body!.replace(/\s+/g, ""), "base64");
+      const der = Buffer.from(body.replace(/\s+/g, ""), "base64");
       if (der.length < 2 || der[0] !== 0x30) throw invalid("Invalid CRL", "the X509 CRL block is not DER", "BAD_CRL");
     } else {
       throw invalid("No certificate found", `unexpected ${type} block in a CA or CRL file`, "NO_CERTIFICATE");

@@ -29,6 +29,7 @@ import { KeyedLock } from "../haproxy/keyed-lock.js";
 import { lbPaths } from "../haproxy/layout.js";
 import type { LoadBalancerCatalog } from "../haproxy/catalog.js";
 import { isUuid } from "../system/ids.js";
+import { scanConf } from "./conf-scan.js";
 
 /** Folder the agent writes check scripts into (Octavia: <base_path>/vrrp). */
 export function checkScriptDir(stateDir: string): string {
@@ -37,16 +38,14 @@ export function checkScriptDir(stateDir: string): string {
 
 /** The `script` paths of the vrrp_script blocks of a keepalived configuration (first word, quotes removed). */
 export function checkScriptPaths(text: string): string[] {
-  const out: string[] = [];
-  const noComments = text.split("\n").map((l) => l.replace(/[#!].*$/, "")).join("\n");
-  for (const m of noComments.matchAll(/\bvrrp_script\s+\S+\s*\{([^}]*)\}/g)) {
-    const line = /^\s*script\s+(.+)$/m.exec(m[1]!);
-    if (!line) continue;
-    const value = line[1]!.trim().replace(/^"(.*)"$/, "$1").replace(/^'(.*)'$/, "$1");
-    const path = value.split(/\s+/)[0];
-    if (path) out.push(path);
-  }
-  return [...new Set(out)];
+  const out = new Set<string>();
+  scanConf(text, (l) => {
+    if (l.inner !== "vrrp_script" || l.words[0] !== "script" || l.words.length < 2) return;
+    // `script "/path arg"` is one quoted word: the program is its first word.
+    const path = l.words[1]!.trim().split(/\s+/)[0];
+    if (path) out.add(path);
+  });
+  return [...out];
 }
 
 /** Where the agent may write a named check script: a plain file name directly in <stateDir>/vrrp/. */
