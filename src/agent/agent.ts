@@ -134,10 +134,10 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
   }
   const { config, ignored, pki, configFile } = built;
   if (ignored.length) logger.info({ options: ignored }, "config options not used by this agent are ignored");
-  let tlsMaterial: ReturnType<typeof loadTlsMaterial>;
+  let tlsMaterial: Awaited<ReturnType<typeof loadTlsMaterial>>;
   let store: ConfigStore;
   try {
-    tlsMaterial = loadTlsMaterial(config.serverCaFile, config.serverCertFile);
+    tlsMaterial = await loadTlsMaterial(config.serverCaFile, config.serverCertFile);
     store = new ConfigStore(config, configFile, logger, { dev: o.dev });
   } catch (e) {
     await lock?.release();

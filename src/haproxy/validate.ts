@@ -7,6 +7,13 @@ import { run } from "../system/exec.js";
 import { safeJoin } from "../system/fs-atomic.js";
 import { DomainError, invalid, failed } from "../errors.js";
 import type { Logger } from "../log.js";
+import { describeOwnUpload } from "../system/validation-output.js";
+
+/**
+ * Most bytes of haproxy's output kept: one line of an 8 MiB config echoed
+ * back is refused anyway, and collecting tens of MB blocked the event loop.
+ */
+const MAX_OUTPUT_BYTES = 1024 * 1024;
 
 export interface ValidateOptions {
   haproxyCmd: string;
@@ -18,10 +25,8 @@ export interface ValidateOptions {
   logger?: Logger;
   /** How long `haproxy -c` may take (default 30 s). */
   timeoutMs?: number;
-}
-
-function replaceAll(text: string, from: string, to: string): string {
-  return from ? text.split(from).join(to) : text;
+  /** Folders whose files the caller uploaded (the load balancer's certificates): haproxy's lines about them may be returned. */
+  ownDirs?: string[];
 }
 
 /** Throws `invalid` with haproxy's own output when the config is rejected. */
@@ -33,11 +38,16 @@ export async function validateConfig(config: string, o: ValidateOptions): Promis
   try {
     // Never -q: it hides the ALERT lines.
     const timeoutMs = o.timeoutMs ?? 30_000;
-    const r = await run(o.haproxyCmd, ["-c", "-f", candidate, "-f", o.userGroupFile, "-L", o.peer], { timeoutMs, logger: o.logger });
-    let out = (r.stderr + (r.stdout ? "\n" + r.stdout : "")).trim();
-    out = replaceAll(out, candidate, o.displayName);
-    out = replaceAll(out, o.userGroupFile, "user-group.cfg");
-    if (/ENOENT/.test(r.stderr) && !/\[ALERT\]/.test(r.stderr)) {
+    const r = await run(o.haproxyCmd, ["-c", "-f", candidate, "-f", o.userGroupFile, "-L", o.peer], { timeoutMs, logger: o.logger, maxOutputBytes: MAX_OUTPUT_BYTES });
+    // Only what concerns the caller's own upload goes back (validation-output.ts).
+    const out = describeOwnUpload(r.stderr + (r.stdout ? "\n" + r.stdout : ""), {
+      own: [{ path: candidate, shownAs: o.displayName }, { path: o.userGroupFile, shownAs: "user-group.cfg" }],
+      ownDirs: o.ownDirs,
+    });
+    if (r.outputTruncated) {
+      throw invalid("Invalid request", `${out}\n... haproxy -c said more than ${MAX_OUTPUT_BYTES} bytes about this configuration; the rest is not shown`, "CONFIG_INVALID");
+    }
+    if (r.stderr.includes("ENOENT") && !r.stderr.includes("[ALERT]")) {
       throw failed(`cannot run ${o.haproxyCmd}`, out, "HAPROXY_MISSING");
     }
     // Killed (our timeout on an overloaded machine, the OOM killer, ...):

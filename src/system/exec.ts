@@ -30,6 +30,12 @@ export interface RunOptions {
   logger?: Logger;
   /** Ends the program (its whole process group) like a timeout does. */
   signal?: AbortSignal;
+  /**
+   * Most bytes kept of stdout and of stderr (default 4 MiB); `outputTruncated`
+   * says when more came. A validator's output about a hostile input
+   * (keepalived -t complains about every line) is kept small.
+   */
+  maxOutputBytes?: number;
 }
 
 export interface RunResult {
@@ -41,6 +47,8 @@ export interface RunResult {
   timedOut?: boolean;
   /** The signal that ended it, if one did (a timeout's SIGTERM included). */
   signal?: string;
+  /** The program wrote more than `maxOutputBytes` on stdout or stderr; they hold the first bytes. */
+  outputTruncated?: boolean;
 }
 
 /** How long a timed-out process group gets between SIGTERM and SIGKILL. */
@@ -108,18 +116,25 @@ async function endGroup(pgid: number, log: Logger): Promise<void> {
 
 interface Collected {
   text(): string;
+  truncated: boolean;
 }
 
-function collect(stream: NodeJS.ReadableStream | null): Collected {
+function collect(stream: NodeJS.ReadableStream | null, limit = MAX_OUTPUT): Collected {
   const chunks: Buffer[] = [];
   let size = 0;
+  const got: Collected = { text: () => Buffer.concat(chunks).toString("utf8").replace(/\r?\n$/, ""), truncated: false };
   stream?.on("data", (c: Buffer) => {
-    if (size >= MAX_OUTPUT) return;
-    chunks.push(c);
-    size += c.length;
+    if (size >= limit) {
+      got.truncated = true;
+      return;
+    }
+    const keep = c.length > limit - size ? c.subarray(0, limit - size) : c;
+    if (keep.length < c.length) got.truncated = true;
+    chunks.push(keep);
+    size += keep.length;
   });
   stream?.on("error", () => {});
-  return { text: () => Buffer.concat(chunks).toString("utf8").replace(/\r?\n$/, "") };
+  return got;
 }
 
 /** Runs a program and returns its result whatever the exit code. */
@@ -144,8 +159,8 @@ export async function run(file: string, args: readonly string[], opts: RunOption
   });
   // Settles when every pipe has closed, maybe never (see above): not awaited.
   child.catch(() => {});
-  const out = collect(child.stdout);
-  const err = collect(child.stderr);
+  const out = collect(child.stdout, opts.maxOutputBytes);
+  const err = collect(child.stderr, opts.maxOutputBytes);
   child.stdin?.on("error", () => {}); // a program that does not read its input
   child.stdin?.end(opts.input ?? "");
 
@@ -194,7 +209,7 @@ export async function run(file: string, args: readonly string[], opts: RunOption
     exitCode = outcome.code;
   }
   log.debug({ cmd, args: argv, exitCode, durationMs }, "ran program");
-  return { exitCode, stdout, stderr, durationMs, timedOut: why === "timeout" || undefined, signal };
+  return { exitCode, stdout, stderr, durationMs, timedOut: why === "timeout" || undefined, signal, outputTruncated: out.truncated || err.truncated || undefined };
 }
 
 /** Waits for the child's pipes to end, or until they stay quiet for DRAIN_IDLE_MS, then stops collecting. */
