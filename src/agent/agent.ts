@@ -167,6 +167,7 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
       logger,
       restartBackoff: o.restartBackoff,
       conditions,
+      policy: () => ({ enabled: config.configPolicy, stateDir: config.stateDir, certDir: config.certDir, extraPaths: config.configPolicyPaths }),
     });
     // haproxy keeps serving: stopping the agent never stops load balancers.
     undo.push({ what: "load balancer watch", fn: () => lbs.close() });
@@ -176,7 +177,8 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
     undo.push({ what: "event sources", fn: publishCatalogEvents(lbs, events, { ...o.lingerWatch, logger }) });
     const certs = new CertificateStore(config.certDir, lbs.lock);
     const network = new NetworkPlumbing(config.netns, config.stateDir, () => store.current.topology, logger);
-    const keepalived = new KeepalivedVrrp(config.stateDir, config.netns, logger);
+    const keepalivedPolicy = () => ({ enabled: config.configPolicy, stateDir: config.stateDir, extraPaths: config.configPolicyPaths });
+    const keepalived = new KeepalivedVrrp(config.stateDir, config.netns, logger, undefined, keepalivedPolicy);
     // keepalived reports VRRP state changes through a FIFO the agent reads (vrrp-notify.ts).
     const vrrpStates = new VrrpNotifyReader(keepalived.notifyFifo, (c) => events.publish({ kind: "vrrp_state_changed", ...c }), logger);
     await vrrpStates.open();
@@ -190,7 +192,7 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
       configOf: async (lbId) => (await lbs.getConfig(lbId)).config,
     });
     undo.push({ what: "VIP announcements", fn: advertiser.follow(lbs) });
-    const lvs = new LvsListeners(config.stateDir, config.netns, logger);
+    const lvs = new LvsListeners(config.stateDir, config.netns, logger, undefined, undefined, keepalivedPolicy);
     await restoreAtStart(network, keepalived, logger, config.stateDir, { bindHost: config.bindHost, conditions });
     // After the namespace and plugs are back (haproxy binds in them): start
     // the load balancers that should run and do not (reboot, crash).

@@ -32,6 +32,14 @@ export interface AgentConfig {
   netns: string;
   /** Events WatchEvents keeps for resumes ([amphora_agent] event_ring_size; takes effect at start). */
   eventRingSize: number;
+  /**
+   * The config policy (src/haproxy/config-policy.ts, src/keepalived/config-policy.ts):
+   * true (default, `config_policy = octavia`) refuses uploads with constructs
+   * Octavia's templates never render; `config_policy = off` relaxes it.
+   */
+  configPolicy: boolean;
+  /** Extra absolute folders the policy allows for files, sockets and scripts (`config_policy_paths`, comma-separated). */
+  configPolicyPaths: string[];
 }
 
 /**
@@ -42,7 +50,16 @@ export interface AgentConfig {
 export const LOCAL_OPTIONS: readonly (readonly [section: string, key: string])[] = [
   ["amphora_agent", "amphora_network_namespace"],
   ["amphora_agent", "event_ring_size"],
+  ["amphora_agent", "config_policy"],
+  ["amphora_agent", "config_policy_paths"],
 ];
+
+/**
+ * Options only an operator may set (in the file, on the amphora): an
+ * UpdateAgentConfig that would change them is refused, so a controller's
+ * certificate cannot switch off the policy that limits it.
+ */
+export const OPERATOR_ONLY: readonly (keyof AgentConfig)[] = ["configPolicy", "configPolicyPaths"];
 
 /** Options whose change takes effect without a restart (UpdateAgentConfig). */
 export const MUTABLE_OPTIONS = ["heartbeatTargets", "heartbeatIntervalS", "heartbeatKey", "topology"] as const;
@@ -118,6 +135,19 @@ const KNOWN: Record<string, Record<string, Setter>> = {
     agent_request_read_timeout: (c, v, f) => { c.requestReadTimeoutS = int(1, 86400)(v, f); },
     amphora_network_namespace: (c, v) => { c.netns = v; },
     event_ring_size: (c, v, f) => { c.eventRingSize = int(16, 1_000_000)(v, f); },
+    config_policy: (c, v, f) => {
+      if (v !== "octavia" && v !== "off") f(`expected octavia or off, got ${JSON.stringify(v)}`);
+      c.configPolicy = v === "octavia";
+    },
+    config_policy_paths: (c, v, f) => {
+      const dirs = v.split(",").map((d) => d.trim()).filter(Boolean);
+      for (const d of dirs) if (!d.startsWith("/") || d.split("/").includes("..") || d === "/") f(`expected absolute folders other than /, got ${JSON.stringify(d)}`);
+      c.configPolicyPaths = dirs.map((d) => {
+        let end = d.length;
+        while (end > 1 && d[end - 1] === "/") end--;
+        return d.slice(0, end);
+      });
+    },
   },
   health_manager: {
     controller_ip_port_list: (c, v, f) => { c.heartbeatTargets = parseTargets(v, f); },
@@ -157,6 +187,8 @@ export function defaultConfig(stateDir = "/var/lib/amphora-agent", o: { dev?: bo
     topology: "SINGLE",
     netns: o.dev ? "" : OCTAVIA_NAMESPACE,
     eventRingSize: 10_000,
+    configPolicy: true,
+    configPolicyPaths: [],
   };
 }
 
@@ -166,7 +198,7 @@ export function defaultConfig(stateDir = "/var/lib/amphora-agent", o: { dev?: bo
  */
 export function applyIni(base: AgentConfig, text: string, file: string): { config: AgentConfig; ignored: string[] } {
   const ini = parseIni(text, file);
-  const cfg: AgentConfig = { ...base, heartbeatTargets: [...base.heartbeatTargets] };
+  const cfg: AgentConfig = { ...base, heartbeatTargets: [...base.heartbeatTargets], configPolicyPaths: [...base.configPolicyPaths] };
   const ignored: string[] = [];
   for (const [section, entries] of ini) {
     for (const [key, { value, line }] of entries) {

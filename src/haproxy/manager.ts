@@ -20,6 +20,7 @@ import { peerName } from "./peer-name.js";
 import { userGroupConfig } from "./user-group.js";
 import { rewriteUpload } from "./upload-compat.js";
 import { validateConfig } from "./validate.js";
+import { checkHaproxyPolicy, type ConfigPolicy } from "./config-policy.js";
 import {
   currentWorker, readPid, reloadMaster, removeRunFiles, runningMasterPid, showProc, startMaster, stopMaster, type MasterOptions,
 } from "./master.js";
@@ -55,6 +56,8 @@ export interface ManagerOptions {
   validateTimeoutMs?: number;
   /** Where a start write the storage refused (full disk) is reported; without it such a write fails the open. */
   conditions?: Conditions;
+  /** The config policy uploads must pass before `haproxy -c` sees them (config-policy.ts); none when absent. */
+  policy?: () => ConfigPolicy;
 }
 
 export interface Guard {
@@ -499,12 +502,16 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
         return { md5: sum, version: existing.meta.version, changed: false, warnings: "" };
       }
       const paths = this.paths(id);
+      // Before haproxy -c: it would already run a lua-load of the upload.
+      const policy = this.o.policy?.();
+      if (policy) checkHaproxyPolicy(text, id, policy);
       const { warnings: haproxyWarnings } = await validateConfig(text, {
         haproxyCmd: this.o.settings().haproxyCmd,
         scratchDir: scratchDir(this.o.stateDir),
         userGroupFile: userGroupFile(this.o.stateDir),
         peer: peerName(amphoraId),
         displayName: `haproxy.cfg of load balancer ${id}`,
+        ownDirs: [paths.certDir],
         logger: this.logger,
         timeoutMs: this.o.validateTimeoutMs,
       });

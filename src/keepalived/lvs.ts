@@ -12,6 +12,7 @@ import { silentLogger } from "../log.js";
 import { run } from "../system/exec.js";
 import { safeJoin, writeFileAtomic } from "../system/fs-atomic.js";
 import { checkKeepalivedConfig } from "./vrrp.js";
+import { checkKeepalivedPolicy, type KeepalivedPolicy } from "./config-policy.js";
 import { isUuid } from "../system/ids.js";
 
 /**
@@ -51,6 +52,8 @@ export class LvsListeners {
     private readonly ipvsadm = "ipvsadm",
     /** How long `ipvsadm -L -n` may take; a timeout is not cached. */
     private readonly probeTimeoutMs = 5000,
+    /** The config policy uploads must pass (config-policy.ts); without it only `include` is refused. */
+    private readonly policy?: () => KeepalivedPolicy,
   ) {
     this.dir = join(stateDir, "lvs");
   }
@@ -63,6 +66,7 @@ export class LvsListeners {
   /** Validates and stores; returns a note for the caller when the listener cannot run here. */
   async put(listenerId: string, text: string): Promise<{ runnable: boolean; note: string }> {
     const file = this.file(listenerId);
+    checkKeepalivedPolicy(text, this.policy?.() ?? { enabled: false, stateDir: "", extraPaths: [] });
     const check = await checkKeepalivedConfig(text, this.dir, this.netns, this.logger, LVS_BENIGN_WARNINGS);
     if (!check.ok) throw invalid("Invalid request", check.output, "CONFIG_INVALID");
     await writeFileAtomic(file, text, 0o600);

@@ -18,6 +18,9 @@ import { isIP } from "node:net";
 import { listAddresses, normalizeIp } from "../network/interfaces.js";
 import { HaproxyCheckScripts } from "./check-script.js";
 import { notifyFifoPath, renderRunConfig } from "./vrrp-notify.js";
+import { scanConf } from "./conf-scan.js";
+import { describeOwnUpload } from "../system/validation-output.js";
+import { checkKeepalivedPolicy, type KeepalivedPolicy } from "./config-policy.js";
 
 export interface KeepalivedStatus {
   running: boolean;
@@ -27,6 +30,9 @@ export interface KeepalivedStatus {
 }
 
 const COMM = "keepalived";
+
+/** Most bytes of `keepalived -t` output kept (it repeats a complaint for every line of the upload). */
+const MAX_OUTPUT_BYTES = 1024 * 1024;
 
 /**
  * `keepalived -t` exits 5 for warnings and errors alike (6 when the only
@@ -64,12 +70,15 @@ export async function checkKeepalivedConfig(
   const tmp = join(dir, `.check-${randomBytes(6).toString("hex")}.conf`);
   await writeFile(tmp, text, { mode: 0o600 });
   try {
-    const r = await run("keepalived", ["-t", "-f", tmp], { netns, timeoutMs: 15_000, logger });
-    // Name the file as the caller knows it, not our temporary name.
-    const output = [r.stderr, r.stdout].filter(Boolean).join("\n").split(tmp).join("keepalived.conf").trim();
-    // keepalived parses once per process and repeats each complaint; say it once.
-    const lines = [...new Set(output.split("\n").map((l) => l.trim()).filter(Boolean))];
-    const said = lines.join("\n");
+    const r = await run("keepalived", ["-t", "-f", tmp], { netns, timeoutMs: 15_000, logger, maxOutputBytes: MAX_OUTPUT_BYTES });
+    // Only lines about the caller's own upload, under the name the caller
+    // knows, each once (keepalived parses once per process and repeats each
+    // complaint), bounded (it complains about every line of a hostile upload).
+    const said = describeOwnUpload([r.stderr, r.stdout].filter(Boolean).join("\n"), { own: [{ path: tmp, shownAs: "keepalived.conf" }], dedupe: true });
+    const lines = said ? said.split("\n").map((l) => l.trim()) : [];
+    if (r.outputTruncated) {
+      return { ok: false, output: `${said}\n... keepalived -t said more than ${MAX_OUTPUT_BYTES} bytes about this configuration; the rest is not shown`, warnings: [] };
+    }
     if (r.exitCode === 0) return { ok: true, output: said, warnings: lines };
     if ((r.exitCode === 5 || r.exitCode === 6) && lines.length && lines.every((l) => benign.some((w) => w.test(l)))) {
       return { ok: true, output: said, warnings: lines };
@@ -82,15 +91,13 @@ export async function checkKeepalivedConfig(
 
 /** Addresses of the virtual_ipaddress and virtual_ipaddress_excluded blocks of a configuration. */
 export function configuredVips(text: string): string[] {
-  const out: string[] = [];
-  const noComments = text.split("\n").map((l) => l.replace(/[#!].*$/, "")).join("\n");
-  for (const m of noComments.matchAll(/\bvirtual_ipaddress(?:_excluded)?\s*\{([^}]*)\}/g)) {
-    for (const line of m[1]!.split("\n")) {
-      const addr = line.trim().split(/\s+/)[0]?.split("/")[0];
-      if (addr && isIP(addr)) out.push(normalizeIp(addr));
-    }
-  }
-  return [...new Set(out)];
+  const out = new Set<string>();
+  scanConf(text, (l) => {
+    if (l.inner !== "virtual_ipaddress" && l.inner !== "virtual_ipaddress_excluded") return;
+    const addr = l.words[0]!.split("/")[0];
+    if (addr && isIP(addr)) out.add(normalizeIp(addr));
+  });
+  return [...out];
 }
 
 export class KeepalivedVrrp {
@@ -116,6 +123,8 @@ export class KeepalivedVrrp {
     readonly netns: string,
     private readonly logger: Logger = silentLogger,
     private readonly timeouts = { startMs: 5000, stopMs: 10_000 },
+    /** The config policy uploads must pass (config-policy.ts); without it only `include` is refused. */
+    private readonly policy?: () => KeepalivedPolicy,
   ) {
     this.dir = join(stateDir, "keepalived");
     this.configFile = join(this.dir, "keepalived.conf");
@@ -154,6 +163,8 @@ export class KeepalivedVrrp {
 
   /** Stores `text` as the configuration only if keepalived accepts it; the previous one stays otherwise. */
   upload(text: string): Promise<{ warnings: string[] }> {
+    // Before anything is written or keepalived -t reads it.
+    checkKeepalivedPolicy(text, this.policy?.() ?? { enabled: false, stateDir: "", extraPaths: [] }, "Failed to upload keepalived configuration.");
     return this.serial(async () => {
       // First, so `keepalived -t` finds the check script and keeps tracking it:
       // only missing scripts are created, and removed again unless the configuration is stored.

@@ -31,6 +31,10 @@ export async function startTestAgent(o: AgentOptions = {}): Promise<TestAgent> {
       logger: process.env.TEST_LOG ? undefined : silentLogger,
       logLevel: process.env.TEST_LOG,
       ...o,
+      // The config policy (on by default in the agent) confines sockets and
+      // files to the state dir; most tests put theirs in temp folders of
+      // their own. Policy tests turn it on (test/haproxy/config-policy.test.ts).
+      overrides: { configPolicy: false, ...o.overrides },
       stateDir,
     });
   } catch (e) {
