@@ -167,7 +167,11 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
       logger,
       restartBackoff: o.restartBackoff,
       conditions,
-      policy: () => ({ enabled: config.configPolicy, stateDir: config.stateDir, certDir: config.certDir, extraPaths: config.configPolicyPaths }),
+      policy: () => ({
+        enabled: config.configPolicy, stateDir: config.stateDir, certDir: config.certDir, extraPaths: config.configPolicyPaths,
+        // The agent's own TLS material and configuration, wherever they are.
+        deniedPaths: [join(config.stateDir, "pki"), configFile, resolve(config.serverCaFile), resolve(config.serverCertFile)],
+      }),
     });
     // haproxy keeps serving: stopping the agent never stops load balancers.
     undo.push({ what: "load balancer watch", fn: () => lbs.close() });

@@ -30,6 +30,7 @@
 import { lstatSync } from "node:fs";
 import { dirname, isAbsolute, normalize } from "node:path";
 import { invalid } from "../errors.js";
+import { Pacer } from "../system/pacer.js";
 
 export interface ConfigPolicy {
   /** false: no policy (the operator relaxed it). */
@@ -38,6 +39,8 @@ export interface ConfigPolicy {
   certDir: string;
   /** Extra folders an operator allows for files, sockets and external checks. */
   extraPaths: string[];
+  /** Files and folders inside the allowed ones that a config may never name (the agent's own key, CA, configuration). */
+  deniedPaths?: string[];
 }
 
 /** Octavia's defaults, accepted whatever the agent's own folders are. */
@@ -71,12 +74,21 @@ const FILE_ARGS = new Set([
   "deviceatlas-json-file", "-f", "file", "lf-file", "key",
 ]);
 
-/** Words of a haproxy line: blanks separate them; quotes and backslash escapes as haproxy reads them; "#" starts a comment. */
+/** Longest line the policy reads (Octavia renders lines of a few hundred characters). */
+const MAX_LINE = 64 * 1024;
+
+/** haproxy refuses a line of more than 64 words (MAX_LINE_ARGS); one more is enough to tell. */
+export const MAX_WORDS = 65;
+
+/**
+ * Words of a haproxy line: blanks separate them; quotes and backslash
+ * escapes as haproxy reads them; "#" starts a comment. At most MAX_WORDS.
+ */
 export function haproxyWords(line: string): string[] {
   const words: string[] = [];
   let i = 0;
   const n = line.length;
-  while (i < n) {
+  while (i < n && words.length < MAX_WORDS) {
     const c = line.charCodeAt(i);
     if (c === 32 || c === 9 || c === 13) {
       i++;
@@ -141,6 +153,7 @@ function fileVerdict(path: string, what: string, c: Context): string {
   if (!isAbsolute(path)) return `${what} ${path} is not an absolute path`;
   const abs = normalize(path);
   if (!c.readRoots.some((r) => under(abs, r))) return `${what} ${path} is outside the folders the agent allows (${c.readRoots.join(", ")})`;
+  if ((c.p.deniedPaths ?? []).some((d) => abs === d || under(abs, d))) return `${what} ${path} is one of the agent's own files`;
   return "";
 }
 
@@ -230,10 +243,12 @@ function lineVerdict(w: string[], section: string, c: Context): string {
 /**
  * Throws `invalid` (400, reason CONFIG_POLICY) naming the first line of
  * `text` the policy refuses. `lbId` is the load balancer the config is for.
- * One pass over the lines, linear in the text.
+ * One pass over the lines, linear in the text; an 8 MiB upload is ~100 ms
+ * of it, so the scan yields the event loop every slice (Pacer).
  */
-export function checkHaproxyPolicy(text: string, lbId: string, p: ConfigPolicy): void {
+export async function checkHaproxyPolicy(text: string, lbId: string, p: ConfigPolicy): Promise<void> {
   if (!p.enabled) return;
+  const pace = new Pacer();
   const lbDir = `${p.stateDir}/lb/${lbId}`;
   const c: Context = {
     p,
@@ -251,6 +266,10 @@ export function checkHaproxyPolicy(text: string, lbId: string, p: ConfigPolicy):
     n++;
     const raw = text.slice(start, end);
     start = end + 1;
+    if ((n & 63) === 0 || raw.length > 1024) await pace.step();
+    if (raw.length > MAX_LINE) {
+      throw invalid("Invalid request", `line ${n}: ${JSON.stringify(raw.slice(0, 80))}...: ${raw.length} characters on one line; no configuration Octavia renders comes near ${MAX_LINE}`, "CONFIG_POLICY");
+    }
     const w = haproxyWords(raw);
     if (!w.length) continue;
     let why = "";
@@ -258,6 +277,8 @@ export function checkHaproxyPolicy(text: string, lbId: string, p: ConfigPolicy):
     if (SECTIONS.has(w[0]!) && first !== 32 && first !== 9) {
       section = w[0]!;
       if (section === "program") why = "program sections run any command as root";
+    } else if (w.length >= MAX_WORDS) {
+      why = `more than ${MAX_WORDS - 1} words on one line (haproxy refuses it too)`;
     } else {
       why = lineVerdict(w, section, c);
     }

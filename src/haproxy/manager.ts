@@ -15,6 +15,7 @@ import { masterCommand, retryWhileReexecuting } from "./master-cli.js";
 import { KeyedLock } from "./keyed-lock.js";
 import { lbPaths, lbRoot, scratchDir, userGroupFile, checkLbId, type LbPaths } from "./layout.js";
 import { HISTORY_LENGTH, md5, readMeta, recoverLostMeta, replaceFile, writeMeta, type ActionRecord, type LbMeta } from "./meta.js";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import { parseConfigFacts, type ListenerFact } from "./config-facts.js";
 import { peerName } from "./peer-name.js";
 import { userGroupConfig } from "./user-group.js";
@@ -497,6 +498,8 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
       const startedAt = performance.now();
       const existing = this.lbs.get(id);
       this.checkGuard(existing, guard);
+      // The policy scan, md5 and writes of an 8 MiB upload each take a while: let other calls run first.
+      if (text.length > 256 * 1024) await nextTurn();
       const sum = md5(text);
       if (existing && existing.meta.md5 === sum && existing.meta.amphoraId === amphoraId) {
         return { md5: sum, version: existing.meta.version, changed: false, warnings: "" };
@@ -504,7 +507,7 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
       const paths = this.paths(id);
       // Before haproxy -c: it would already run a lua-load of the upload.
       const policy = this.o.policy?.();
-      if (policy) checkHaproxyPolicy(text, id, policy);
+      if (policy) await checkHaproxyPolicy(text, id, policy);
       const { warnings: haproxyWarnings } = await validateConfig(text, {
         haproxyCmd: this.o.settings().haproxyCmd,
         scratchDir: scratchDir(this.o.stateDir),

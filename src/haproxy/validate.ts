@@ -41,7 +41,7 @@ export async function validateConfig(config: string, o: ValidateOptions): Promis
     const r = await run(o.haproxyCmd, ["-c", "-f", candidate, "-f", o.userGroupFile, "-L", o.peer], { timeoutMs, logger: o.logger, maxOutputBytes: MAX_OUTPUT_BYTES });
     // Only what concerns the caller's own upload goes back (validation-output.ts).
     const out = describeOwnUpload(r.stderr + (r.stdout ? "\n" + r.stdout : ""), {
-      own: [{ path: candidate, shownAs: o.displayName }, { path: o.userGroupFile, shownAs: "user-group.cfg" }],
+      own: [{ path: candidate, shownAs: o.displayName }, { path: o.userGroupFile, shownAs: "user-group.cfg" }, { path: o.haproxyCmd, shownAs: o.haproxyCmd }],
       ownDirs: o.ownDirs,
     });
     if (r.outputTruncated) {

@@ -25,12 +25,19 @@ function isBlank(c: number): boolean {
   return c === 32 || c === 9 || c === 13 || c === 11 || c === 12;
 }
 
-/** The words of one line. */
+/**
+ * Words kept of one line: keepalived's own lines are a few words long; a
+ * hostile line of a million "{" would otherwise become a million strings.
+ * The rest of a longer line is ignored (keepalived -t still judges it).
+ */
+export const MAX_WORDS = 256;
+
+/** The words of one line (at most MAX_WORDS). */
 export function confWords(line: string): string[] {
   const words: string[] = [];
   let i = 0;
   const n = line.length;
-  while (i < n) {
+  while (i < n && words.length < MAX_WORDS) {
     const c = line.charCodeAt(i);
     if (isBlank(c)) {
       i++;

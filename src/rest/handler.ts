@@ -6,7 +6,9 @@
 import type { ServerResponse } from "node:http";
 import type { Http2ServerRequest } from "node:http2";
 import http2 from "node:http2";
-import { create, type DescField, type JsonValue, type Message } from "@bufbuild/protobuf";
+import { setImmediate as nextTurn } from "node:timers/promises";
+import { create, getOption, hasOption, type DescField, type DescMessage, type JsonValue, type Message } from "@bufbuild/protobuf";
+import { field as validateFieldRules } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import { createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "../log.js";
 import { peerSubject, type FallbackHandler, type NodeRequest, type NodeResponse } from "../agent/server.js";
@@ -74,9 +76,76 @@ function textValue(e: RestEndpoint, f: DescField, raw: string, where: "path valu
   throw new RestReject(400, e.invalidMessage, `${where} ${name}: expected ${v.expected}, got ${JSON.stringify(shown)}`);
 }
 
+/**
+ * Deepest JSON nesting a request may have: the contract's deepest message
+ * is 3 levels; a 1 MiB body of "[[[[..." kept JSON.parse (and the garbage
+ * collector after it) busy for 0.5 s.
+ */
+const MAX_JSON_DEPTH = 16;
+
+/** The nesting depth of JSON text, counted outside strings in one pass; stops counting past `limit`. */
+function jsonDepth(text: string, limit: number): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92 /* \ */) i++;
+      else if (c === 34) inString = false;
+      continue;
+    }
+    if (c === 34) inString = true;
+    else if (c === 91 || c === 123) {
+      if (++depth > max) max = depth;
+      if (max > limit) return max;
+    } else if (c === 93 || c === 125) depth--;
+  }
+  return max;
+}
+
+/** max_items of a repeated field's validation rule, if any. */
+function maxItems(f: DescField): number | undefined {
+  if (!hasOption(f, validateFieldRules)) return undefined;
+  const r = getOption(f, validateFieldRules);
+  if (r.type.case !== "repeated") return undefined;
+  const v = (r.type.value as { maxItems?: bigint }).maxItems;
+  return v && v > 0n ? Number(v) : undefined;
+}
+
+/**
+ * The repeated fields of `json` (for message `desc`, nested messages
+ * included) that hold more items than their max_items rule allows: checked
+ * on the parsed JSON before 20,000 messages are built only to be refused by
+ * that same rule. Walks only what the body holds (linear in its size).
+ */
+function tooManyItems(desc: DescMessage, json: JsonValue, path = ""): string | undefined {
+  if (json === null || typeof json !== "object" || Array.isArray(json)) return undefined;
+  for (const f of desc.fields) {
+    const v = (json as Record<string, JsonValue>)[f.name] ?? (json as Record<string, JsonValue>)[f.jsonName];
+    if (v === undefined) continue;
+    if (f.fieldKind === "list" && Array.isArray(v)) {
+      const most = maxItems(f);
+      if (most !== undefined && v.length > most) return `${path}${f.name}: at most ${most} items, got ${v.length}`;
+      if (f.listKind === "message") {
+        for (const x of v) {
+          const bad = tooManyItems(f.message, x, `${path}${f.name}[].`);
+          if (bad) return bad;
+        }
+      }
+    } else if (f.fieldKind === "message") {
+      const bad = tooManyItems(f.message, v, `${path}${f.name}.`);
+      if (bad) return bad;
+    }
+  }
+  return undefined;
+}
+
 function parseJson(e: RestEndpoint, buf: Buffer): JsonValue {
+  const text = utf8.decode(buf);
+  if (jsonDepth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) throw new RestReject(400, e.invalidMessage, `body is nested deeper than ${MAX_JSON_DEPTH} levels`);
   try {
-    return JSON.parse(utf8.decode(buf)) as JsonValue;
+    return JSON.parse(text) as JsonValue;
   } catch (err) {
     throw new RestReject(400, e.invalidMessage, `body is not valid JSON: ${(err as Error).message}`);
   }
@@ -91,12 +160,16 @@ async function buildRequest(e: RestEndpoint, req: NodeRequest, params: Map<DescF
       case "json-object": {
         const json = body.length ? parseJson(e, body) : {};
         if (json === null || typeof json !== "object" || Array.isArray(json)) throw new RestReject(400, e.invalidMessage, "body must be a JSON object");
+        const tooMany = tooManyItems(e.method.input, json);
+        if (tooMany) throw new RestReject(400, e.invalidMessage, tooMany);
         msg = messageFromJson(e.method.input, json);
         break;
       }
       case "json-list": {
         const json = parseJson(e, body);
         if (!Array.isArray(json)) throw new RestReject(400, e.invalidMessage, "body must be a JSON array");
+        const tooMany = tooManyItems(e.method.input, { [e.body.field.name]: json });
+        if (tooMany) throw new RestReject(400, e.invalidMessage, tooMany);
         msg = messageFromJson(e.method.input, { [e.body.field.name]: json });
         break;
       }
@@ -112,6 +185,9 @@ async function buildRequest(e: RestEndpoint, req: NodeRequest, params: Map<DescF
   if (e.body.kind === "text") {
     try {
       m[e.body.field.localName] = utf8.decode(body);
+      // Each step on a body of megabytes (decode, encode, validate) holds the
+      // event loop for ~10 ms: let other calls run between them.
+      if (body.length > 256 * 1024) await nextTurn();
     } catch {
       throw new RestReject(400, e.invalidMessage, "body is not valid UTF-8 text");
     }

@@ -29,9 +29,9 @@ function render(stateDir: string, certDir: string): Record<string, { text: strin
 
 const policyFor = (stateDir: string): ConfigPolicy => ({ enabled: true, stateDir, certDir: join(stateDir, "certs"), extraPaths: [] });
 
-function refusedLine(f: () => void): string {
+async function refusedLine(f: () => unknown): Promise<string> {
   try {
-    f();
+    await f();
   } catch (e) {
     assert.ok(e instanceof DomainError, String(e));
     assert.equal(e.kind, "invalid");
@@ -40,7 +40,7 @@ function refusedLine(f: () => void): string {
   assert.fail("accepted");
 }
 
-test("every configuration Octavia's templates render passes the policy (haproxy SINGLE and ACTIVE_STANDBY with HTTP, TCP, TERMINATED_HTTPS + client CA + CRL, pool TLS, HTTP/TCP/PING monitors, L7 policy; keepalived VRRP; LVS UDP/SCTP)", () => {
+test("every configuration Octavia's templates render passes the policy (haproxy SINGLE and ACTIVE_STANDBY with HTTP, TCP, TERMINATED_HTTPS + client CA + CRL, pool TLS, HTTP/TCP/PING monitors, L7 policy; keepalived VRRP; LVS UDP/SCTP)", async () => {
   for (const [stateDir, certDir] of [["/var/lib/octavia", "/var/lib/octavia/certs"], ["/srv/amt-state", "/srv/amt-certs"]] as const) {
     const r = render(stateDir, certDir);
     const names = Object.keys(r);
@@ -53,7 +53,7 @@ test("every configuration Octavia's templates render passes the policy (haproxy 
           assert.ok(c.text.includes(needle), `${name} renders ${needle}`);
         }
         if (name.includes("ACTIVE_STANDBY")) assert.match(c.text, /\npeers /);
-        checkHaproxyPolicy(c.text, c.lbId!, p);
+        await checkHaproxyPolicy(c.text, c.lbId!, p);
       } else {
         checkKeepalivedPolicy(c.text, { enabled: true, stateDir, extraPaths: [] });
       }
@@ -61,7 +61,7 @@ test("every configuration Octavia's templates render passes the policy (haproxy 
   }
 });
 
-test("the haproxy policy refuses what Octavia never renders, naming the line", () => {
+test("the haproxy policy refuses what Octavia never renders, naming the line", async () => {
   const s = "/var/lib/octavia";
   const lb = randomUUID();
   const p = policyFor(s);
@@ -87,17 +87,17 @@ test("the haproxy policy refuses what Octavia never renders, naming the line", (
     [cfg(["server-state-file relative/servers-state"]), "not an absolute path"],
   ];
   for (const [text, why] of cases) {
-    const d = refusedLine(() => checkHaproxyPolicy(text, lb, p));
+    const d = await refusedLine(() => checkHaproxyPolicy(text, lb, p));
     assert.ok(d.includes(why), `${JSON.stringify(why)} in ${d}`);
     assert.match(d, /^line \d+: "/);
   }
   // Relaxed by the operator: none of it is refused.
-  for (const [text] of cases) checkHaproxyPolicy(text, lb, { ...p, enabled: false });
+  for (const [text] of cases) await checkHaproxyPolicy(text, lb, { ...p, enabled: false });
   // An operator's extra folder is allowed.
-  checkHaproxyPolicy(cfg([], ["option external-check", "external-check command /opt/checks/ping.sh"]), lb, { ...p, extraPaths: ["/opt/checks"] });
+  await checkHaproxyPolicy(cfg([], ["option external-check", "external-check command /opt/checks/ping.sh"]), lb, { ...p, extraPaths: ["/opt/checks"] });
 });
 
-test("the keepalived policy refuses notify scripts, scripts outside the check-script folder, includes and substitutions", () => {
+test("the keepalived policy refuses notify scripts, scripts outside the check-script folder, includes and substitutions", async () => {
   const p = { enabled: true, stateDir: "/var/lib/octavia", extraPaths: [] };
   const cases: [string, string][] = [
     ["vrrp_instance a {\n  notify_master /tmp/x.sh\n}\n", "notify_master runs a program as root"],
@@ -112,12 +112,12 @@ test("the keepalived policy refuses notify scripts, scripts outside the check-sc
     ["virtual_server 192.0.2.1 53 {\n  quorum_up /tmp/x\n}\n", "quorum_up"],
   ];
   for (const [text, why] of cases) {
-    const d = refusedLine(() => checkKeepalivedPolicy(text, p));
+    const d = await refusedLine(() => checkKeepalivedPolicy(text, p));
     assert.ok(d.includes(why), `${JSON.stringify(why)} in ${d}`);
   }
   // Relaxed: everything but include passes (include never: validation output would quote the file).
   for (const [text, why] of cases) {
-    if (why.startsWith("include")) assert.match(refusedLine(() => checkKeepalivedPolicy(text, { ...p, enabled: false })), /include is not accepted/);
+    if (why.startsWith("include")) assert.match(await refusedLine(() => checkKeepalivedPolicy(text, { ...p, enabled: false })), /include is not accepted/);
     else checkKeepalivedPolicy(text, { ...p, enabled: false });
   }
 });
