@@ -7,7 +7,8 @@ import { createLogger, type Logger } from "../log.js";
 import { defaultConfig, loadConfigFile, type AgentConfig } from "./config.js";
 import { ConfigStore } from "./config-store.js";
 import { ensureDevPki, type PkiPaths } from "./dev-pki.js";
-import { createTlsControl, loadTlsMaterial } from "./tls.js";
+import { createTlsControl, type TlsMaterial } from "./tls.js";
+import { checkStartable, type ConfigFallback } from "./config-check.js";
 import { createAgentServer, type AgentServer } from "./server.js";
 import { loggingInterceptor } from "./interceptors.js";
 import { agentRoutes } from "./routes.js";
@@ -79,17 +80,13 @@ async function devAmphoraId(stateDir: string): Promise<string> {
   return id;
 }
 
-/**
- * The configuration a start uses. `lockStateDir` runs once the state
- * directory is known and exists, before anything is written into it.
- */
-export async function buildConfig(o: AgentOptions, lockStateDir?: (stateDir: string) => Promise<void>): Promise<{ config: AgentConfig; ignored: string[]; pki?: PkiPaths; configFile: string }> {
+/** Where the configuration the agent last started with is kept: beside the file it came from. */
+export const lastGoodPath = (file: string) => `${file}.last-good`;
+
+/** What a start with `file` (or none) and the flags makes, dev PKI and amphora id filled in. */
+async function resolveConfig(o: AgentOptions, file: string | undefined, lockStateDir?: (stateDir: string) => Promise<void>): Promise<{ config: AgentConfig; ignored: string[]; pki?: PkiPaths }> {
   let config = defaultConfig(o.stateDir ? resolve(o.stateDir) : o.dev ? resolve("state") : undefined, { dev: o.dev });
   let ignored: string[] = [];
-  // Without --config, UpdateAgentConfig keeps its file in the state dir:
-  // read it back so an update survives a restart.
-  const stored = join(o.stateDir ? resolve(o.stateDir) : config.stateDir, "amphora-agent.conf");
-  const file = o.configFile ?? (existsSync(stored) ? stored : undefined);
   if (file) ({ config, ignored } = loadConfigFile(config, file));
   // Flags override the file.
   if (o.stateDir) config.stateDir = resolve(o.stateDir);
@@ -114,7 +111,42 @@ export async function buildConfig(o: AgentOptions, lockStateDir?: (stateDir: str
     throw new Error("no TLS material: set [amphora_agent] agent_server_ca and agent_server_cert in --config, or use --dev");
   }
   if (!config.amphoraId) throw new Error("no amphora id: set [amphora_agent] amphora_id in --config, --amphora-id, or use --dev");
-  return { config, ignored, pki, configFile: o.configFile ?? join(config.stateDir, "amphora-agent.conf") };
+  return { config, ignored, pki };
+}
+
+/**
+ * The configuration to start with, checked as a start needs it
+ * (config-check.ts). When the configuration file (a stored update, or an
+ * operator's edit) cannot start the agent and the file the agent last
+ * started with is there (`<file>.last-good`), that one is used instead and
+ * `fallback` says why: a bad update never locks the controller out.
+ */
+export async function buildConfig(o: AgentOptions, lockStateDir?: (stateDir: string) => Promise<void>): Promise<{
+  config: AgentConfig; ignored: string[]; pki?: PkiPaths; configFile: string; tls: TlsMaterial; startedFrom?: string; fallback?: ConfigFallback;
+}> {
+  const base = defaultConfig(o.stateDir ? resolve(o.stateDir) : o.dev ? resolve("state") : undefined, { dev: o.dev });
+  // Without --config, UpdateAgentConfig keeps its file in the state dir:
+  // read it back so an update survives a restart.
+  const stored = join(o.stateDir ? resolve(o.stateDir) : base.stateDir, "amphora-agent.conf");
+  const file = o.configFile ?? (existsSync(stored) ? stored : undefined);
+  const configFile = o.configFile ?? stored;
+  // `lockStateDir` runs once the state directory is known and exists, before anything is written into it (once).
+  const locked = new Set<string>();
+  const lockOnce = async (dir: string) => {
+    if (locked.has(dir)) return;
+    await lockStateDir?.(dir);
+    locked.add(dir);
+  };
+  try {
+    const r = await resolveConfig(o, file, lockOnce);
+    return { ...r, configFile, tls: await checkStartable(r.config), startedFrom: file };
+  } catch (e) {
+    const lastGood = file ? lastGoodPath(file) : "";
+    if (!lastGood || !existsSync(lastGood)) throw e;
+    const reason = (e as Error).message;
+    const r = await resolveConfig(o, lastGood, lockOnce);
+    return { ...r, configFile, tls: await checkStartable(r.config), fallback: { reason, usedFile: lastGood } };
+  }
 }
 
 export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
@@ -132,17 +164,12 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
     await lock?.release();
     throw e;
   }
-  const { config, ignored, pki, configFile } = built;
+  const { config, ignored, pki, configFile, tls: tlsMaterial, startedFrom, fallback } = built;
   if (ignored.length) logger.info({ options: ignored }, "config options not used by this agent are ignored");
-  let tlsMaterial: Awaited<ReturnType<typeof loadTlsMaterial>>;
-  let store: ConfigStore;
-  try {
-    tlsMaterial = await loadTlsMaterial(config.serverCaFile, config.serverCertFile);
-    store = new ConfigStore(config, configFile, logger, { dev: o.dev });
-  } catch (e) {
-    await lock?.release();
-    throw e;
+  if (fallback) {
+    logger.error({ file: configFile, reason: fallback.reason, usedFile: fallback.usedFile }, "the configuration file cannot start the agent; started with the last configuration that did");
   }
+  const store = new ConfigStore(config, configFile, logger, { dev: o.dev, fallback });
   // What has been started, undone in reverse order by stop() or when a
   // later step of the start fails (port in use...), so a failed start
   // leaves no timers, pollers or supervision behind.
@@ -233,6 +260,11 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
     const urlHost = addr.host === "0.0.0.0" || addr.host === "::" ? "127.0.0.1" : addr.host.includes(":") ? `[${addr.host}]` : addr.host;
     const url = `https://${urlHost}:${addr.port}`;
     logger.info({ url, amphoraId: config.amphoraId, stateDir: config.stateDir }, "agent listening");
+    // This file started the agent: the one to fall back to if a later one cannot.
+    if (startedFrom) {
+      await writeFileAtomic(lastGoodPath(startedFrom), readFileSync(startedFrom, "utf8"), 0o600).catch((e: Error) =>
+        logger.warn({ err: e.message }, "could not keep a copy of the configuration the agent started with"));
+    }
     return {
       ctx, config, host: addr.host, port: addr.port, url, pki, server: s,
       async stop(ms?: number) {

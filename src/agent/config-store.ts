@@ -14,7 +14,8 @@ import { EventEmitter } from "node:events";
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { applyIni, defaultConfig, LOCAL_OPTIONS, MUTABLE_OPTIONS, parseIni, type AgentConfig } from "./config.js";
+import { applyIni, defaultConfig, LOCAL_OPTIONS, MUTABLE_OPTIONS, OPERATOR_ONLY, parseIni, type AgentConfig } from "./config.js";
+import { checkStartable, type ConfigFallback } from "./config-check.js";
 import { writeFileAtomic } from "../system/fs-atomic.js";
 import { invalid } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -73,8 +74,8 @@ export class ConfigStore extends EventEmitter<{ change: [AgentConfig, AgentConfi
     /** Where an updated config file is written (survives restarts). */
     private readonly file: string,
     private readonly logger: Logger,
-    /** Started with --dev (its defaults differ: see fromFile). */
-    private readonly o: { dev?: boolean } = {},
+    /** Started with --dev (its defaults differ: see fromFile); `fallback`: the file could not start the agent (agent.ts). */
+    private readonly o: { dev?: boolean; fallback?: ConfigFallback } = {},
   ) {
     super();
     let started = "";
@@ -96,6 +97,11 @@ export class ConfigStore extends EventEmitter<{ change: [AgentConfig, AgentConfi
 
   get current(): AgentConfig {
     return this.cfg;
+  }
+
+  /** Set when the configuration file could not start the agent and the last one that did was used. */
+  get fallback(): ConfigFallback | undefined {
+    return this.o.fallback;
   }
 
   private readonly lock = new KeyedLock();
@@ -122,15 +128,26 @@ export class ConfigStore extends EventEmitter<{ change: [AgentConfig, AgentConfi
     const applied = (Object.keys(next) as (keyof AgentConfig)[]).filter((k) => mutable.has(k) && !same(next[k], prev[k]));
     const stored = await readFile(this.file, "utf8").catch(() => "");
     const { text: written, kept } = keepLocalOptions(stored, text);
-    await writeFileAtomic(this.file, written, 0o600);
-    const live = { ...prev };
-    for (const k of applied) (live as Record<string, unknown>)[k] = next[k];
-    this.cfg = live;
     // What the next start will run with, compared with what runs now.
     const atRestart = fromFile(written, !!this.o.dev);
     for (const [k, v] of Object.entries(this.pinned) as [keyof AgentConfig, unknown][]) {
       if (!GAP_FILLERS.has(k) || !atRestart[k]) (atRestart as unknown as Record<string, unknown>)[k] = v;
     }
+    // A controller cannot switch off the policy that limits it.
+    const operatorOnly = OPERATOR_ONLY.filter((k) => !same(atRestart[k], prev[k]));
+    if (operatorOnly.length) {
+      throw invalid("Unable to update amphora-agent configuration.", `only an operator may change ${operatorOnly.join(", ")} (config_policy, config_policy_paths), in the file on the amphora`, "OPERATOR_ONLY");
+    }
+    // Stored only if the agent could start with it (exactly the start's check).
+    try {
+      await checkStartable(atRestart);
+    } catch (e) {
+      throw invalid("Unable to update amphora-agent configuration.", `the agent could not start with this configuration, so it is not stored: ${(e as Error).message}`, "CONFIG_NOT_STARTABLE");
+    }
+    await writeFileAtomic(this.file, written, 0o600);
+    const live = { ...prev };
+    for (const k of applied) (live as Record<string, unknown>)[k] = next[k];
+    this.cfg = live;
     const restartNeeded = (Object.keys(live) as (keyof AgentConfig)[]).filter((k) => !same(atRestart[k], live[k]));
     this.logger.info({ applied, restartNeeded, kept }, "agent configuration updated");
     if (applied.length) this.emit("change", live, prev);

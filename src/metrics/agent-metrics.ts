@@ -23,6 +23,7 @@ export interface MetricsSources {
 
 export class AgentMetrics {
   readonly registry = new Registry();
+  readonly configFallback: Gauge;
   readonly rpcs: Counter<"method" | "code">;
   readonly rpcSeconds: Histogram<"method">;
   /** REST requests refused before they became calls (so they are not in amphora_rpc_total). */
@@ -51,6 +52,11 @@ export class AgentMetrics {
     this.lbEvents = new Counter({ name: "amphora_lb_events_total", help: "Load balancer lifecycle events", labelNames: ["type"], registers: r });
     this.heartbeats = new Counter({ name: "amphora_heartbeat_sends_total", help: "Heartbeat datagrams sent, by outcome", labelNames: ["outcome"], registers: r });
     const self = this;
+    this.configFallback = new Gauge({
+      name: "amphora_agent_config_fallback",
+      help: "1 when the configuration file could not start the agent and it runs on the last configuration that did",
+      registers: r,
+    });
     new Gauge({
       name: "amphora_stats_subscribers", help: "Open WatchStats streams", registers: r,
       collect() { this.set(self.sources.hub?.subscriberCount ?? 0); },

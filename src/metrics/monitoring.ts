@@ -32,6 +32,8 @@ export interface Monitoring {
 
 export function startMonitoring(o: { catalog: LoadBalancerCatalog; config: ConfigStore; logger: Logger; conditions?: Conditions }): Monitoring {
   const metrics = new AgentMetrics();
+  // 1 while the agent runs on its last good configuration because the configuration file could not start it.
+  metrics.configFallback.set(o.config.fallback ? 1 : 0);
   const collector = new StatsCollector({ catalog: o.catalog, logger: o.logger });
   const hub = new WatchHub(collector, o.logger);
   const heartbeat = new HeartbeatSender({

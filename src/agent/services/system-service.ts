@@ -13,6 +13,10 @@ export interface LoadBalancerFacts {
 
 export function systemService(ctx: AgentContext, lbs?: LoadBalancerFacts): Partial<ServiceImpl<typeof SystemService>> {
   const cfg = () => ctx.config.current;
+  const configWarning = () => {
+    const f = ctx.config.fallback;
+    return f ? `the configuration file could not start the agent (${f.reason}); running on the last configuration that did: ${f.usedFile}` : "";
+  };
   return {
     getApiVersion: () => ({ apiVersion: API_VERSION }),
     async getInfo() {
@@ -24,6 +28,7 @@ export function systemService(ctx: AgentContext, lbs?: LoadBalancerFacts): Parti
         amphoraId: cfg().amphoraId,
         keepalivedVersion: kv,
         agentVersion: ctx.agentVersion,
+        configWarning: configWarning(),
       };
     },
     async getDetails() {
@@ -54,6 +59,7 @@ export function systemService(ctx: AgentContext, lbs?: LoadBalancerFacts): Parti
         listeners,
         packages: {},
         warnings: ctx.conditions.list().map((c) => c.message),
+        configWarning: configWarning(),
       };
     },
     async updateAgentConfig(req) {
@@ -67,9 +73,15 @@ export function systemService(ctx: AgentContext, lbs?: LoadBalancerFacts): Parti
       return { message: "OK", details };
     },
     async rotateAgentCertificate(req) {
-      const r = await ctx.tls.rotate(req.pem);
+      const r = await ctx.tls.rotate(req.pem, req.force);
       ctx.events.publish({ kind: "agent_certificate_rotated", subject: r.subject.replace(/\n/g, ","), notAfter: r.notAfter });
-      return { message: "OK", details: `serving ${r.subject.replace(/\n/g, ",")} until ${r.notAfter}` };
+      const forced = r.forced ? "; forced: it comes from another issuer than the replaced one (PUT /1.0/certificate/previous serves that one again)" : "";
+      return { message: "OK", details: `serving ${r.subject.replace(/\n/g, ",")} until ${r.notAfter}${forced}` };
+    },
+    async restorePreviousAgentCertificate() {
+      const r = await ctx.tls.restorePrevious();
+      ctx.events.publish({ kind: "agent_certificate_rotated", subject: r.subject.replace(/\n/g, ","), notAfter: r.notAfter });
+      return { message: "OK", details: `serving ${r.subject.replace(/\n/g, ",")} until ${r.notAfter} again` };
     },
   };
 }

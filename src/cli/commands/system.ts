@@ -1,4 +1,4 @@
-// `amphora info`, `api-version`, `details`, `agent config`, `agent cert`:
+// `amphora info`, `api-version`, `details`, `agent config`, `agent cert`, `agent cert-restore`:
 // SystemService.
 import {
   GetInfoResponseSchema,
@@ -6,8 +6,9 @@ import {
   GetDetailsResponseSchema,
   UpdateAgentConfigResponseSchema,
   RotateAgentCertificateResponseSchema,
+  RestorePreviousAgentCertificateResponseSchema,
 } from "../../driver/index.js";
-import type { Command, RunContext } from "../command.js";
+import type { Command, OptSpec, RunContext } from "../command.js";
 import { readInput } from "../input.js";
 import { formatBytes, humanize, keyValues, messageJson, table } from "../output.js";
 import { said } from "./common.js";
@@ -74,10 +75,20 @@ export const agentCommands: Command<any>[] = [
     path: ["agent", "cert"],
     args: ["FILE"],
     summary: "replace the agent's own TLS server certificate (PEM key + certificate)",
+    options: { force: { type: "boolean", help: "accept a certificate from another issuer than the current one's (controllers may stop trusting the agent)" } as OptSpec },
     prepare: (args) => readInput(args[0]!, "PEM file"),
     async run(ctx: RunContext<string>) {
-      const res = await ctx.client.system.rotateAgentCertificate({ pem: ctx.input }, { signal: ctx.signal });
+      const res = await ctx.client.system.rotateAgentCertificate({ pem: ctx.input, force: ctx.opts.force === true }, { signal: ctx.signal });
       return { json: messageJson(RotateAgentCertificateResponseSchema, res), text: said(res) };
+    },
+  },
+  {
+    path: ["agent", "cert-restore"],
+    args: [],
+    summary: "serve the agent certificate the last rotation replaced again (undo a rotation)",
+    async run(ctx) {
+      const res = await ctx.client.system.restorePreviousAgentCertificate({}, { signal: ctx.signal });
+      return { json: messageJson(RestorePreviousAgentCertificateResponseSchema, res), text: said(res) };
     },
   },
 ];

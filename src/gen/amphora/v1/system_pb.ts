@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file amphora/v1/system.proto.
  */
 export const file_amphora_v1_system: GenFile = /*@__PURE__*/
-  fileDesc("ChdhbXBob3JhL3YxL3N5c3RlbS5wcm90bxIKYW1waG9yYS52MSIWChRHZXRBcGlWZXJzaW9uUmVxdWVzdCIsChVHZXRBcGlWZXJzaW9uUmVzcG9uc2USEwoLYXBpX3ZlcnNpb24YASABKAkiEAoOR2V0SW5mb1JlcXVlc3QimAEKD0dldEluZm9SZXNwb25zZRIQCghob3N0bmFtZRgBIAEoCRIXCg9oYXByb3h5X3ZlcnNpb24YAiABKAkSEwoLYXBpX3ZlcnNpb24YAyABKAkSEgoKYW1waG9yYV9pZBgEIAEoCRIaChJrZWVwYWxpdmVkX3ZlcnNpb24YBSABKAkSFQoNYWdlbnRfdmVyc2lvbhgGIAEoCSITChFHZXREZXRhaWxzUmVxdWVzdCI5Cg9OZXR3b3JrQ291bnRlcnMSEgoKbmV0d29ya190eBgBIAEoBBISCgpuZXR3b3JrX3J4GAIgASgEIkkKCENwdVVzYWdlEg0KBXRvdGFsGAEgASgEEgwKBHVzZXIYAiABKAQSDgoGc3lzdGVtGAMgASgEEhAKCHNvZnRfaXJxGAQgASgEIo8BCgtNZW1vcnlVc2FnZRINCgV0b3RhbBgBIAEoBBIMCgRmcmVlGAIgASgEEg8KB2J1ZmZlcnMYAyABKAQSDgoGY2FjaGVkGAQgASgEEhEKCXN3YXBfdXNlZBgFIAEoBBIOCgZzaGFyZWQYBiABKAQSDAoEc2xhYhgHIAEoBBIRCglhdmFpbGFibGUYCCABKAQiLAoJRGlza1VzYWdlEgwKBHVzZWQYASABKAQSEQoJYXZhaWxhYmxlGAIgASgEIvAEChJHZXREZXRhaWxzUmVzcG9uc2USEAoIaG9zdG5hbWUYASABKAkSFwoPaGFwcm94eV92ZXJzaW9uGAIgASgJEhMKC2FwaV92ZXJzaW9uGAMgASgJEj4KCG5ldHdvcmtzGAQgAygLMiwuYW1waG9yYS52MS5HZXREZXRhaWxzUmVzcG9uc2UuTmV0d29ya3NFbnRyeRIOCgZhY3RpdmUYBSABKAgSFQoNaGFwcm94eV9jb3VudBgGIAEoDRIRCgljcHVfY291bnQYByABKA0SIQoDY3B1GAggASgLMhQuYW1waG9yYS52MS5DcHVVc2FnZRInCgZtZW1vcnkYCSABKAsyFy5hbXBob3JhLnYxLk1lbW9yeVVzYWdlEiMKBGRpc2sYCiABKAsyFS5hbXBob3JhLnYxLkRpc2tVc2FnZRIMCgRsb2FkGAsgAygBEhAKCHRvcG9sb2d5GAwgASgJEhcKD3RvcG9sb2d5X3N0YXR1cxgNIAEoCRIRCglsaXN0ZW5lcnMYDiADKAkSPgoIcGFja2FnZXMYDyADKAsyLC5hbXBob3JhLnYxLkdldERldGFpbHNSZXNwb25zZS5QYWNrYWdlc0VudHJ5EhIKCmFtcGhvcmFfaWQYECABKAkSEAoId2FybmluZ3MYESADKAkaTAoNTmV0d29ya3NFbnRyeRILCgNrZXkYASABKAkSKgoFdmFsdWUYAiABKAsyGy5hbXBob3JhLnYxLk5ldHdvcmtDb3VudGVyczoCOAEaLwoNUGFja2FnZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjcKGFVwZGF0ZUFnZW50Q29uZmlnUmVxdWVzdBIbCgZjb25maWcYASABKAlCC7pICHIGIAEogIAEIj0KGVVwZGF0ZUFnZW50Q29uZmlnUmVzcG9uc2USDwoHbWVzc2FnZRgBIAEoCRIPCgdkZXRhaWxzGAIgASgJIjkKHVJvdGF0ZUFnZW50Q2VydGlmaWNhdGVSZXF1ZXN0EhgKA3BlbRgBIAEoCUILukgIcgYgASiAgBAiQgoeUm90YXRlQWdlbnRDZXJ0aWZpY2F0ZVJlc3BvbnNlEg8KB21lc3NhZ2UYASABKAkSDwoHZGV0YWlscxgCIAEoCTKnBQoNU3lzdGVtU2VydmljZRJlCg1HZXRBcGlWZXJzaW9uEiAuYW1waG9yYS52MS5HZXRBcGlWZXJzaW9uUmVxdWVzdBohLmFtcGhvcmEudjEuR2V0QXBpVmVyc2lvblJlc3BvbnNlIg+QAgHK8xgICgNHRVQSAS8SYgoHR2V0SW5mbxIaLmFtcGhvcmEudjEuR2V0SW5mb1JlcXVlc3QaGy5hbXBob3JhLnYxLkdldEluZm9SZXNwb25zZSIekAIByvMYFwoDR0VUEgkvMS4wL2luZm8aBS9pbmZvEmcKCkdldERldGFpbHMSHS5hbXBob3JhLnYxLkdldERldGFpbHNSZXF1ZXN0Gh4uYW1waG9yYS52MS5HZXREZXRhaWxzUmVzcG9uc2UiGpACAcrzGBMKA0dFVBIMLzEuMC9kZXRhaWxzErUBChFVcGRhdGVBZ2VudENvbmZpZxIkLmFtcGhvcmEudjEuVXBkYXRlQWdlbnRDb25maWdSZXF1ZXN0GiUuYW1waG9yYS52MS5VcGRhdGVBZ2VudENvbmZpZ1Jlc3BvbnNlIlPK8xhPCgNQVVQSCy8xLjAvY29uZmlnIgZjb25maWcwygFKLVVuYWJsZSB0byB1cGRhdGUgYW1waG9yYS1hZ2VudCBjb25maWd1cmF0aW9uLlD0AxKpAQoWUm90YXRlQWdlbnRDZXJ0aWZpY2F0ZRIpLmFtcGhvcmEudjEuUm90YXRlQWdlbnRDZXJ0aWZpY2F0ZVJlcXVlc3QaKi5hbXBob3JhLnYxLlJvdGF0ZUFnZW50Q2VydGlmaWNhdGVSZXNwb25zZSI4yvMYNAoDUFVUEhAvMS4wL2NlcnRpZmljYXRlIgNwZW0wygFKE0ludmFsaWQgY2VydGlmaWNhdGViBnByb3RvMw", [file_amphora_v1_options, file_buf_validate_validate]);
+  fileDesc("ChdhbXBob3JhL3YxL3N5c3RlbS5wcm90bxIKYW1waG9yYS52MSIWChRHZXRBcGlWZXJzaW9uUmVxdWVzdCIsChVHZXRBcGlWZXJzaW9uUmVzcG9uc2USEwoLYXBpX3ZlcnNpb24YASABKAkiEAoOR2V0SW5mb1JlcXVlc3QisAEKD0dldEluZm9SZXNwb25zZRIQCghob3N0bmFtZRgBIAEoCRIXCg9oYXByb3h5X3ZlcnNpb24YAiABKAkSEwoLYXBpX3ZlcnNpb24YAyABKAkSEgoKYW1waG9yYV9pZBgEIAEoCRIaChJrZWVwYWxpdmVkX3ZlcnNpb24YBSABKAkSFQoNYWdlbnRfdmVyc2lvbhgGIAEoCRIWCg5jb25maWdfd2FybmluZxgHIAEoCSITChFHZXREZXRhaWxzUmVxdWVzdCI5Cg9OZXR3b3JrQ291bnRlcnMSEgoKbmV0d29ya190eBgBIAEoBBISCgpuZXR3b3JrX3J4GAIgASgEIkkKCENwdVVzYWdlEg0KBXRvdGFsGAEgASgEEgwKBHVzZXIYAiABKAQSDgoGc3lzdGVtGAMgASgEEhAKCHNvZnRfaXJxGAQgASgEIo8BCgtNZW1vcnlVc2FnZRINCgV0b3RhbBgBIAEoBBIMCgRmcmVlGAIgASgEEg8KB2J1ZmZlcnMYAyABKAQSDgoGY2FjaGVkGAQgASgEEhEKCXN3YXBfdXNlZBgFIAEoBBIOCgZzaGFyZWQYBiABKAQSDAoEc2xhYhgHIAEoBBIRCglhdmFpbGFibGUYCCABKAQiLAoJRGlza1VzYWdlEgwKBHVzZWQYASABKAQSEQoJYXZhaWxhYmxlGAIgASgEIogFChJHZXREZXRhaWxzUmVzcG9uc2USEAoIaG9zdG5hbWUYASABKAkSFwoPaGFwcm94eV92ZXJzaW9uGAIgASgJEhMKC2FwaV92ZXJzaW9uGAMgASgJEj4KCG5ldHdvcmtzGAQgAygLMiwuYW1waG9yYS52MS5HZXREZXRhaWxzUmVzcG9uc2UuTmV0d29ya3NFbnRyeRIOCgZhY3RpdmUYBSABKAgSFQoNaGFwcm94eV9jb3VudBgGIAEoDRIRCgljcHVfY291bnQYByABKA0SIQoDY3B1GAggASgLMhQuYW1waG9yYS52MS5DcHVVc2FnZRInCgZtZW1vcnkYCSABKAsyFy5hbXBob3JhLnYxLk1lbW9yeVVzYWdlEiMKBGRpc2sYCiABKAsyFS5hbXBob3JhLnYxLkRpc2tVc2FnZRIMCgRsb2FkGAsgAygBEhAKCHRvcG9sb2d5GAwgASgJEhcKD3RvcG9sb2d5X3N0YXR1cxgNIAEoCRIRCglsaXN0ZW5lcnMYDiADKAkSPgoIcGFja2FnZXMYDyADKAsyLC5hbXBob3JhLnYxLkdldERldGFpbHNSZXNwb25zZS5QYWNrYWdlc0VudHJ5EhIKCmFtcGhvcmFfaWQYECABKAkSEAoId2FybmluZ3MYESADKAkSFgoOY29uZmlnX3dhcm5pbmcYEiABKAkaTAoNTmV0d29ya3NFbnRyeRILCgNrZXkYASABKAkSKgoFdmFsdWUYAiABKAsyGy5hbXBob3JhLnYxLk5ldHdvcmtDb3VudGVyczoCOAEaLwoNUGFja2FnZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjcKGFVwZGF0ZUFnZW50Q29uZmlnUmVxdWVzdBIbCgZjb25maWcYASABKAlCC7pICHIGIAEogIAEIj0KGVVwZGF0ZUFnZW50Q29uZmlnUmVzcG9uc2USDwoHbWVzc2FnZRgBIAEoCRIPCgdkZXRhaWxzGAIgASgJIkgKHVJvdGF0ZUFnZW50Q2VydGlmaWNhdGVSZXF1ZXN0EhgKA3BlbRgBIAEoCUILukgIcgYgASiAgBASDQoFZm9yY2UYAiABKAgiQgoeUm90YXRlQWdlbnRDZXJ0aWZpY2F0ZVJlc3BvbnNlEg8KB21lc3NhZ2UYASABKAkSDwoHZGV0YWlscxgCIAEoCSIoCiZSZXN0b3JlUHJldmlvdXNBZ2VudENlcnRpZmljYXRlUmVxdWVzdCJLCidSZXN0b3JlUHJldmlvdXNBZ2VudENlcnRpZmljYXRlUmVzcG9uc2USDwoHbWVzc2FnZRgBIAEoCRIPCgdkZXRhaWxzGAIgASgJMt0GCg1TeXN0ZW1TZXJ2aWNlEmUKDUdldEFwaVZlcnNpb24SIC5hbXBob3JhLnYxLkdldEFwaVZlcnNpb25SZXF1ZXN0GiEuYW1waG9yYS52MS5HZXRBcGlWZXJzaW9uUmVzcG9uc2UiD5ACAcrzGAgKA0dFVBIBLxJiCgdHZXRJbmZvEhouYW1waG9yYS52MS5HZXRJbmZvUmVxdWVzdBobLmFtcGhvcmEudjEuR2V0SW5mb1Jlc3BvbnNlIh6QAgHK8xgXCgNHRVQSCS8xLjAvaW5mbxoFL2luZm8SZwoKR2V0RGV0YWlscxIdLmFtcGhvcmEudjEuR2V0RGV0YWlsc1JlcXVlc3QaHi5hbXBob3JhLnYxLkdldERldGFpbHNSZXNwb25zZSIakAIByvMYEwoDR0VUEgwvMS4wL2RldGFpbHMStQEKEVVwZGF0ZUFnZW50Q29uZmlnEiQuYW1waG9yYS52MS5VcGRhdGVBZ2VudENvbmZpZ1JlcXVlc3QaJS5hbXBob3JhLnYxLlVwZGF0ZUFnZW50Q29uZmlnUmVzcG9uc2UiU8rzGE8KA1BVVBILLzEuMC9jb25maWciBmNvbmZpZzDKAUotVW5hYmxlIHRvIHVwZGF0ZSBhbXBob3JhLWFnZW50IGNvbmZpZ3VyYXRpb24uUPQDEqkBChZSb3RhdGVBZ2VudENlcnRpZmljYXRlEikuYW1waG9yYS52MS5Sb3RhdGVBZ2VudENlcnRpZmljYXRlUmVxdWVzdBoqLmFtcGhvcmEudjEuUm90YXRlQWdlbnRDZXJ0aWZpY2F0ZVJlc3BvbnNlIjjK8xg0CgNQVVQSEC8xLjAvY2VydGlmaWNhdGUiA3BlbTDKAUoTSW52YWxpZCBjZXJ0aWZpY2F0ZRKzAQofUmVzdG9yZVByZXZpb3VzQWdlbnRDZXJ0aWZpY2F0ZRIyLmFtcGhvcmEudjEuUmVzdG9yZVByZXZpb3VzQWdlbnRDZXJ0aWZpY2F0ZVJlcXVlc3QaMy5hbXBob3JhLnYxLlJlc3RvcmVQcmV2aW91c0FnZW50Q2VydGlmaWNhdGVSZXNwb25zZSInyvMYIwoDUFVUEhkvMS4wL2NlcnRpZmljYXRlL3ByZXZpb3VzMMoBYgZwcm90bzM", [file_amphora_v1_options, file_buf_validate_validate]);
 
 /**
  * @generated from message amphora.v1.GetApiVersionRequest
@@ -92,6 +92,14 @@ export type GetInfoResponse = Message<"amphora.v1.GetInfoResponse"> & {
    * @generated from field: string agent_version = 6;
    */
   agentVersion: string;
+
+  /**
+   * Set when the agent's configuration file could not start it and it runs
+   * on the last configuration that did: why, and which file it used.
+   *
+   * @generated from field: string config_warning = 7;
+   */
+  configWarning: string;
 };
 
 /**
@@ -348,6 +356,13 @@ export type GetDetailsResponse = Message<"amphora.v1.GetDetailsResponse"> & {
    * @generated from field: repeated string warnings = 17;
    */
   warnings: string[];
+
+  /**
+   * As GetInfoResponse.config_warning.
+   *
+   * @generated from field: string config_warning = 18;
+   */
+  configWarning: string;
 };
 
 /**
@@ -408,6 +423,13 @@ export type RotateAgentCertificateRequest = Message<"amphora.v1.RotateAgentCerti
    * @generated from field: string pem = 1;
    */
   pem: string;
+
+  /**
+   * Accept a certificate from another issuer than the current one's (REST: ?force=true).
+   *
+   * @generated from field: bool force = 2;
+   */
+  force: boolean;
 };
 
 /**
@@ -438,6 +460,41 @@ export type RotateAgentCertificateResponse = Message<"amphora.v1.RotateAgentCert
  */
 export const RotateAgentCertificateResponseSchema: GenMessage<RotateAgentCertificateResponse> = /*@__PURE__*/
   messageDesc(file_amphora_v1_system, 13);
+
+/**
+ * @generated from message amphora.v1.RestorePreviousAgentCertificateRequest
+ */
+export type RestorePreviousAgentCertificateRequest = Message<"amphora.v1.RestorePreviousAgentCertificateRequest"> & {
+};
+
+/**
+ * Describes the message amphora.v1.RestorePreviousAgentCertificateRequest.
+ * Use `create(RestorePreviousAgentCertificateRequestSchema)` to create a new message.
+ */
+export const RestorePreviousAgentCertificateRequestSchema: GenMessage<RestorePreviousAgentCertificateRequest> = /*@__PURE__*/
+  messageDesc(file_amphora_v1_system, 14);
+
+/**
+ * @generated from message amphora.v1.RestorePreviousAgentCertificateResponse
+ */
+export type RestorePreviousAgentCertificateResponse = Message<"amphora.v1.RestorePreviousAgentCertificateResponse"> & {
+  /**
+   * @generated from field: string message = 1;
+   */
+  message: string;
+
+  /**
+   * @generated from field: string details = 2;
+   */
+  details: string;
+};
+
+/**
+ * Describes the message amphora.v1.RestorePreviousAgentCertificateResponse.
+ * Use `create(RestorePreviousAgentCertificateResponseSchema)` to create a new message.
+ */
+export const RestorePreviousAgentCertificateResponseSchema: GenMessage<RestorePreviousAgentCertificateResponse> = /*@__PURE__*/
+  messageDesc(file_amphora_v1_system, 15);
 
 /**
  * What the amphora is and how it is doing, and the agent's own settings.
@@ -488,7 +545,10 @@ export const SystemService: GenService<{
   },
   /**
    * Replaces the agent's own TLS server key and certificate. New
-   * connections use it at once; established ones are not dropped.
+   * connections use it at once; established ones are not dropped. A
+   * certificate from another issuer than the current one's (issuer name and
+   * authority key identifier) is refused unless `force` is set: the
+   * controller would no longer trust the agent. The replaced one is kept.
    *
    * @generated from rpc amphora.v1.SystemService.RotateAgentCertificate
    */
@@ -496,6 +556,17 @@ export const SystemService: GenService<{
     methodKind: "unary";
     input: typeof RotateAgentCertificateRequestSchema;
     output: typeof RotateAgentCertificateResponseSchema;
+  },
+  /**
+   * Serves the certificate the last rotation replaced again (the undo of a
+   * rotation, forced or not); the one it replaces becomes the kept one.
+   *
+   * @generated from rpc amphora.v1.SystemService.RestorePreviousAgentCertificate
+   */
+  restorePreviousAgentCertificate: {
+    methodKind: "unary";
+    input: typeof RestorePreviousAgentCertificateRequestSchema;
+    output: typeof RestorePreviousAgentCertificateResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_amphora_v1_system, 0);
