@@ -119,7 +119,7 @@ export function createTlsControl(
         if (why && !force) {
           throw invalid(
             "Invalid certificate",
-            `refused: ${why}; controllers that trust the current issuer could no longer reach the agent. Set force (REST: ?force=true) to rotate anyway; the replaced certificate is kept and PUT /1.0/certificate/previous serves it again`,
+            `refused: ${why}; controllers that trust the current issuer could no longer reach the agent. Set force (REST: ?force=true) to rotate anyway; the replaced certificate is kept and RestorePreviousAgentCertificate serves it again`,
             "ISSUER_MISMATCH",
           );
         }

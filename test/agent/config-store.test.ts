@@ -10,7 +10,8 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { SystemService } from "../../src/gen/amphora/v1/system_pb.js";
 import { ConfigStore, keepLocalOptions } from "../../src/agent/config-store.js";
-import { applyIni, defaultConfig, loadConfigFile } from "../../src/agent/config.js";
+import { applyIni, defaultConfig, loadConfigFile, type AgentConfig } from "../../src/agent/config.js";
+import { ensureDevPki } from "../../src/agent/dev-pki.js";
 import { silentLogger } from "../../src/log.js";
 import { run } from "../../src/system/exec.js";
 import { startTestAgent, type TestAgent } from "../support/agent.js";
@@ -32,6 +33,13 @@ heartbeat_key = k
 amphora_id = 6f1e0b1a-9d9b-4a7b-8a42-2c5d4c3e2f10
 `;
 
+/** Gives `cfg` the dev PKI's CA and server bundle (made in `dir`), as the dev start fills them in. */
+async function withTls(cfg: AgentConfig, dir: string): Promise<void> {
+  const p = (await ensureDevPki(join(dir, "pki"), "6f1e0b1a-9d9b-4a7b-8a42-2c5d4c3e2f10")).paths;
+  cfg.serverCaFile = p.ca;
+  cfg.serverCertFile = p.serverBundle;
+}
+
 test("agent-local options the upload lacks are kept in the written file; ones it sets win", () => {
   const stored = "[amphora_agent]\namphora_network_namespace = amphora-haproxy\namphora_id = x\n";
   const r = keepLocalOptions(stored, RENDERED);
@@ -52,6 +60,8 @@ test("an update keeps amphora_network_namespace for the next start and names opt
   writeFileSync(file, `[haproxy_amphora]\nbase_path = ${dir}\nbind_port = 9444\n[amphora_agent]\namphora_network_namespace = amt-keep\n`);
   const live = loadConfigFile(defaultConfig(dir), file).config;
   live.certDir = join(dir, "certs");
+  // TLS material from flags, as a start that could run has (an update is checked as a start would).
+  await withTls(live, dir);
   const store = new ConfigStore(live, file, silentLogger);
   const r = await store.update(RENDERED);
   assert.deepEqual(r.kept, ["amphora_agent.amphora_network_namespace"]);
@@ -70,6 +80,7 @@ test("--dev: an update that sets amphora_network_namespace names it as needing a
   const file = join(dir, "amphora-agent.conf");
   // As buildConfig makes it for --dev --state-dir DIR without a file.
   const live = { ...defaultConfig(dir, { dev: true }), certDir: join(dir, "certs") };
+  await withTls(live, dir);
   assert.equal(live.netns, "");
   const store = new ConfigStore(live, file, silentLogger, { dev: true });
   const r = await store.update("[amphora_agent]\namphora_network_namespace = amt-dev\n");

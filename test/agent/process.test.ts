@@ -92,6 +92,9 @@ test("a config file is used, flags override it, and a bad value stops the start 
   await once(b.proc, "exit");
 
   writeFileSync(conf, readFileSync(conf, "utf8").replace("bind_port = 1", "bind_port = banana"));
+  // With the copy of the file that started the agent, the start would fall back to it
+  // (test/agent/config-recovery.test.ts); without one, the bad value stops the start.
+  rmSync(`${conf}.last-good`, { force: true });
   const bad = spawn(process.execPath, ["bin/amphora-agent.js", "--config", conf], { stdio: ["ignore", "pipe", "pipe"] });
   procs.push(bad);
   let err = "";

@@ -2,7 +2,7 @@
 // controller trusts the agent through the current certificate's issuer, so
 // a rotation to a certificate of another issuer locked it out until someone
 // logged in to the VM. Refused unless forced; a forced rotation is undone
-// through the API (PUT /1.0/certificate/previous). Checked with real TLS
+// through the API (RestorePreviousAgentCertificate, an RPC: the REST routes are exactly Octavia's). Checked with real TLS
 // clients: what certificate a new connection is served, and whether a
 // client trusting the original CA can still call the agent.
 import { test } from "node:test";
@@ -16,6 +16,9 @@ import { startTestAgent, type TestAgent } from "../support/agent.js";
 import { RestClient } from "../rest/https-client.js";
 import { createCa, issueCertificate } from "../../src/agent/dev-pki.js";
 import { runChecked } from "../../src/system/exec.js";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { SystemService } from "../../src/gen/amphora/v1/system_pb.js";
 
 /** Fingerprint of the certificate a new TLS connection to the agent is served (no verification). */
 function served(agent: TestAgent): Promise<string> {
@@ -83,10 +86,11 @@ test("rotation to another issuer (other name, or same name with another key) is 
   await assert.rejects(lockedOut.request("GET", "/1.0/info"), /certificate|verify|self/i);
   lockedOut.close();
   // ...until a client that trusts the new issuer undoes it through the API.
-  const newSide = new RestClient(agent.url, { ca: readFileSync(other.ca, "utf8"), cert: agent.cert, key: agent.key }, id);
-  t.after(() => newSide.close());
-  const undo = await newSide.request("PUT", "/1.0/certificate/previous");
-  assert.equal(undo.status, 202, undo.text);
+  const newSide = createClient(SystemService, createConnectTransport({
+    baseUrl: agent.url, httpVersion: "2", nodeOptions: { ca: readFileSync(other.ca, "utf8"), cert: agent.cert, key: agent.key, servername: id },
+  }));
+  const undo = await newSide.restorePreviousAgentCertificate({});
+  assert.match(undo.details, /again/);
   assert.equal(await served(agent), original, "the original certificate is served again");
   const back = new RestClient(agent.url, agent, id);
   assert.equal((await back.request("GET", "/1.0/info")).status, 200, "the original controller reaches the agent again");

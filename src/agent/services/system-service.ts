@@ -75,7 +75,7 @@ export function systemService(ctx: AgentContext, lbs?: LoadBalancerFacts): Parti
     async rotateAgentCertificate(req) {
       const r = await ctx.tls.rotate(req.pem, req.force);
       ctx.events.publish({ kind: "agent_certificate_rotated", subject: r.subject.replace(/\n/g, ","), notAfter: r.notAfter });
-      const forced = r.forced ? "; forced: it comes from another issuer than the replaced one (PUT /1.0/certificate/previous serves that one again)" : "";
+      const forced = r.forced ? "; forced: it comes from another issuer than the replaced one (RestorePreviousAgentCertificate serves that one again)" : "";
       return { message: "OK", details: `serving ${r.subject.replace(/\n/g, ",")} until ${r.notAfter}${forced}` };
     },
     async restorePreviousAgentCertificate() {
