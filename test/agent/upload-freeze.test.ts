@@ -19,6 +19,9 @@ import { SystemService } from "../../src/gen/amphora/v1/system_pb.js";
 import { LoadBalancerService } from "../../src/gen/amphora/v1/load_balancer_pb.js";
 
 const BOUND_MS = 100;
+/** FREEZE_ROUTES=PutVrrp,PutCertificate: only routes whose name contains one of these (to check one route on old code quickly). */
+const only = process.env.FREEZE_ROUTES?.split(",");
+const wanted = (name: string) => !only || only.some((s) => name.includes(s));
 
 test("hostile bodies at the size limit of every body route never block the event loop for 100 ms; GET /1.0/info keeps being answered", { timeout: 600_000 }, async (t) => {
   // The policy on, as the agent runs by default: its scanners see every upload too.
@@ -61,7 +64,7 @@ test("hostile bodies at the size limit of every body route never block the event
     over.push(`${what}: ${blocked.toFixed(0)} ms`);
   };
 
-  for (const r of BODY_ROUTES) {
+  for (const r of BODY_ROUTES.filter((x) => wanted(x.name))) {
     for (const [name, body] of bodiesFor(r)) {
       await measure(`REST ${r.name} / ${name}`, async () => {
         const res = await rest.request(r.method, r.path, { body, headers: { "content-type": r.body === "text" ? "text/plain" : "application/json" } });
@@ -79,13 +82,13 @@ test("hostile bodies at the size limit of every body route never block the event
     ["UpdateAgentConfig", 64 << 10, (config) => agent.client(SystemService).updateAgentConfig({ config })],
     ["PutConfig", 8 << 20, (config) => agent.client(LoadBalancerService).putConfig({ amphoraId: ADVERSARIAL_IDS.amphoraId, lbId: ADVERSARIAL_IDS.lbId, config })],
   ];
-  for (const [name, limit, call] of rpc) {
+  for (const [name, limit, call] of rpc.filter(([n]) => wanted(n))) {
     for (const [p, body] of Object.entries(textPatterns(limit))) {
       await measure(`RPC ${name} / ${p}`, () => call(body).catch(() => undefined));
     }
   }
   assert.deepEqual(over, [], `event loop blocked for ${BOUND_MS} ms or more`);
   assert.equal(infoFailures, 0, "every GET /1.0/info was answered");
-  assert.ok(infoCount > 20, `GET /1.0/info kept being answered (${infoCount} answers, slowest ${infoMaxMs.toFixed(0)} ms)`);
+  assert.ok(infoCount > (only ? 0 : 20), `GET /1.0/info kept being answered (${infoCount} answers, slowest ${infoMaxMs.toFixed(0)} ms)`);
   t.diagnostic(`GET /1.0/info answered ${infoCount} times during the uploads, slowest ${infoMaxMs.toFixed(0)} ms (it runs haproxy -v and keepalived -v each time)`);
 });
