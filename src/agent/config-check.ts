@@ -7,11 +7,11 @@
 // What a start needs of the configuration and can be known beforehand: the
 // CA file and the server key+certificate exist, parse, the key matches the
 // certificate, and Node accepts them as a TLS server context; the listen
-// address is one of this machine's (or a wildcard); the folders are
+// address can be listened on (tried on a free port); the folders are
 // absolute paths; haproxy_cmd is an executable file. A port another process
 // holds can only be found by listening (the start reports it).
 import { accessSync, constants, readFileSync } from "node:fs";
-import { networkInterfaces } from "node:os";
+import { createServer } from "node:net";
 import { isAbsolute } from "node:path";
 import { createSecureContext } from "node:tls";
 import { X509Certificate } from "node:crypto";
@@ -30,10 +30,13 @@ export interface ConfigFallback {
   usedFile: string;
 }
 
-function localAddresses(): Set<string> {
-  const out = new Set(["0.0.0.0", "::", "localhost", "127.0.0.1", "::1"]);
-  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) out.add(a.address);
-  return out;
+/** Whether this machine can listen on `host` (a free port on it, closed at once): what the start will do. */
+function canBind(host: string): Promise<string> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once("error", (e) => resolve((e as NodeJS.ErrnoException).code ?? e.message));
+    s.listen(0, host, () => s.close(() => resolve("")));
+  });
 }
 
 function read(file: string, what: string): string {
@@ -49,7 +52,8 @@ export async function checkStartable(cfg: AgentConfig): Promise<TlsMaterial> {
   for (const [what, dir] of [["base_path", cfg.stateDir], ["base_cert_dir", cfg.certDir]] as const) {
     if (!isAbsolute(dir)) throw new NotStartable(`${what} ${JSON.stringify(dir)} is not an absolute path`);
   }
-  if (!localAddresses().has(cfg.bindHost)) throw new NotStartable(`bind_host ${cfg.bindHost} is not an address of this machine`);
+  const bind = await canBind(cfg.bindHost);
+  if (bind) throw new NotStartable(`bind_host ${cfg.bindHost} is not an address of this machine (${bind})`);
   try {
     accessSync(cfg.haproxyCmd, constants.X_OK);
   } catch (e) {
