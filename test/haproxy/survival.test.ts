@@ -22,6 +22,11 @@ import { managerDirs } from "../support/lb-test.js";
 
 /** Starts the real agent program (`src/agent/main.ts --dev`) as a separate process. */
 async function spawnAgent(stateDir: string, port: number): Promise<ChildProcess> {
+  // The config policy (on by default) confines stats sockets to the state
+  // dir; these tests keep theirs in a temp folder of their own. --dev reads
+  // the stored agent config from the state dir.
+  const stored = join(stateDir, "amphora-agent.conf");
+  if (!existsSync(stored)) writeFileSync(stored, "[amphora_agent]\nconfig_policy = off\n");
   const child = spawn(process.execPath, ["--import", "tsx", "src/agent/main.ts", "--dev", "--state-dir", stateDir, "--listen", `127.0.0.1:${port}`], {
     stdio: ["ignore", "ignore", "pipe"],
     env: { ...process.env, AMPHORA_LOG_LEVEL: "warn" },

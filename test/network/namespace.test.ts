@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ensureDevPki } from "../../src/agent/dev-pki.js";
 import { buildConfig } from "../../src/agent/agent.js";
 import { defaultConfig } from "../../src/agent/config.js";
 import { NetworkPlumbing } from "../../src/network/plumbing.js";
@@ -18,9 +19,11 @@ test("outside dev mode the namespace defaults to Octavia's amphora-haproxy; dev 
   const dir = mkdtempSync(join(tmpdir(), "amt-ns-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, "agent.conf");
+  // Real TLS files: buildConfig checks the configuration as a start would.
+  const pki = (await ensureDevPki(join(dir, "pki"), "0b6a3c3e-8f0e-4f57-9a1e-3c8d7c1f2a55")).paths;
   const base = [
-    "[haproxy_amphora]", `base_path = ${dir}`,
-    "[amphora_agent]", "agent_server_ca = /x/ca.pem", "agent_server_cert = /x/server.pem", "amphora_id = 0b6a3c3e-8f0e-4f57-9a1e-3c8d7c1f2a55",
+    "[haproxy_amphora]", `base_path = ${dir}`, "bind_host = 127.0.0.1",
+    "[amphora_agent]", `agent_server_ca = ${pki.ca}`, `agent_server_cert = ${pki.serverBundle}`, "amphora_id = 0b6a3c3e-8f0e-4f57-9a1e-3c8d7c1f2a55",
   ];
   writeFileSync(file, base.join("\n") + "\n");
   assert.equal((await buildConfig({ configFile: file })).config.netns, "amphora-haproxy");
