@@ -8,9 +8,10 @@
 // CA file and the server key+certificate exist, parse, the key matches the
 // certificate, and Node accepts them as a TLS server context; the listen
 // address can be listened on (tried on a free port); the folders are
-// absolute paths; haproxy_cmd is an executable file. A port another process
-// holds can only be found by listening (the start reports it).
-import { accessSync, constants, readFileSync } from "node:fs";
+// absolute paths. A port another process holds can only be found by
+// listening (the start reports it). haproxy_cmd is not checked: the agent
+// starts without haproxy (its load balancers then fail to start, visibly).
+import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { isAbsolute } from "node:path";
 import { createSecureContext } from "node:tls";
@@ -54,11 +55,6 @@ export async function checkStartable(cfg: AgentConfig): Promise<TlsMaterial> {
   }
   const bind = await canBind(cfg.bindHost);
   if (bind) throw new NotStartable(`bind_host ${cfg.bindHost} is not an address of this machine (${bind})`);
-  try {
-    accessSync(cfg.haproxyCmd, constants.X_OK);
-  } catch (e) {
-    throw new NotStartable(`haproxy_cmd ${cfg.haproxyCmd} is not an executable file: ${(e as Error).message}`);
-  }
   const ca = read(cfg.serverCaFile, "agent_server_ca");
   const caCerts = pemBlocks(ca).filter((b) => b.type === "CERTIFICATE");
   if (!caCerts.length) throw new NotStartable(`agent_server_ca ${cfg.serverCaFile} holds no certificate`);
