@@ -23,7 +23,7 @@ const BOUND_MS = 100;
 const only = process.env.FREEZE_ROUTES?.split(",");
 const wanted = (name: string) => !only || only.some((s) => name.includes(s));
 
-test("hostile bodies at the size limit of every body route never block the event loop for 100 ms; GET /1.0/info keeps being answered", { timeout: 600_000 }, async (t) => {
+test("hostile bodies at the size limit of every body route never block the event loop for 100 ms; GET /1.0/info keeps being answered", { timeout: 290_000 }, async (t) => {
   // The policy on, as the agent runs by default: its scanners see every upload too.
   const agent = await startTestAgent({ overrides: { configPolicy: true } });
   const rest = new RestClient(agent.url, agent);
@@ -82,8 +82,10 @@ test("hostile bodies at the size limit of every body route never block the event
     ["UpdateAgentConfig", 64 << 10, (config) => agent.client(SystemService).updateAgentConfig({ config })],
     ["PutConfig", 8 << 20, (config) => agent.client(LoadBalancerService).putConfig({ amphoraId: ADVERSARIAL_IDS.amphoraId, lbId: ADVERSARIAL_IDS.lbId, config })],
   ];
+  // The patterns that hit the parsers hardest before the fix (the REST pass above sends them all).
+  const rpcPatterns = ["BEGIN lines", "BEGIN without newline", "vrrp_script openers", "braces", "one line of letters", "quotes"];
   for (const [name, limit, call] of rpc.filter(([n]) => wanted(n))) {
-    for (const [p, body] of Object.entries(textPatterns(limit))) {
+    for (const [p, body] of Object.entries(textPatterns(limit)).filter(([n]) => rpcPatterns.includes(n))) {
       await measure(`RPC ${name} / ${p}`, () => call(body).catch(() => undefined));
     }
   }
