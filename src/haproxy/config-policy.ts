@@ -133,7 +133,7 @@ export function haproxyWords(line: string): string[] {
   return words;
 }
 
-const SECTIONS = new Set(["global", "defaults", "frontend", "backend", "listen", "peers", "resolvers", "userlist", "mailers", "program", "http-errors", "ring", "cache"]);
+const SECTIONS = new Set(["global", "defaults", "frontend", "backend", "listen", "peers", "resolvers", "userlist", "mailers", "program", "http-errors", "ring", "cache", "fcgi-app", "crt-store", "traces"]);
 
 function under(path: string, dir: string): boolean {
   const d = dir.endsWith("/") ? dir : dir + "/";
@@ -273,8 +273,8 @@ export async function checkHaproxyPolicy(text: string, lbId: string, p: ConfigPo
     const w = haproxyWords(raw);
     if (!w.length) continue;
     let why = "";
-    const first = raw.charCodeAt(0);
-    if (SECTIONS.has(w[0]!) && first !== 32 && first !== 9) {
+    // haproxy opens a section on its keyword wherever the line is indented.
+    if (SECTIONS.has(w[0]!)) {
       section = w[0]!;
       if (section === "program") why = "program sections run any command as root";
     } else if (w.length >= MAX_WORDS) {

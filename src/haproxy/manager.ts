@@ -493,7 +493,7 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
    */
   async putConfig(amphoraId: string, lbId: string, upload: string, guard: Guard = {}): Promise<{ md5: string; version: number; changed: boolean; warnings: string }> {
     const id = checkLbId(lbId);
-    const text = rewriteUpload(upload); // what Octavia's agent changes in uploads (upload-compat.ts)
+    const text = await rewriteUpload(upload); // what Octavia's agent changes in uploads (upload-compat.ts)
     return this.lock.run(id, async () => {
       const startedAt = performance.now();
       const existing = this.lbs.get(id);

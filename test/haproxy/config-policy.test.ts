@@ -79,6 +79,8 @@ test("the haproxy policy refuses what Octavia never renders, naming the line", a
     [cfg(["ssl-engine rdrand"]), "ssl-engine"],
     [cfg(["pidfile /etc/passwd"]), "pidfile"],
     [cfg(["user root"]), "user root"],
+    // haproxy opens a section on its keyword however the line is indented.
+    [["defaults", "    mode http", "    global", "    user root", ""].join("\n"), "user root"],
     [cfg([], ["server a /run/docker.sock"]), "local sockets"],
     [cfg([], ["acl a src -f /etc/shadow", "http-request deny if a"]), "-f /etc/shadow is outside"],
     [cfg([], ["http-request set-header x %[src,map_ip(/etc/shadow)]"]), "file /etc/shadow is outside"],

@@ -15,7 +15,7 @@ import { agentWithRunDir } from "../support/lb-test.js";
 import { run } from "../../src/system/exec.js";
 import { rewriteUpload } from "../../src/haproxy/upload-compat.js";
 
-test("upload rewrite: only `group` lines of `global` go, wherever indented; userlists and other lines are kept", () => {
+test("upload rewrite: only `group` lines of `global` go, wherever indented; userlists and other lines are kept", async () => {
   const cfg = [
     "# Configuration for loadbalancer x",
     "global",
@@ -31,10 +31,10 @@ test("upload rewrite: only `group` lines of `global` go, wherever indented; user
     "    acl g hdr(x-group) -m str group here",
     "",
   ].join("\n");
-  const out = rewriteUpload(cfg);
+  const out = await rewriteUpload(cfg);
   assert.equal(out, cfg.replace("    group nogroup\n", "").replace("\tgroup haproxy\n", ""));
   // Nothing to change: the very same text comes back.
-  assert.equal(rewriteUpload(out), out);
+  assert.equal(await rewriteUpload(out), out);
 });
 
 test("a controller-rendered global (user nobody + group) is checked and runs without any ALERT; workers are nobody:<file's group>", async (t) => {
