@@ -54,4 +54,11 @@ export type LoadBalancerEvent =
 export interface LoadBalancerCatalog extends EventEmitter<{ event: [LoadBalancerEvent] }> {
   list(): LoadBalancerRef[];
   get(lbId: string): LoadBalancerRef | undefined;
+  /**
+   * Ids the controller wants running: started and not stopped since (a
+   * haproxy that died, or failed to start again, stays wanted). The
+   * keepalived check follows it. Optional: catalogs that keep no wanted
+   * state (test stand-ins) omit it.
+   */
+  wantedRunning?(): string[];
 }

@@ -9,6 +9,7 @@ import type { Logger } from "../log.js";
 import { masterCommand } from "./master-cli.js";
 import { parseShowProc, type ShowProc } from "./show-proc.js";
 import { processAlive, processArgs, processName } from "./proc-fs.js";
+import { mastersOf } from "./masters.js";
 
 export interface MasterOptions {
   haproxyCmd: string;
@@ -96,8 +97,10 @@ export async function startMaster(o: MasterOptions): Promise<ShowProc> {
       last = "no worker serving yet";
     } catch (e) {
       last = (e as Error).message;
-      // The launcher said yes but the master is gone: no point waiting.
-      if ((await readPid(o.pidFile)) !== undefined && (await runningMasterPid(o.pidFile)) === undefined) {
+      // The launcher said yes but no master of this load balancer runs (in
+      // /proc, not by the pid file, which the master may not have written
+      // yet): no point waiting.
+      if ((await mastersOf(o.pidFile)).length === 0) {
         await removeRunFiles(o);
         throw failed("Error starting haproxy", `haproxy exited right after start (${last})`, "HAPROXY_START_FAILED");
       }
@@ -109,6 +112,8 @@ export async function startMaster(o: MasterOptions): Promise<ShowProc> {
 
 export interface ReloadOutcome {
   ok: boolean;
+  /** The master itself was gone before the reload was confirmed (killed, crashed). */
+  masterExited?: boolean;
   before: ShowProc;
   after: ShowProc;
   details: string;
@@ -120,7 +125,7 @@ export interface ReloadOutcome {
  * be listed. On 2.6 `reload` itself prints nothing, and a failed reload
  * keeps the old worker serving.
  */
-export async function reloadMaster(o: MasterOptions, current?: ShowProc): Promise<ReloadOutcome> {
+export async function reloadMaster(o: MasterOptions, current?: ShowProc, masterRuns?: () => Promise<boolean>): Promise<ReloadOutcome> {
   const before = current ?? (await showProc(o.masterSocket));
   const oldPids = new Set(before.workers.map((w) => w.pid));
   try {
@@ -151,8 +156,12 @@ export async function reloadMaster(o: MasterOptions, current?: ShowProc): Promis
       if (w && !oldPids.has(w.pid)) return { ok: true, before, after: p, details: "" };
       last = "no new worker listed yet";
     } catch (e) {
-      // Connection refused while the master re-executes.
+      // Connection refused while the master re-executes, or for good when
+      // it is gone: then waiting out the deadline would only hold the lock.
       last = (e as Error).message;
+      if (masterRuns && !(await masterRuns())) {
+        return { ok: false, masterExited: true, before, after: after ?? before, details: `the haproxy master exited during the reload (${last})` };
+      }
     }
   }
   return {

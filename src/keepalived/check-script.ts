@@ -13,22 +13,22 @@
 // the state dir), so an uploaded configuration can never make the agent
 // overwrite anything else. The script is plain sh (keepalived runs it every
 // few seconds; no Node, no forks): it fails unless every load balancer that
-// should run has a live haproxy master. "Should run" is kept by the agent:
-// started through it and not stopped (or deleted) through it — a haproxy that
-// died or failed to restart stays wanted, so the check keeps failing until
-// it serves again. The haproxy manager's wanted state ("running"/"stopped")
-// decides; the agent's own persisted list is only the fallback for a source
-// that keeps none. The script is rewritten whenever the list changes.
-import { lstat, mkdir, readFile, rm, rmdir } from "node:fs/promises";
+// should run has a live haproxy master. "Should run" has one source of
+// truth: the haproxy manager's wanted state, read through the catalog
+// (wantedRunning()): started through the agent and not stopped (or
+// deleted) through it — a haproxy that died or failed to restart stays
+// wanted, so the check keeps failing until it serves again. The script is
+// rewritten on the catalog's started/stopped/deleted events when the set
+// changes; <stateDir>/keepalived/haproxy-wanted is written beside it as a
+// record of that set (for operators; nothing reads it back).
+import { lstat, mkdir, rm, rmdir } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import type { Logger } from "../log.js";
 import { silentLogger } from "../log.js";
-import { writeFileAtomic, writeFileIfChanged } from "../system/fs-atomic.js";
-import { isStorageError, type Conditions } from "../system/conditions.js";
+import { writeFileAtomic } from "../system/fs-atomic.js";
 import { KeyedLock } from "../haproxy/keyed-lock.js";
 import { lbPaths } from "../haproxy/layout.js";
 import type { LoadBalancerCatalog } from "../haproxy/catalog.js";
-import { isUuid } from "../system/ids.js";
 import { scanConf } from "./conf-scan.js";
 
 /** Folder the agent writes check scripts into (Octavia: <base_path>/vrrp). */
@@ -96,22 +96,18 @@ export function renderCheckScript(pidFiles: string[]): string {
   ].join("\n");
 }
 
-/** What the watcher needs of the load balancers: the catalog, and the last action of a stopped one. */
-export interface LoadBalancerSource extends LoadBalancerCatalog {
-  /** `wanted`, when the manager keeps it, is what the controller last asked for. */
-  status(lbId: string): Promise<{ recentActions: { action: string; ok: boolean }[]; wanted?: string }>;
-}
-
-const CONDITION_KEY = "start_write:keepalived-check-script";
+/** What the follower reads: the catalog (its wantedRunning() is the manager's wanted state). */
+export type LoadBalancerSource = LoadBalancerCatalog;
 
 export class HaproxyCheckScripts {
   private readonly lock = new KeyedLock();
-  private wanted = new Set<string>();
+  /** The catalog followed (none before follow(): nothing is required). */
+  private source?: LoadBalancerCatalog;
+  /** The set the script on disk was last rendered from. */
+  private written = "";
   /** A script write failed (disk full...): written again on the follower's next pass. */
   private stale = false;
-  /** Where a write the storage refused at start is reported (set by follow()). */
-  private conditions?: Conditions;
-  /** Load balancers the controller started and did not stop, one id a line. */
+  /** Record of the load balancers the check requires, one id a line (derived; nothing reads it back). */
   readonly wantedFile: string;
 
   constructor(
@@ -123,9 +119,16 @@ export class HaproxyCheckScripts {
     this.wantedFile = join(stateDir, "keepalived", "haproxy-wanted");
   }
 
-  /** Ids the check requires running, sorted. */
+  /**
+   * Ids the check requires running, sorted: every load balancer of the
+   * catalog that runs or that the manager wants running.
+   */
   wantedIds(): string[] {
-    return [...this.wanted].sort();
+    const src = this.source;
+    if (!src) return [];
+    const ids = new Set(src.wantedRunning?.() ?? []);
+    for (const r of src.list()) if (r.running) ids.add(r.lbId);
+    return [...ids].sort();
   }
 
   /**
@@ -202,47 +205,34 @@ export class HaproxyCheckScripts {
       }
       await mkdir(dirname(c.path), { recursive: true, mode: 0o755 });
       // Atomic: keepalived may run it at any moment and must never see half a script.
-      await writeFileIfChanged(c.path, body, 0o755);
+      await writeFileAtomic(c.path, body, 0o755);
     }
     return notes;
   }
 
   /**
-   * Follows the load balancers: at call, the persisted list (minus deleted
-   * load balancers) plus every running one; then on each event and every
-   * `intervalMs` (a stop of a haproxy that had already died emits no
-   * event) the current state decides. Returns the function that stops following.
+   * Follows the load balancers: renders the script from the catalog now,
+   * then again on each started/stopped/deleted event when the required set
+   * changed (and, after a failed write, on the next tick). Returns the
+   * function that stops following.
    */
-  async follow(lbs: LoadBalancerSource, intervalMs = 2000, conditions?: Conditions): Promise<() => Promise<void>> {
-    this.conditions = conditions;
-    await this.lock.run("check", async () => {
-      const stored = new Set((await readFile(this.wantedFile, "utf8").catch(() => "")).split("\n").map((l) => l.trim()).filter(isUuid));
-      // The manager's wanted state decides; the persisted list only where it
-      // keeps none (a lost or pre-upgrade list must not drop a load balancer
-      // the manager still wants running).
-      const next = new Set<string>();
-      for (const ref of lbs.list()) if (await this.decide(lbs, ref, stored.has(ref.lbId))) next.add(ref.lbId);
-      this.wanted = next;
-      try {
-        await this.persistAndWrite();
-      } catch (e) {
-        // The storage refused (full disk): the start goes on, the follower writes again on its next pass.
-        if (!conditions || !isStorageError(e)) throw e;
-        this.stale = true;
-        conditions.report("start_write_failed", CONDITION_KEY, `could not write the keepalived check script or its list of load balancers at start: ${(e as Error).message}; written again every ${intervalMs} ms until it succeeds`);
-      }
-    });
+  async follow(lbs: LoadBalancerSource, retryMs = 2000): Promise<() => Promise<void>> {
+    this.source = lbs;
+    await this.lock.run("check", () => this.reconsider(true));
     let following = true;
-    const reconcile = (ids: string[]) => {
+    const reconcile = () => {
       if (!following) return;
-      void this.lock.run("check", () => (following ? this.reconsider(lbs, ids) : Promise.resolve())).catch((err) =>
+      void this.lock.run("check", () => (following ? this.reconsider(false) : Promise.resolve())).catch((err) =>
         this.logger.error({ err: (err as Error).message }, "could not update the keepalived check script"));
     };
     const onEvent = (e: { type: string; lbId: string }) => {
-      if (e.type === "started" || e.type === "stopped" || e.type === "deleted") reconcile([e.lbId]);
+      if (e.type === "started" || e.type === "stopped" || e.type === "deleted") reconcile();
     };
     lbs.on("event", onEvent);
-    const timer = setInterval(() => reconcile([...new Set([...this.wanted, ...lbs.list().map((r) => r.lbId)])]), intervalMs);
+    // Only to retry a write that failed: the state itself comes with the events.
+    const timer = setInterval(() => {
+      if (this.stale) reconcile();
+    }, retryMs);
     timer.unref();
     // Stopping waits for an update in flight, so nothing is written after.
     return async () => {
@@ -253,52 +243,25 @@ export class HaproxyCheckScripts {
     };
   }
 
-  /** Decides from the load balancers' state now (events may have piled up), not from an event. */
-  private async reconsider(lbs: LoadBalancerSource, ids: string[]): Promise<void> {
-    let changed = false;
-    for (const lbId of ids) {
-      const ref = lbs.get(lbId);
-      const want = ref ? await this.decide(lbs, ref, this.wanted.has(lbId)) : false; // none: deleted
-      if (want === this.wanted.has(lbId)) continue;
-      if (want) this.wanted.add(lbId);
-      else this.wanted.delete(lbId);
-      changed = true;
-      this.logger.info({ lbId, wanted: want }, "keepalived check script: load balancer " + (want ? "required" : "no longer required"));
-    }
-    if (!changed && !this.stale) return;
-    await this.persistAndWrite();
-  }
-
-  private async persistAndWrite(): Promise<void> {
-    // Stale until both writes complete: the follower's next pass tries again.
+  /** Rewrites the script (and the record) when the required set changed since the last write, or one failed. */
+  private async reconsider(force: boolean): Promise<void> {
+    const ids = this.wantedIds();
+    const key = ids.join(",");
+    if (!force && key === this.written && !this.stale) return;
+    const before = new Set(this.written ? this.written.split(",") : []);
+    for (const id of ids) if (!before.delete(id)) this.logger.info({ lbId: id, wanted: true }, "keepalived check script: load balancer required");
+    for (const id of before) this.logger.info({ lbId: id, wanted: false }, "keepalived check script: load balancer no longer required");
     this.stale = true;
-    await this.persist();
+    await this.persist(ids);
     await this.writeNow(await this.config());
-    this.conditions?.clear(CONDITION_KEY);
+    this.written = key;
   }
 
-  /**
-   * Whether the check requires `ref`: a running one, yes; a stopped one, as
-   * the manager's `wanted` says (stopped through the agent: no; died or
-   * failed to start again: yes, the check must keep failing). Only a source
-   * that keeps no `wanted` falls back to `listed` (the agent's own list) and
-   * the last action.
-   */
-  private async decide(lbs: LoadBalancerSource, ref: { lbId: string; running: boolean }, listed: boolean): Promise<boolean> {
-    if (ref.running) return true;
-    const st = await lbs.status(ref.lbId).catch(() => undefined);
-    if (st?.wanted !== undefined) return st.wanted === "running";
-    if (!listed) return false;
-    const last = st?.recentActions[0];
-    return !(last?.action === "STOP" && last.ok);
-  }
-
-  private async persist(): Promise<void> {
+  private async persist(ids: string[]): Promise<void> {
     // Its own folder only: a state dir that is gone stays gone.
     await mkdir(dirname(this.wantedFile), { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
       if (e.code !== "EEXIST") throw e;
     });
-    // Unchanged at almost every start: no write then (a start on a full disk needs no space).
-    await writeFileIfChanged(this.wantedFile, this.wantedIds().map((id) => id + "\n").join(""), 0o600, { createDir: false });
+    await writeFileAtomic(this.wantedFile, ids.map((id) => id + "\n").join(""), 0o600, { createDir: false });
   }
 }

@@ -216,7 +216,7 @@ export async function runLifecycleStress(o: StressOptions): Promise<StressResult
         const status = restStatus(c.code);
         count(r.outcomes, `${op} ${Code[c.code]}`);
         outcome = `${Code[c.code]} ${c.rawMessage} ${oneLine(detailsOf(c)).slice(0, 160)}`;
-        if (status >= 500) count(r.serverErrors, `${op} ${status} ${Code[c.code]}: ${c.rawMessage} | ${oneLine(detailsOf(c))}`);
+        if (status >= 500) count(r.serverErrors, `${op} ${status} ${Code[c.code]}: ${oneLine(c.rawMessage)} | ${oneLine(detailsOf(c))}`);
       } finally {
         r.operations++;
         inFlight--;
@@ -324,8 +324,9 @@ function detailsOf(c: ConnectError): string {
   return `${i?.reason ?? ""} ${i?.details ?? ""}`.slice(0, 300);
 }
 
+/** One line, with what differs between two occurrences of one kind (pids, ports, temp folders) masked. */
 function oneLine(s: string): string {
-  return s.replace(/[^\x20-\x7e]+/g, " ").trim();
+  return s.replace(/[^\x20-\x7e]+/g, " ").replace(/\/tmp\/[^\s)]+/g, "<path>").replace(/\b\d{2,}\b/g, "N").replace(/\s+/g, " ").trim();
 }
 
 /** Figures as lines for a report. */
