@@ -166,3 +166,14 @@ export async function endMasters(ms: MasterIdentity[], graceMs: number): Promise
 }
 
 export const describeMaster = (m: MasterIdentity) => `${m.pid} (started at tick ${m.startTime})`;
+
+/**
+ * When process `pid` started, in Unix ms (~10 ms precision: /proc counts
+ * clock ticks since boot, USER_HZ = 100 on Linux), or undefined if it is gone.
+ */
+export async function startedAtMs(pid: number): Promise<number | undefined> {
+  const st = await statOf(pid);
+  if (!st) return undefined;
+  const uptime = Number((await readFile("/proc/uptime", "utf8")).split(" ")[0]);
+  return Date.now() - uptime * 1000 + Number(st.startTime) * 10;
+}

@@ -68,8 +68,10 @@ export async function readMeta(file: string): Promise<LbMeta | undefined> {
  */
 export async function replaceFile(path: string, data: string, mode = 0o600): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
-  await writeFile(tmp, data, { mode, flag: "wx" });
   try {
+    // A write that fails half-way (a full disk) leaves the temp file
+    // created: removed with the rest.
+    await writeFile(tmp, data, { mode, flag: "wx" });
     await rename(tmp, path);
   } catch (e) {
     await unlink(tmp).catch(() => {});

@@ -12,10 +12,13 @@ import type { Logger } from "../log.js";
 import type { LoadBalancerEvent } from "./catalog.js";
 import type { KeyedLock } from "./keyed-lock.js";
 import { lbPaths, lbRoot, type LbPaths } from "./layout.js";
-import { noteAction, recoverStored, saveMeta } from "./config-store.js";
+import { stat } from "node:fs/promises";
+import { markGood, noteAction, recoverStored, saveMeta } from "./config-store.js";
+import type { LbMeta } from "./meta.js";
+import type { ShowProc } from "./show-proc.js";
 import { parseConfigFacts } from "./config-facts.js";
-import { readPid, removeRunFiles, showProc } from "./master.js";
-import { describeMaster, endMasters, mastersOf, mastersUnder, sameMaster, type MasterIdentity } from "./masters.js";
+import { currentWorker, readPid, removeRunFiles, showProc } from "./master.js";
+import { describeMaster, endMasters, mastersOf, mastersUnder, sameMaster, startedAtMs, type MasterIdentity } from "./masters.js";
 import { RestartBackoff, type BackoffOptions } from "./restart-backoff.js";
 import { seconds, setMaster, type Lb } from "./lb-state.js";
 import { writeFileAtomic } from "../system/fs-atomic.js";
@@ -98,21 +101,18 @@ export class Supervisor {
         this.h.logger.warn({ lbId, pid: ours.pid }, "pid file missing, empty or naming another process, but this load balancer's haproxy master runs; pid file written again");
         await writeFileAtomic(paths.pidFile, `${ours.pid}\n`, 0o644, { createDir: false });
       }
-      let answered = false;
+      let proc: ShowProc | undefined;
       // The master may be re-executing right now: give it a moment.
-      for (let i = 0; i < 20 && !answered; i++) {
-        try {
-          await showProc(paths.masterSocket, 1000);
-          answered = true;
-        } catch {
-          await new Promise((r) => setTimeout(r, 50));
-        }
+      for (let i = 0; i < 20 && !proc; i++) {
+        proc = await showProc(paths.masterSocket, 1000).catch(() => undefined);
+        if (!proc) await new Promise((r) => setTimeout(r, 50));
       }
-      if (!answered) lb.error = `haproxy master ${ours.pid} runs but its CLI socket does not answer`;
-      this.h.logger.info({ lbId, pid: ours.pid, controllable: answered }, "re-adopted running haproxy");
+      if (!proc) lb.error = `haproxy master ${ours.pid} runs but its CLI socket does not answer`;
+      this.h.logger.info({ lbId, pid: ours.pid, controllable: !!proc }, "re-adopted running haproxy");
       // Only the agent starts it (and ends it when told to stop), so a
       // running one is wanted (also one whose start the agent did not see end).
-      if (meta.wanted !== "running") {
+      const reconciled = proc ? await this.reconcileServed(lbId, paths, meta, proc) : false;
+      if (meta.wanted !== "running" || reconciled) {
         meta.wanted = "running";
         await saveMeta(paths, meta);
       }
@@ -127,6 +127,33 @@ export class Supervisor {
       }
     }
     this.h.lbs.set(lbId, lb);
+  }
+
+  /**
+   * The record from what runs: when the metadata does not name the stored
+   * config as served (a reload whose record could not be written, a full
+   * disk) but the current worker started after haproxy.cfg was last
+   * written, that worker loaded it: it is served and the last good one.
+   * Returns true when `meta` changed (the caller writes it).
+   */
+  private async reconcileServed(lbId: string, paths: LbPaths, meta: LbMeta, proc: ShowProc): Promise<boolean> {
+    if (meta.served?.md5 === meta.md5 && meta.lastGood?.md5 === meta.md5) return false;
+    const w = currentWorker(proc);
+    const [workerStart, written] = await Promise.all([
+      w ? startedAtMs(w.pid) : undefined,
+      stat(paths.config).then((s) => s.mtimeMs, () => undefined),
+    ]);
+    if (workerStart === undefined || written === undefined || workerStart <= written) return false;
+    const was = meta.served?.version;
+    try {
+      await markGood(paths, meta);
+    } catch (e) {
+      this.h.logger.error({ lbId, err: (e as Error).message }, "could not reconcile the served config");
+      return false;
+    }
+    noteAction(meta, "RELOAD", true, `record reconciled at agent start: the running worker loaded config version ${meta.version} (the record said ${was ?? "none"})`, performance.now());
+    this.h.logger.warn({ lbId, version: meta.version, recorded: was }, "served config reconciled from the running haproxy");
+    return true;
   }
 
   /**

@@ -32,10 +32,13 @@ export interface ValidateOptions {
 /** Throws `invalid` with haproxy's own output when the config is rejected. */
 export async function validateConfig(config: string, o: ValidateOptions): Promise<{ warnings: string; durationMs: number }> {
   const candidate = safeJoin(o.scratchDir, `candidate-${randomBytes(8).toString("hex")}.cfg`);
-  // A scratch file read once by `haproxy -c`: no fsync needed (a crash
-  // leaves at most a stray candidate, removed at the next start).
-  await writeFile(candidate, config, { mode: 0o600, flag: "wx" });
   try {
+    // A scratch file read once by `haproxy -c`: no fsync needed (a crash
+    // leaves at most a stray candidate, removed at the next start). Inside
+    // the try: a write that fails half-way (a full disk) leaves nothing.
+    await writeFile(candidate, config, { mode: 0o600, flag: "wx" }).catch((e: NodeJS.ErrnoException) => {
+      throw failed("Could not check the configuration", `writing the candidate for haproxy -c failed: ${e.message}`, "STORE_FAILED");
+    });
     // Never -q: it hides the ALERT lines.
     const timeoutMs = o.timeoutMs ?? 30_000;
     const r = await run(o.haproxyCmd, ["-c", "-f", candidate, "-f", o.userGroupFile, "-L", o.peer], { timeoutMs, logger: o.logger, maxOutputBytes: MAX_OUTPUT_BYTES });
