@@ -292,8 +292,9 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     return this.lock.run(id, async () => {
       const lb = this.require(id);
       this.checkGuard(lb, o);
-      // What runs now, by identity: a master that died is recorded, strays end.
-      await this.supervisor.refresh(lb);
+      // What runs now, by identity: a master that died is recorded, strays
+      // end (before a reload of a running one only the identity is checked).
+      await this.supervisor.refresh(lb, { quick: action === "reload" });
       let details: string;
       lb.busy++;
       try {

