@@ -203,22 +203,23 @@ export class Supervisor {
       this.h.logger.error({ err: (e as Error).message }, "reading /proc failed");
       return;
     }
-    const todo: string[] = [];
+    // Load balancer id (the lock's key) -> pid file, of each one to look at under its lock.
+    const todo = new Map<string, string>();
     for (const lb of this.h.lbs.values()) {
       const masters = running.get(lb.paths.pidFile) ?? [];
       running.delete(lb.paths.pidFile);
       const fine = lb.running ? masters.length === 1 && sameMaster(masters[0], lb.master) : masters.length === 0;
-      if (!fine) todo.push(lb.id);
+      if (!fine) todo.set(lb.id, lb.paths.pidFile);
     }
     // Masters of load balancers the agent does not know (deleted, never stored).
-    for (const pidFile of running.keys()) todo.push(pidFile.split("/").at(-2) ?? "");
-    for (const id of todo) {
+    for (const pidFile of running.keys()) todo.set(pidFile.split("/").at(-2) ?? pidFile, pidFile);
+    for (const [id, pidFile] of todo) {
       if (this.closed) return;
       try {
         await this.h.lock.run(id, async () => {
           const lb = this.h.lbs.get(id);
           if (lb) await this.refresh(lb);
-          else await this.endStrays(id, await mastersOf(lbPaths(this.h.stateDir, this.h.certDir, id).pidFile), "its load balancer does not exist");
+          else await this.endStrays(id, await mastersOf(pidFile), "its load balancer does not exist");
         });
       } catch (e) {
         // A timer callback: never let an error escape as an unhandled rejection.
