@@ -68,17 +68,10 @@ export class LbLifecycle {
     await this.supervisor.endStrays(lb.id, await mastersOf(lb.paths.pidFile), "still running at a start");
     // The controller's start replaces any restart plan (and its backoff).
     if (how === "start") this.supervisor.backoff.reset(lb.id);
+    let p: ShowProc;
     try {
-      const p = await startMaster(this.masterOptions(lb));
-      lb.proc = p;
+      p = await startMaster(this.masterOptions(lb));
       setMaster(lb, await this.identifyStarted(lb, p));
-      lb.meta.wanted = "running";
-      if (how === "restart") lb.meta.restarts = (lb.meta.restarts ?? 0) + 1;
-      this.supervisor.backoff.started(lb.id);
-      await markGood(lb.paths, lb.meta);
-      const what = how === "restart" ? `restarted after haproxy exited on its own (automatic restart ${lb.meta.restarts}): `
-        : how === "resume" ? "started at agent start (wanted running, was not running): " : "";
-      noteAction(lb.meta, "START", true, `${what}started config version ${lb.meta.version} (master ${p.master.pid})`, startedAt);
     } catch (e) {
       await this.afterFailedStart(lb, e);
       const why = e instanceof DomainError && e.details ? `${e.message}: ${e.details}` : (e as Error).message;
@@ -100,9 +93,17 @@ export class LbLifecycle {
       if (e instanceof DomainError) throw e;
       throw failed("Error starting haproxy", (e as Error).message, "HAPROXY_START_FAILED");
     }
-    // Outside the try: haproxy runs, and a metadata write that fails is no
-    // failed start (nothing to retry); listeners hear of it either way.
-    const notStored = await saveMeta(lb.paths, lb.meta).then(() => undefined, (w: Error) => w);
+    // haproxy runs: from here a write that fails (a full disk) is no failed
+    // start (nothing to retry, nothing to end); listeners hear of it either way.
+    lb.proc = p;
+    lb.meta.wanted = "running";
+    if (how === "restart") lb.meta.restarts = (lb.meta.restarts ?? 0) + 1;
+    this.supervisor.backoff.started(lb.id);
+    const lastGood = await markGood(lb.paths, lb.meta).then(() => undefined, (w: Error) => w);
+    const what = how === "restart" ? `restarted after haproxy exited on its own (automatic restart ${lb.meta.restarts}): `
+      : how === "resume" ? "started at agent start (wanted running, was not running): " : "";
+    noteAction(lb.meta, "START", true, `${what}started config version ${lb.meta.version} (master ${p.master.pid})`, startedAt);
+    const notStored = (await saveMeta(lb.paths, lb.meta).then(() => undefined, (w: Error) => w)) ?? lastGood;
     this.emit({ type: "started", lbId: lb.id });
     if (notStored) {
       this.logger.error({ lbId: lb.id, err: notStored.message }, "haproxy started, but its metadata could not be stored");
@@ -121,7 +122,11 @@ export class LbLifecycle {
   private async identifyStarted(lb: Lb, p: ShowProc): Promise<MasterIdentity> {
     const m = await identify(p.master.pid, lb.paths.pidFile);
     if (!m) throw failed("Error starting haproxy", `haproxy exited right after start (its master ${p.master.pid}, named by show proc, is gone)`, "HAPROXY_START_FAILED");
-    if ((await readPid(lb.paths.pidFile)) !== m.pid) await writeFileAtomic(lb.paths.pidFile, `${m.pid}\n`, 0o644, { createDir: false });
+    if ((await readPid(lb.paths.pidFile)) !== m.pid) {
+      // For the keepalived check and operators; the agent itself goes by the identity.
+      await writeFileAtomic(lb.paths.pidFile, `${m.pid}\n`, 0o644, { createDir: false }).catch((e: Error) =>
+        this.logger.warn({ lbId: lb.id, pid: m.pid, err: e.message }, "could not write the pid file of the started master"));
+    }
     return m;
   }
 

@@ -54,7 +54,7 @@ function strays(dir: string): string[] {
 }
 
 /** A started load balancer (version 1 served, version 2 stored) on a tmpfs state dir that is then filled. */
-async function fullDiskLb(t: import("node:test").TestContext) {
+async function fullDiskLb(t: import("node:test").TestContext, o: { stopped?: boolean } = {}) {
   const stateDir = mkdtempSync(join(tmpdir(), "amt-full-"));
   const runDir = mkdtempSync(join(tmpdir(), "amt-run-"));
   await runChecked("mount", ["-t", "tmpfs", "-o", "size=2m,mode=700", "tmpfs", stateDir]);
@@ -81,6 +81,7 @@ async function fullDiskLb(t: import("node:test").TestContext) {
   await m.putConfig(amphoraId, lbId, cfg("two"));
   const before = await m.status(lbId);
   assert.equal(before.servedVersion, 1);
+  if (o.stopped) await m.control(lbId, "stop");
   const filler = fill(stateDir);
   return { stateDir, m, open, lbId, port, cfg, amphoraId, before, filler };
 }
@@ -115,4 +116,13 @@ test("full disk: a reload haproxy did answers done with a warning that its recor
   assert.match(st.recentActions[0]!.details, /reconciled/);
   assert.equal((await httpGet(port)).body, "two");
   assert.equal((await m2.control(lbId, "reload")).message, "OK");
+});
+
+test("full disk: a start haproxy did answers STORE_FAILED (the wanted state may not survive a reboot) and keeps that master: no second one, it serves", async (t) => {
+  const { m, lbId, port } = await fullDiskLb(t, { stopped: true });
+  await assert.rejects(m.control(lbId, "start"), (e: Error & { reason?: string }) => e.reason === "STORE_FAILED");
+  assert.equal(m.get(lbId)!.running, true);
+  assert.equal((await httpGet(port)).body, "two");
+  assert.match((await m.control(lbId, "start")).details, /already running/);
+  assert.equal((await m.status(lbId)).state, "RUNNING");
 });
