@@ -189,8 +189,10 @@ export class LbLifecycle {
       noteAction(lb.meta, "RELOAD", true, `reloaded to config version ${lb.meta.version}`, startedAt);
       // Both at once: the metadata may name a last-good copy not yet
       // replaced only for an instant, and a rollback checks the md5 anyway.
-      const stored = await Promise.all([markGood(lb.paths, lb.meta, text), saveMeta(lb.paths, lb.meta, { durable: false })])
-        .then(() => undefined, (e: Error) => e);
+      // allSettled: the answer waits for both, so a write that failed has
+      // removed its temp file before the caller hears of it.
+      const writes = await Promise.allSettled([markGood(lb.paths, lb.meta, text), saveMeta(lb.paths, lb.meta, { durable: false })]);
+      const stored = writes.map((w) => (w.status === "rejected" ? (w.reason as Error) : undefined)).find(Boolean);
       this.emit({ type: "reloaded", lbId: lb.id });
       if (stored) {
         // haproxy did reload: that is the answer. What could not be written

@@ -120,10 +120,18 @@ export class HaproxyCheckScripts {
   }
 
   /**
-   * Ids the check requires running, sorted: every load balancer of the
-   * catalog that runs or that the manager wants running.
+   * Ids the check on disk requires running, sorted: the set the script and
+   * the record were last written from (they follow `required()` on events).
    */
   wantedIds(): string[] {
+    return this.written ? this.written.split(",") : [];
+  }
+
+  /**
+   * Ids the check must require now, sorted: every load balancer of the
+   * catalog that runs or that the manager wants running.
+   */
+  private required(): string[] {
     const src = this.source;
     if (!src) return [];
     const ids = new Set(src.wantedRunning?.() ?? []);
@@ -181,21 +189,21 @@ export class HaproxyCheckScripts {
     });
   }
 
-  private render(): string {
-    return renderCheckScript(this.wantedIds().map((id) => lbPaths(this.stateDir, this.stateDir, id).pidFile));
+  private render(ids = this.required()): string {
+    return renderCheckScript(ids.map((id) => lbPaths(this.stateDir, this.stateDir, id).pidFile));
   }
 
-  private async writeNow(text: string | undefined): Promise<string[]> {
+  private async writeNow(text: string | undefined, ids?: string[]): Promise<string[]> {
     // Stale until a write completes: the follower's next pass tries again.
     this.stale = true;
-    const notes = await this.writeScripts(text);
+    const notes = await this.writeScripts(text, ids);
     this.stale = false;
     return notes;
   }
 
-  private async writeScripts(text: string | undefined): Promise<string[]> {
+  private async writeScripts(text: string | undefined, ids?: string[]): Promise<string[]> {
     if (text === undefined) return [];
-    const body = this.render();
+    const body = this.render(ids);
     const notes: string[] = [];
     for (const p of checkScriptPaths(text)) {
       const c = confineCheckScript(this.stateDir, p);
@@ -245,7 +253,7 @@ export class HaproxyCheckScripts {
 
   /** Rewrites the script (and the record) when the required set changed since the last write, or one failed. */
   private async reconsider(force: boolean): Promise<void> {
-    const ids = this.wantedIds();
+    const ids = this.required();
     const key = ids.join(",");
     if (!force && key === this.written && !this.stale) return;
     const before = new Set(this.written ? this.written.split(",") : []);
@@ -253,7 +261,7 @@ export class HaproxyCheckScripts {
     for (const id of before) this.logger.info({ lbId: id, wanted: false }, "keepalived check script: load balancer no longer required");
     this.stale = true;
     await this.persist(ids);
-    await this.writeNow(await this.config());
+    await this.writeNow(await this.config(), ids);
     this.written = key;
   }
 

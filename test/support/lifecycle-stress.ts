@@ -23,6 +23,11 @@ import { LoadBalancerAction, LoadBalancerService } from "../../src/gen/amphora/v
 
 export interface StressOptions {
   durationMs: number;
+  /**
+   * The clients go on past durationMs (up to twice it) until this many
+   * operations were made: on a loaded machine a run must still mean something.
+   */
+  minOperations?: number;
   clients?: number;
   lbs?: number;
   /** Mean time between two kill -9 of a random master (0 = never). */
@@ -223,8 +228,11 @@ export async function runLifecycleStress(o: StressOptions): Promise<StressResult
         if (o.trace) trace.push({ at, end: Date.now(), lb: lb.id, what: `${op}: ${outcome}` });
       }
     };
+    const startedAt = Date.now();
+    let pausedMs = 0;
+    const goOn = () => Date.now() < stopAt || (r.operations < (o.minOperations ?? 0) && Date.now() < startedAt + 2 * o.durationMs + pausedMs);
     const clientLoop = async () => {
-      while (Date.now() < stopAt) {
+      while (goOn()) {
         if (paused) {
           await sleep(20);
           continue;
@@ -288,6 +296,7 @@ export async function runLifecycleStress(o: StressOptions): Promise<StressResult
         r.violations.push(...v);
         // The pause does not count against the run's time.
         stopAt += Date.now() - pausedAt;
+        pausedMs += Date.now() - pausedAt;
         paused = false;
       }
     };
