@@ -104,7 +104,7 @@ export class LbLifecycle {
       : how === "resume" ? "started at agent start (wanted running, was not running): " : "";
     noteAction(lb.meta, "START", true, `${what}started config version ${lb.meta.version} (master ${p.master.pid})`, startedAt);
     const notStored = (await saveMeta(lb.paths, lb.meta).then(() => undefined, (w: Error) => w)) ?? lastGood;
-    this.emit({ type: "started", lbId: lb.id });
+    this.emit({ type: "started", lbId: lb.id, version: lb.meta.version, md5: lb.meta.md5, cause: how, restarts: lb.meta.restarts ?? 0 });
     if (notStored) {
       this.logger.error({ lbId: lb.id, err: notStored.message }, "haproxy started, but its metadata could not be stored");
       // The controller asked: it must know the wanted state may not survive a reboot.
@@ -180,9 +180,10 @@ export class LbLifecycle {
       // config's fault, so no rollback. The supervisor starts it again
       // (with this config) when it is wanted running.
       const details = r?.details ?? "the haproxy master exited before the reload";
+      const failedVersion = lb.meta.version;
       await this.supervisor.noticeExit(lb, `haproxy master exited during a reload to config version ${lb.meta.version}`).catch((e: Error) =>
         this.logger.error({ lbId: lb.id, err: e.message }, "could not record the exit"));
-      this.emit({ type: "reload_failed", lbId: lb.id });
+      this.emit({ type: "reload_failed", lbId: lb.id, version: failedVersion, reason: details });
       throw new DomainError("unavailable", "Error reloading haproxy", `${details}; it is started again when wanted running`, "MASTER_EXITED");
     }
     if (r.ok) {
@@ -193,7 +194,7 @@ export class LbLifecycle {
       // removed its temp file before the caller hears of it.
       const writes = await Promise.allSettled([markGood(lb.paths, lb.meta, text), saveMeta(lb.paths, lb.meta, { durable: false })]);
       const stored = writes.map((w) => (w.status === "rejected" ? (w.reason as Error) : undefined)).find(Boolean);
-      this.emit({ type: "reloaded", lbId: lb.id });
+      this.emit({ type: "reloaded", lbId: lb.id, version: lb.meta.version, md5: lb.meta.md5 });
       if (stored) {
         // haproxy did reload: that is the answer. What could not be written
         // (a full disk) is said, and the next agent start reconciles the
@@ -205,18 +206,22 @@ export class LbLifecycle {
     }
     // Roll the stored config back to the last one haproxy accepted, so the
     // next reload (or a restart) does not pick up the bad one.
+    const failedVersion = lb.meta.version;
     const rb = await rollBack(lb.paths, lb.meta);
     if (rb.kind === "missing") {
       noteAction(lb.meta, "RELOAD", false, `reload failed: ${r.details}; the last good config is missing or damaged, nothing rolled back`, startedAt);
       await saveMeta(lb.paths, lb.meta);
-      this.emit({ type: "reload_failed", lbId: lb.id });
+      this.emit({ type: "reload_failed", lbId: lb.id, version: failedVersion, reason: r.details });
       throw failed("Error reloading haproxy", lb.meta.lastAction ?? "", "RELOAD_FAILED");
     }
     const rolledBack = rb.kind === "done" ? `; ${rb.note}` : "";
     if (rb.kind === "done") lb.listeners = parseConfigFacts(rb.text).listeners;
     noteAction(lb.meta, "RELOAD", false, `reload failed: ${r.details}${rolledBack}`, startedAt);
     await saveMeta(lb.paths, lb.meta);
-    this.emit({ type: "reload_failed", lbId: lb.id });
+    this.emit({
+      type: "reload_failed", lbId: lb.id, version: failedVersion, reason: r.details,
+      rolledBack: rb.kind === "done" ? { restoredVersion: lb.meta.lastGood?.version ?? 0, storedVersion: lb.meta.version } : undefined,
+    });
     throw failed("Error reloading haproxy", `${r.details}${rolledBack}`, "RELOAD_FAILED");
   }
 
@@ -254,7 +259,7 @@ export class LbLifecycle {
     await saveMeta(lb.paths, lb.meta);
     // Also when only the wanted state changed (its haproxy had died): the
     // keepalived check follows the catalog's wanted state on these events.
-    if (was || wasWanted || how !== "not-running") this.emit({ type: "stopped", lbId: lb.id });
+    if (was || wasWanted || how !== "not-running") this.emit({ type: "stopped", lbId: lb.id, cause: "stop" });
     return how === "not-running" ? "haproxy was not running" : `haproxy stopped (${how})`;
   }
 }

@@ -313,7 +313,7 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
       }
       this.supervisor.backoff.reset(id);
       if (lb) setMaster(lb, undefined);
-      if (was) this.emitEvent({ type: "stopped", lbId: id });
+      if (was) this.emitEvent({ type: "stopped", lbId: id, cause: "delete" });
       await rm(paths.dir, { recursive: true, force: true });
       await rm(paths.certDir, { recursive: true, force: true });
       // Octavia's server-state-file folder (<stateDir>/<lb_id>/), if a config used it.

@@ -271,7 +271,7 @@ export class Supervisor {
     } finally {
       // Only now: a listener reading the state sees it stored. Also when
       // the write failed (a full disk): haproxy is gone either way.
-      this.h.emit({ type: "stopped", lbId: lb.id });
+      this.h.emit({ type: "stopped", lbId: lb.id, cause: "exited", restartInMs: again ? delayMs : undefined });
     }
   }
 
