@@ -7,7 +7,7 @@
 import { EventEmitter } from "node:events";
 import { mkdir, readdir, rm } from "node:fs/promises";
 import { basename, resolve } from "node:path";
-import { writeFileAtomic } from "../system/fs-atomic.js";
+import { writeAtStart, type Conditions } from "../system/conditions.js";
 import { DomainError, conflict, invalid, notFound } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import type { LoadBalancerCatalog, LoadBalancerEvent, LoadBalancerRef } from "./catalog.js";
@@ -17,6 +17,7 @@ import { md5, readConfig, storeConfig } from "./config-store.js";
 import { parseConfigFacts } from "./config-facts.js";
 import { peerName } from "./peer-name.js";
 import { userGroupConfig } from "./user-group.js";
+import { rewriteUpload } from "./upload-compat.js";
 import { validateConfig } from "./validate.js";
 import { endMasters } from "./masters.js";
 import type { BackoffOptions } from "./restart-backoff.js";
@@ -50,6 +51,8 @@ export interface ManagerOptions {
   restartBackoff?: BackoffOptions;
   /** How long `haproxy -c` may take before the upload is refused as unavailable (default 30 s). */
   validateTimeoutMs?: number;
+  /** Where a start write the storage refused (full disk) is reported; without it such a write fails the open. */
+  conditions?: Conditions;
 }
 
 export interface Guard {
@@ -109,7 +112,8 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
     const ug = await userGroupConfig();
     this.userGroupNote = ug.note;
     if (ug.note) this.logger.warn(ug.note);
-    await writeFileAtomic(userGroupFile(this.o.stateDir), ug.text, 0o644);
+    // Unchanged at almost every start: rewritten only when it differs, so a start on a full disk needs no space.
+    await writeAtStart(userGroupFile(this.o.stateDir), ug.text, 0o644, this.o.conditions, "haproxy's user/group file");
     // Leftover candidates of a crash mid-upload.
     for (const f of await readdir(scratchDir(this.o.stateDir))) await rm(`${scratchDir(this.o.stateDir)}/${f}`, { force: true });
     await this.supervisor.adoptAll(await readdir(lbRoot(this.o.stateDir)));
@@ -219,8 +223,9 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
    * Validates with `haproxy -c` and stores the config atomically. Nothing
    * changes on disk when validation or storing fails. Does not reload.
    */
-  async putConfig(amphoraId: string, lbId: string, text: string, guard: Guard = {}): Promise<{ md5: string; version: number; changed: boolean; warnings: string }> {
+  async putConfig(amphoraId: string, lbId: string, upload: string, guard: Guard = {}): Promise<{ md5: string; version: number; changed: boolean; warnings: string }> {
     const id = checkLbId(lbId);
+    const text = rewriteUpload(upload); // what Octavia's agent changes in uploads (upload-compat.ts)
     return this.lock.run(id, async () => {
       const startedAt = performance.now();
       const existing = this.lbs.get(id);

@@ -25,7 +25,8 @@ import { lstat, mkdir, rm, rmdir } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import type { Logger } from "../log.js";
 import { silentLogger } from "../log.js";
-import { writeFileAtomic } from "../system/fs-atomic.js";
+import { writeFileAtomic, writeFileIfChanged } from "../system/fs-atomic.js";
+import { isStorageError, type Conditions } from "../system/conditions.js";
 import { KeyedLock } from "../haproxy/keyed-lock.js";
 import { lbPaths } from "../haproxy/layout.js";
 import type { LoadBalancerCatalog } from "../haproxy/catalog.js";
@@ -99,7 +100,11 @@ export function renderCheckScript(pidFiles: string[]): string {
 /** What the follower reads: the catalog (its wantedRunning() is the manager's wanted state). */
 export type LoadBalancerSource = LoadBalancerCatalog;
 
+const CONDITION_KEY = "start_write:keepalived-check-script";
+
 export class HaproxyCheckScripts {
+  /** Where a write the storage refused at start is reported (set by follow()). */
+  private conditions?: Conditions;
   private readonly lock = new KeyedLock();
   /** The catalog followed (none before follow(): nothing is required). */
   private source?: LoadBalancerCatalog;
@@ -213,7 +218,7 @@ export class HaproxyCheckScripts {
       }
       await mkdir(dirname(c.path), { recursive: true, mode: 0o755 });
       // Atomic: keepalived may run it at any moment and must never see half a script.
-      await writeFileAtomic(c.path, body, 0o755);
+      await writeFileIfChanged(c.path, body, 0o755);
     }
     return notes;
   }
@@ -224,9 +229,19 @@ export class HaproxyCheckScripts {
    * changed (and, after a failed write, on the next tick). Returns the
    * function that stops following.
    */
-  async follow(lbs: LoadBalancerSource, retryMs = 2000): Promise<() => Promise<void>> {
+  async follow(lbs: LoadBalancerSource, retryMs = 2000, conditions?: Conditions): Promise<() => Promise<void>> {
     this.source = lbs;
-    await this.lock.run("check", () => this.reconsider(true));
+    this.conditions = conditions;
+    await this.lock.run("check", async () => {
+      try {
+        await this.reconsider(true);
+      } catch (e) {
+        // The storage refused (full disk): the start goes on, the follower writes again on its next tick.
+        if (!conditions || !isStorageError(e)) throw e;
+        this.stale = true;
+        conditions.report("start_write_failed", CONDITION_KEY, `could not write the keepalived check script or its list of load balancers at start: ${(e as Error).message}; written again every ${retryMs} ms until it succeeds`);
+      }
+    });
     let following = true;
     const reconcile = () => {
       if (!following) return;
@@ -263,6 +278,7 @@ export class HaproxyCheckScripts {
     await this.persist(ids);
     await this.writeNow(await this.config(), ids);
     this.written = key;
+    this.conditions?.clear(CONDITION_KEY);
   }
 
   private async persist(ids: string[]): Promise<void> {
@@ -270,6 +286,7 @@ export class HaproxyCheckScripts {
     await mkdir(dirname(this.wantedFile), { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
       if (e.code !== "EEXIST") throw e;
     });
-    await writeFileAtomic(this.wantedFile, ids.map((id) => id + "\n").join(""), 0o600, { createDir: false });
+    // Unchanged at almost every start: no write then (a start on a full disk needs no space).
+    await writeFileIfChanged(this.wantedFile, ids.map((id) => id + "\n").join(""), 0o600, { createDir: false });
   }
 }
