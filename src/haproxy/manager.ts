@@ -18,6 +18,8 @@ import { parseConfigFacts } from "./config-facts.js";
 import { peerName } from "./peer-name.js";
 import { userGroupConfig } from "./user-group.js";
 import { rewriteUpload } from "./upload-compat.js";
+import { setImmediate as nextTurn } from "node:timers/promises";
+import { checkHaproxyPolicy, type ConfigPolicy } from "./config-policy.js";
 import { validateConfig } from "./validate.js";
 import { endMasters } from "./masters.js";
 import type { BackoffOptions } from "./restart-backoff.js";
@@ -53,6 +55,8 @@ export interface ManagerOptions {
   validateTimeoutMs?: number;
   /** Where a start write the storage refused (full disk) is reported; without it such a write fails the open. */
   conditions?: Conditions;
+  /** The config policy uploads must pass before `haproxy -c` sees them (config-policy.ts); none when absent. */
+  policy?: () => ConfigPolicy;
 }
 
 export interface Guard {
@@ -225,22 +229,28 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
    */
   async putConfig(amphoraId: string, lbId: string, upload: string, guard: Guard = {}): Promise<{ md5: string; version: number; changed: boolean; warnings: string }> {
     const id = checkLbId(lbId);
-    const text = rewriteUpload(upload); // what Octavia's agent changes in uploads (upload-compat.ts)
+    const text = await rewriteUpload(upload); // what Octavia's agent changes in uploads (upload-compat.ts)
     return this.lock.run(id, async () => {
       const startedAt = performance.now();
       const existing = this.lbs.get(id);
       this.checkGuard(existing, guard);
+      // The policy scan, md5 and writes of an 8 MiB upload each take a while: let other calls run first.
+      if (text.length > 256 * 1024) await nextTurn();
       const sum = md5(text);
       if (existing && existing.meta.md5 === sum && existing.meta.amphoraId === amphoraId) {
         return { md5: sum, version: existing.meta.version, changed: false, warnings: "" };
       }
       const paths = this.paths(id);
+      // Before haproxy -c: it would already run a lua-load of the upload.
+      const policy = this.o.policy?.();
+      if (policy) await checkHaproxyPolicy(text, id, policy);
       const { warnings: haproxyWarnings } = await validateConfig(text, {
         haproxyCmd: this.o.settings().haproxyCmd,
         scratchDir: scratchDir(this.o.stateDir),
         userGroupFile: userGroupFile(this.o.stateDir),
         peer: peerName(amphoraId),
         displayName: `haproxy.cfg of load balancer ${id}`,
+        ownDirs: [paths.certDir],
         logger: this.logger,
         timeoutMs: this.o.validateTimeoutMs,
       });
