@@ -2,6 +2,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { DomainError, type ErrorKind } from "../errors.js";
+import { asDecodeError } from "./decode-errors.js";
 import { ErrorInfoSchema } from "../gen/amphora/v1/errors_pb.js";
 
 const CODES: Record<ErrorKind, Code> = {
@@ -17,7 +18,8 @@ const CODES: Record<ErrorKind, Code> = {
 };
 
 export function toConnectError(e: unknown): ConnectError {
-  if (e instanceof ConnectError) return e;
+  // A request connect-es could not decode (seen here for streaming methods).
+  if (e instanceof ConnectError) return asDecodeError(e) ?? e;
   if (e instanceof DomainError) {
     const err = new ConnectError(e.message, CODES[e.kind], undefined, [
       { desc: ErrorInfoSchema, value: create(ErrorInfoSchema, { details: e.details, reason: e.reason }) },

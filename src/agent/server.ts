@@ -11,6 +11,7 @@ import { createContextValues, type ConnectRouter, type Interceptor } from "@conn
 import { createValidateInterceptor } from "@connectrpc/validate";
 import type { Logger } from "../log.js";
 import { peerSubjectKey } from "./interceptors.js";
+import { mapDecodeErrors } from "./decode-errors.js";
 import { serverTlsOptions, type TlsMaterial } from "./tls.js";
 
 type NodeHandler = Parameters<typeof connectNodeAdapter>[0]["fallback"] & {};
@@ -61,7 +62,11 @@ function notFoundJson(res: NodeResponse): void {
 export function createAgentServer(o: AgentServerOptions): AgentServer {
   const fallbacks = o.fallbacks ?? [];
   const handler = connectNodeAdapter({
-    routes: o.routes,
+    routes: (router) => {
+      o.routes(router);
+      mapDecodeErrors(router, (method, err, req) =>
+        o.logger.warn({ method, peer: req.contextValues?.get(peerSubjectKey), outcome: "InvalidArgument", err: err.rawMessage }, "rpc request not decodable"));
+    },
     interceptors: [...o.interceptors, createValidateInterceptor()],
     readMaxBytes: o.readMaxBytes ?? MAX_RPC_REQUEST_BYTES,
     contextValues: (req) => createContextValues().set(peerSubjectKey, peerSubject(req.socket)),
