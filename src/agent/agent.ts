@@ -184,7 +184,7 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
     }
   };
   let server: AgentServer | undefined;
-  const tls = createTlsControl(config.serverCertFile, tlsMaterial, (opts) => server!.server.setSecureContext(opts));
+  const tls = createTlsControl(config.serverCertFile, tlsMaterial, (opts) => server!.setSecureContext(opts));
   try {
     // Re-adopts load balancers whose haproxy survived an agent restart.
     const lbs = await LoadBalancerManager.open({
@@ -247,6 +247,8 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
       interceptors,
       fallbacks: [monitoring.fallback, restApi.fallback],
       requestTimeoutMs: config.requestReadTimeoutS * 1000,
+      limits: config.limits,
+      clientCerts: config.clientCerts,
     });
     const s = server;
     let graceMs: number | undefined;

@@ -136,7 +136,7 @@ export class ConfigStore extends EventEmitter<{ change: [AgentConfig, AgentConfi
     // A controller cannot switch off the policy that limits it.
     const operatorOnly = OPERATOR_ONLY.filter((k) => !same(atRestart[k], prev[k]));
     if (operatorOnly.length) {
-      throw invalid("Unable to update amphora-agent configuration.", `only an operator may change ${operatorOnly.join(", ")} (config_policy, config_policy_paths), in the file on the amphora`, "OPERATOR_ONLY");
+      throw invalid("Unable to update amphora-agent configuration.", `only an operator may change ${operatorOnly.join(", ")} (the config policy, connection limits and controller certificate rules), in the file on the amphora`, "OPERATOR_ONLY");
     }
     // Stored only if the agent could start with it (exactly the start's check).
     try {

@@ -4,6 +4,8 @@
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { DomainError } from "../errors.js";
+import { DEFAULT_LIMITS, type ConnectionLimits } from "./connection-limits.js";
+import type { ClientCertRules } from "./client-identity.js";
 
 export interface HeartbeatTarget {
   host: string;
@@ -40,6 +42,10 @@ export interface AgentConfig {
   configPolicy: boolean;
   /** Extra absolute folders the policy allows for files, sockets and scripts (`config_policy_paths`, comma-separated). */
   configPolicyPaths: string[];
+  /** Time and count bounds on connections and requests (connection-limits.ts). */
+  limits: ConnectionLimits;
+  /** Controller certificates allowed beyond the CA check; empty lists allow any but the agent's own (client-identity.ts). */
+  clientCerts: ClientCertRules;
 }
 
 /**
@@ -52,6 +58,7 @@ export const LOCAL_OPTIONS: readonly (readonly [section: string, key: string])[]
   ["amphora_agent", "event_ring_size"],
   ["amphora_agent", "config_policy"],
   ["amphora_agent", "config_policy_paths"],
+  ...transportKeys().map((k) => ["amphora_agent", k] as const),
 ];
 
 /**
@@ -59,7 +66,13 @@ export const LOCAL_OPTIONS: readonly (readonly [section: string, key: string])[]
  * UpdateAgentConfig that would change them is refused, so a controller's
  * certificate cannot switch off the policy that limits it.
  */
-export const OPERATOR_ONLY: readonly (keyof AgentConfig)[] = ["configPolicy", "configPolicyPaths"];
+export const OPERATOR_ONLY: readonly (keyof AgentConfig)[] = ["configPolicy", "configPolicyPaths", "limits", "clientCerts"];
+
+/** Connection bounds and controller certificates: operator settings the controller never renders. */
+function transportKeys() {
+  return ["tls_handshake_timeout", "first_request_timeout", "request_body_timeout", "max_pending_handshakes",
+    "max_concurrent_streams", "max_requests", "controller_cert_subjects", "controller_cert_sha256"] as const;
+}
 
 /** Options whose change takes effect without a restart (UpdateAgentConfig). */
 export const MUTABLE_OPTIONS = ["heartbeatTargets", "heartbeatIntervalS", "heartbeatKey", "topology"] as const;
@@ -120,6 +133,32 @@ function parseTargets(v: string, fail: (w: string) => never): HeartbeatTarget[] 
   });
 }
 
+const seconds = (key: keyof ConnectionLimits, min: number, max: number): Setter => (c, v, f) => {
+  c.limits = { ...c.limits, [key]: int(min, max)(v, f) * 1000 };
+};
+const count = (key: keyof ConnectionLimits, min: number, max: number): Setter => (c, v, f) => {
+  c.limits = { ...c.limits, [key]: int(min, max)(v, f) };
+};
+/** Entries separated by ";" (a subject has commas). */
+const list = (v: string) => v.split(";").map((x) => x.trim()).filter(Boolean);
+
+/** This agent's own [amphora_agent] options for connection bounds and controller certificates (README "Security"). */
+const TRANSPORT_OPTIONS: Record<ReturnType<typeof transportKeys>[number], Setter> = {
+  tls_handshake_timeout: seconds("handshakeTimeoutMs", 1, 600),
+  first_request_timeout: seconds("firstRequestTimeoutMs", 1, 3600),
+  request_body_timeout: seconds("bodyTimeoutMs", 1, 86400),
+  max_pending_handshakes: count("maxPendingHandshakes", 1, 100000),
+  max_concurrent_streams: count("maxStreamsPerSession", 1, 10000),
+  max_requests: count("maxRequests", 1, 1000000),
+  controller_cert_subjects: (c, v) => { c.clientCerts = { ...c.clientCerts, subjects: list(v) }; },
+  controller_cert_sha256: (c, v, f) => {
+    const fps = list(v);
+    const bad = fps.find((x) => !/^(sha256:)?([0-9a-fA-F]{2}:?){32}$/.test(x.replace(/\s/g, "")));
+    if (bad) f(`expected SHA-256 fingerprints (64 hex digits, colons allowed), got ${JSON.stringify(bad.slice(0, 80))}`);
+    c.clientCerts = { ...c.clientCerts, sha256: fps };
+  },
+};
+
 const KNOWN: Record<string, Record<string, Setter>> = {
   haproxy_amphora: {
     base_path: (c, v) => { c.stateDir = v; },
@@ -148,6 +187,7 @@ const KNOWN: Record<string, Record<string, Setter>> = {
         return d.slice(0, end);
       });
     },
+    ...TRANSPORT_OPTIONS,
   },
   health_manager: {
     controller_ip_port_list: (c, v, f) => { c.heartbeatTargets = parseTargets(v, f); },
@@ -189,6 +229,8 @@ export function defaultConfig(stateDir = "/var/lib/amphora-agent", o: { dev?: bo
     eventRingSize: 10_000,
     configPolicy: true,
     configPolicyPaths: [],
+    limits: { ...DEFAULT_LIMITS },
+    clientCerts: { subjects: [], sha256: [] },
   };
 }
 

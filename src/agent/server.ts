@@ -11,7 +11,10 @@ import { createContextValues, type ConnectRouter, type Interceptor } from "@conn
 import { createValidateInterceptor } from "@connectrpc/validate";
 import type { Logger } from "../log.js";
 import { peerSubjectKey } from "./interceptors.js";
+import type { SecureContextOptions } from "node:tls";
 import { mapDecodeErrors } from "./decode-errors.js";
+import { DEFAULT_LIMITS, guardConnections, peerAddress, rateLimitedWarn, serverLimitOptions, type ConnectionGuard, type ConnectionLimits } from "./connection-limits.js";
+import { createClientIdentity, type ClientCertRules } from "./client-identity.js";
 import { serverTlsOptions, type TlsMaterial } from "./tls.js";
 
 type NodeHandler = Parameters<typeof connectNodeAdapter>[0]["fallback"] & {};
@@ -30,6 +33,10 @@ export interface AgentServerOptions {
   requestTimeoutMs?: number;
   /** Largest RPC request message accepted (default MAX_RPC_REQUEST_BYTES). */
   readMaxBytes?: number;
+  /** Time and count bounds on connections and requests (default DEFAULT_LIMITS). */
+  limits?: ConnectionLimits;
+  /** Controller certificates allowed beyond the CA check (default: any but the agent's own). */
+  clientCerts?: ClientCertRules;
 }
 
 /**
@@ -44,6 +51,9 @@ export interface AgentServer {
   listen(host: string, port: number): Promise<{ host: string; port: number }>;
   /** Stops accepting, lets in-flight calls finish, then closes sessions. */
   close(graceMs?: number): Promise<void>;
+  /** Installs a new server certificate (rotation); it is never accepted as a client either. */
+  setSecureContext(opts: SecureContextOptions): void;
+  guard: ConnectionGuard;
 }
 
 export function peerSubject(socket: Socket | TLSSocket | undefined): string {
@@ -59,8 +69,23 @@ function notFoundJson(res: NodeResponse): void {
   res.end(body);
 }
 
+/** What a failed handshake means, in words (node's own message may be "socket hang up"). */
+function handshakeReason(err: Error & { code?: string }): string {
+  switch (err.code) {
+    case "ECONNRESET":
+      return "the client closed the connection before the TLS handshake completed";
+    case "ERR_TLS_HANDSHAKE_TIMEOUT":
+      return "the TLS handshake did not complete in time";
+    case "ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE":
+      return "the client sent no certificate";
+    default:
+      return /certificate|unknown ca|verify/i.test(err.message) ? `the client certificate was not accepted (${err.code ?? "TLS error"})` : (err.code ?? "TLS error");
+  }
+}
+
 export function createAgentServer(o: AgentServerOptions): AgentServer {
   const fallbacks = o.fallbacks ?? [];
+  const limits = o.limits ?? DEFAULT_LIMITS;
   const handler = connectNodeAdapter({
     routes: (router) => {
       o.routes(router);
@@ -86,6 +111,7 @@ export function createAgentServer(o: AgentServerOptions): AgentServer {
   const busy = new Map<Socket, number>();
   let closing = false;
   const tracked = (req: NodeRequest, res: NodeResponse) => {
+    if (!guard.admit(req, res)) return;
     if (req.httpVersionMajor === 1) {
       const sock = req.socket as Socket;
       busy.set(sock, (busy.get(sock) ?? 0) + 1);
@@ -104,9 +130,20 @@ export function createAgentServer(o: AgentServerOptions): AgentServer {
       ...serverTlsOptions(o.tls),
       allowHTTP1: true,
       ALPNProtocols: ["h2", "http/1.1"],
+      ...serverLimitOptions(limits),
     },
     tracked,
   );
+  const guard = guardConnections(server, limits, o.logger);
+  const identity = createClientIdentity(o.tls.cert, o.clientCerts ?? { subjects: [], sha256: [] });
+  const warn = rateLimitedWarn(o.logger);
+  // Before node's own listener hands the socket to HTTP/2 or HTTP/1.1.
+  server.prependListener("secureConnection", (sock: TLSSocket) => {
+    const why = identity.refusal(sock);
+    if (!why) return;
+    warn("client-refused", { peer: peerAddress(sock), subject: peerSubject(sock), reason: why }, "client certificate refused");
+    sock.destroy();
+  });
   // Track everything open so shutdown can close it: http2.Server.close()
   // otherwise waits for idle client sessions forever.
   const sessions = new Set<http2.ServerHttp2Session>();
@@ -120,12 +157,17 @@ export function createAgentServer(o: AgentServerOptions): AgentServer {
     sock.on("close", () => sockets.delete(sock));
   });
   server.on("tlsClientError", (err, sock) => {
-    o.logger.warn({ err: err.message, peer: sock.remoteAddress }, "TLS handshake refused");
+    warn("handshake", { peer: peerAddress(sock), reason: handshakeReason(err), err: err.message }, "TLS handshake refused");
   });
   if (o.requestTimeoutMs) server.setTimeout(o.requestTimeoutMs);
 
   return {
     server,
+    guard,
+    setSecureContext(opts) {
+      server.setSecureContext(opts);
+      if (typeof opts.cert === "string") identity.addOwnCertificate(opts.cert);
+    },
     listen(host, port) {
       return new Promise((resolve, reject) => {
         server.once("error", reject);
