@@ -35,7 +35,7 @@ export const DEFAULT_LIMITS: ConnectionLimits = {
   bodyTimeoutMs: 60_000,
   maxPendingHandshakes: 256,
   maxStreamsPerSession: 100,
-  maxRequests: 1_000,
+  maxRequests: 2_000,
 };
 
 /** Options of http2.createSecureServer that carry limits enforced by node/nghttp2 itself. */

@@ -49,8 +49,8 @@ export function rawRequest(
     r.on("data", (c: Buffer) => chunks.push(c));
     r.on("end", () => resolve({ status, headers: head, trailers, body: Buffer.concat(chunks) }));
     r.on("error", reject);
-    if (method === "GET" || method === "HEAD") r.end();
-    else r.end(body);
+    // node ends GET, HEAD and DELETE streams itself when the request is made.
+    if (!r.writableEnded) r.end(body);
   });
 }
 
