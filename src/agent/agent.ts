@@ -11,6 +11,7 @@ import { createTlsControl, type TlsMaterial } from "./tls.js";
 import { checkStartable, type ConfigFallback } from "./config-check.js";
 import { createAgentServer, type AgentServer } from "./server.js";
 import { loggingInterceptor } from "./interceptors.js";
+import { callLimitInterceptor } from "./call-limit.js";
 import { agentRoutes } from "./routes.js";
 import type { AgentContext } from "./context.js";
 import { writeFileAtomic } from "../system/fs-atomic.js";
@@ -238,7 +239,7 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
     };
     // One registration and one interceptor list for Connect and REST alike.
     const routes = registerOnce(agentRoutes(ctx));
-    const interceptors = [loggingInterceptor(logger, monitoring.metrics.observeCall)];
+    const interceptors = [loggingInterceptor(logger, monitoring.metrics.observeCall), callLimitInterceptor(config.limits.maxCalls)];
     const restApi = createRestHandler({ routes, interceptors, logger, onReject: monitoring.metrics.observeRestReject });
     server = createAgentServer({
       tls: tlsMaterial,

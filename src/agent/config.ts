@@ -71,7 +71,7 @@ export const OPERATOR_ONLY: readonly (keyof AgentConfig)[] = ["configPolicy", "c
 /** Connection bounds and controller certificates: operator settings the controller never renders. */
 function transportKeys() {
   return ["tls_handshake_timeout", "first_request_timeout", "request_body_timeout", "max_pending_handshakes",
-    "max_concurrent_streams", "max_requests", "controller_cert_subjects", "controller_cert_sha256"] as const;
+    "max_concurrent_streams", "max_requests", "max_calls_in_progress", "controller_cert_subjects", "controller_cert_sha256"] as const;
 }
 
 /** Options whose change takes effect without a restart (UpdateAgentConfig). */
@@ -150,6 +150,7 @@ const TRANSPORT_OPTIONS: Record<ReturnType<typeof transportKeys>[number], Setter
   max_pending_handshakes: count("maxPendingHandshakes", 1, 100000),
   max_concurrent_streams: count("maxStreamsPerSession", 1, 10000),
   max_requests: count("maxRequests", 1, 1000000),
+  max_calls_in_progress: count("maxCalls", 1, 100000),
   controller_cert_subjects: (c, v) => { c.clientCerts = { ...c.clientCerts, subjects: list(v) }; },
   controller_cert_sha256: (c, v, f) => {
     const fps = list(v);

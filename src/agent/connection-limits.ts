@@ -27,6 +27,8 @@ export interface ConnectionLimits {
   maxStreamsPerSession: number;
   /** Requests in flight over all connections (HTTP/1.1 and HTTP/2). */
   maxRequests: number;
+  /** Unary calls whose work is in progress, cancelled or not (call-limit.ts). */
+  maxCalls: number;
 }
 
 export const DEFAULT_LIMITS: ConnectionLimits = {
@@ -36,6 +38,7 @@ export const DEFAULT_LIMITS: ConnectionLimits = {
   maxPendingHandshakes: 256,
   maxStreamsPerSession: 100,
   maxRequests: 2_000,
+  maxCalls: 256,
 };
 
 /** Options of http2.createSecureServer that carry limits enforced by node/nghttp2 itself. */

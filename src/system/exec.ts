@@ -18,6 +18,7 @@ import { execa } from "execa";
 import type { ChildProcess } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { failed } from "../errors.js";
+import { FDS_PER_PROGRAM, fdsLeft, programSlots } from "./program-slots.js";
 import { silentLogger, type Logger } from "../log.js";
 
 export interface RunOptions {
@@ -137,13 +138,26 @@ function collect(stream: NodeJS.ReadableStream | null, limit = MAX_OUTPUT): Coll
   return got;
 }
 
-/** Runs a program and returns its result whatever the exit code. */
+/**
+ * Runs a program and returns its result whatever the exit code. At most
+ * `programSlots.max` run at once (program-slots.ts), and none starts when
+ * the agent is short of file descriptors.
+ */
 export async function run(file: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  if (fdsLeft() < FDS_PER_PROGRAM) {
+    return { exitCode: 1, stdout: "", stderr: `could not start ${file}: too many open files`, durationMs: 0 };
+  }
+  return programSlots.run(() => runNow(file, args, opts));
+}
+
+async function runNow(file: string, args: readonly string[], opts: RunOptions): Promise<RunResult> {
   const [cmd, argv] = opts.netns ? ["ip", ["netns", "exec", opts.netns, file, ...args]] : [file, [...args]];
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const log = opts.logger ?? silentLogger;
   const started = performance.now();
-  const child = execa(cmd, argv, {
+  let child: ReturnType<typeof execa>;
+  try {
+    child = execa(cmd, argv, {
     cwd: opts.cwd,
     env: opts.env,
     // A session and process group of its own: the group is what a timeout ends.
@@ -156,7 +170,12 @@ export async function run(file: string, args: readonly string[], opts: RunOption
     stdin: "pipe",
     stdout: "pipe",
     stderr: "pipe",
-  });
+    });
+  } catch (e) {
+    // execa throws instead of answering when the spawn itself fails
+    // (EMFILE: "subprocess.stdio is not iterable").
+    return { exitCode: 1, stdout: "", stderr: `could not start ${cmd}: ${(e as Error).message}`, durationMs: Math.round((performance.now() - started) * 10) / 10 };
+  }
   // Settles when every pipe has closed, maybe never (see above): not awaited.
   child.catch(() => {});
   const out = collect(child.stdout, opts.maxOutputBytes);
