@@ -237,72 +237,80 @@ async function session(a: AgentProcess): Promise<http2.ClientHttp2Session> {
   });
 }
 
+/** Sends `o.cases` generated requests to a running agent and adds what it saw to `report`. */
+export async function fuzzBurst(agent: AgentProcess, o: FuzzOptions, report: FuzzReport): Promise<void> {
+  const cases = fc.sample(fuzzCase, { seed: o.seed, numRuns: o.cases });
+  report.methods = new Set(cases.map((c) => c.method)).size;
+  const sessions = await Promise.all([0, 1].map(() => session(agent)));
+  let next = 0;
+  const worker = async (w: number) => {
+    for (;;) {
+      const i = next++;
+      if (i >= cases.length) return;
+      const c = cases[i]!;
+      const p = prepare(c);
+      let s = sessions[w % sessions.length]!;
+      if (s.destroyed || s.closed) {
+        s = sessions[w % sessions.length] = await session(agent);
+      }
+      let a: RawAnswer;
+      try {
+        a = await Promise.race([
+          rawRequest(s, p.path, p.contentType, p.body, p.headers, p.method),
+          new Promise<never>((_, j) => setTimeout(() => j(new Error("no answer within 20 s")), 20_000).unref()),
+        ]);
+      } catch (e) {
+        // A :path with bytes HTTP/2 forbids (controls, spaces, non-ASCII)
+        // is a malformed request: nghttp2 resets the stream, as RFC 9113 says.
+        const malformed = /NGHTTP2_PROTOCOL_ERROR/.test((e as Error).message) && /[^\x21-\x7e]/.test(p.path);
+        if (!malformed) report.findings.push({ index: i, what: `request failed: ${(e as Error).message}`, request: describe(c, p) });
+        report.cases++;
+        report.byDoor[c.door] = (report.byDoor[c.door] ?? 0) + 1;
+        const k = malformed ? "h2-malformed-path" : "no-answer";
+        report.byOutcome[k] = (report.byOutcome[k] ?? 0) + 1;
+        continue;
+      }
+      const j = judge(c, p, a);
+      report.cases++;
+      report.byDoor[c.door] = (report.byDoor[c.door] ?? 0) + 1;
+      report.byOutcome[j.outcome] = (report.byOutcome[j.outcome] ?? 0) + 1;
+      if (j.finding) report.findings.push({ index: i, what: j.finding, request: describe(c, p) });
+      if (i % 500 === 499) {
+        // Still alive and answering a fresh connection.
+        if (!agent.alive()) throw new Error(`the agent died at case ${i}`);
+        const fresh = await session(agent);
+        const info = await rawRequest(fresh, "/1.0/info", undefined, "", {}, "GET");
+        fresh.close();
+        if (info.status !== 200) report.findings.push({ index: i, what: `GET /1.0/info answered ${info.status} after case ${i}`, request: "" });
+        if (o.verbose) process.stdout.write(`  ${i + 1}/${cases.length} cases, ${report.findings.length} findings\n`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: o.concurrency }, (_, w) => worker(w)));
+  for (const s of sessions) s.close();
+}
+
+export function emptyReport(seed: number): FuzzReport {
+  return {
+    seed, cases: 0, byDoor: {}, byOutcome: {}, methods: 0, findings: [], rssMb: { start: 0, end: 0 },
+    fds: { start: 0, end: 0 }, leftBehind: [], daemonsEnded: 0, outsideFiles: [], seconds: 0,
+  };
+}
+
 export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
   const t0 = Date.now();
   const root = mkdtempSync(join(tmpdir(), "amphora-fuzz-"));
   const stateDir = join(root, "state");
   const cwd = join(root, "cwd");
   mkdirSync(cwd);
-  const report: FuzzReport = {
-    seed: o.seed, cases: 0, byDoor: {}, byOutcome: {}, methods: 0, findings: [], rssMb: { start: 0, end: 0 },
-    fds: { start: 0, end: 0 }, leftBehind: [], daemonsEnded: 0, outsideFiles: [], seconds: 0,
-  };
+  const report = emptyReport(o.seed);
   let agent: AgentProcess | undefined;
   try {
     agent = await startAgentProcess({ dev: true, stateDir }, cwd);
     const p0 = await agent.probe(true);
     report.rssMb.start = p0.rssMb;
     report.fds.start = p0.fds;
-    const cases = fc.sample(fuzzCase, { seed: o.seed, numRuns: o.cases });
-    report.methods = new Set(cases.map((c) => c.method)).size;
-    let sessions = await Promise.all([0, 1].map(() => session(agent!)));
-    let next = 0;
-    const worker = async (w: number) => {
-      for (;;) {
-        const i = next++;
-        if (i >= cases.length) return;
-        const c = cases[i]!;
-        const p = prepare(c);
-        let s = sessions[w % sessions.length]!;
-        if (s.destroyed || s.closed) {
-          s = sessions[w % sessions.length] = await session(agent!);
-        }
-        let a: RawAnswer;
-        try {
-          a = await Promise.race([
-            rawRequest(s, p.path, p.contentType, p.body, p.headers, p.method),
-            new Promise<never>((_, j) => setTimeout(() => j(new Error("no answer within 20 s")), 20_000).unref()),
-          ]);
-        } catch (e) {
-          // A :path with bytes HTTP/2 forbids (controls, spaces, non-ASCII)
-          // is a malformed request: nghttp2 resets the stream, as RFC 9113 says.
-          const malformed = /NGHTTP2_PROTOCOL_ERROR/.test((e as Error).message) && /[^\x21-\x7e]/.test(p.path);
-          if (!malformed) report.findings.push({ index: i, what: `request failed: ${(e as Error).message}`, request: describe(c, p) });
-          report.cases++;
-          report.byDoor[c.door] = (report.byDoor[c.door] ?? 0) + 1;
-          const k = malformed ? "h2-malformed-path" : "no-answer";
-          report.byOutcome[k] = (report.byOutcome[k] ?? 0) + 1;
-          continue;
-        }
-        const j = judge(c, p, a);
-        report.cases++;
-        report.byDoor[c.door] = (report.byDoor[c.door] ?? 0) + 1;
-        report.byOutcome[j.outcome] = (report.byOutcome[j.outcome] ?? 0) + 1;
-        if (j.finding) report.findings.push({ index: i, what: j.finding, request: describe(c, p) });
-        if (i % 500 === 499) {
-          // Still alive and answering a fresh connection.
-          if (!agent!.alive()) throw new Error(`the agent died at case ${i}`);
-          const fresh = await session(agent!);
-          const info = await rawRequest(fresh, "/1.0/info", undefined, "", {}, "GET");
-          fresh.close();
-          if (info.status !== 200) report.findings.push({ index: i, what: `GET /1.0/info answered ${info.status} after case ${i}`, request: "" });
-          if (o.verbose) process.stdout.write(`  ${i + 1}/${cases.length} cases, ${report.findings.length} findings\n`);
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: o.concurrency }, (_, w) => worker(w)));
-    for (const s of sessions) s.close();
-    sessions = [];
+    await fuzzBurst(agent, o, report);
     if (!agent.alive()) throw new Error("the agent died");
     const s = await session(agent);
     const info = await rawRequest(s, "/1.0/info", undefined, "", {}, "GET");
