@@ -176,7 +176,7 @@ test("an HTTP/2 session advertises max_concurrent_streams and the server caps re
   const sessions = await Promise.all([0, 1, 2].map(() => connectH2(agent.url, agent)));
   const outcomes: Promise<string>[] = [];
   const streams: http2.ClientHttp2Stream[] = [];
-  const body = Buffer.from([0, 0, 0, 0, 3, 0x08, 0xe8, 0x07]); // WatchStats { interval_ms: 1000 }
+  const body = Buffer.from([0, 0, 0, 0, 3, 0x10, 0xe8, 0x07]); // WatchStats { interval_ms: 1000 } (field 2)
   for (const ses of sessions) {
     for (let i = 0; i < 15; i++) {
       const st = ses.request({ ":method": "POST", ":path": "/amphora.v1.StatsService/WatchStats", "content-type": "application/grpc", te: "trailers" });

@@ -13,6 +13,8 @@ export interface Probe {
   fds: number;
   guard: Record<string, number>;
   subscribers: number;
+  /** Programs the agent is running right now (its child processes). */
+  children: number;
 }
 
 export interface AgentProcess {
@@ -75,6 +77,14 @@ export async function startAgentProcess(o: ChildOptions, cwd?: string): Promise<
   };
 }
 
+function readChildren(): number {
+  try {
+    return readdirSync(`/proc/${process.pid}/task`).reduce((n, t) => n + readFileSync(`/proc/${process.pid}/task/${t}/children`, "utf8").trim().split(/\s+/).filter(Boolean).length, 0);
+  } catch {
+    return -1;
+  }
+}
+
 async function child(o: ChildOptions): Promise<void> {
   const { startAgent } = await import("../../src/agent/agent.js");
   const agent = await startAgent({ ...o, listen: "127.0.0.1:0", logLevel: o.logLevel ?? "silent" });
@@ -87,6 +97,7 @@ async function child(o: ChildOptions): Promise<void> {
       fds: readdirSync("/proc/self/fd").length,
       guard: agent.server.guard.stats(),
       subscribers: agent.ctx.monitoring.hub.subscriberCount,
+      children: readChildren(),
     };
     process.send!({ id: m.id, probe });
   });
