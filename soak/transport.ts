@@ -266,8 +266,8 @@ export async function main(): Promise<void> {
       for (const [name, run] of phases) {
         const from = Date.now();
         await run();
-        const to = Date.now();
         const row = await measure(`${name} #${round}`);
+        const to = Date.now(); // its aftermath (requests still waiting behind it) included
         if (row.fds > idle.fds + 25) problems.push(`${name} #${round}: fds ${idle.fds} -> ${row.fds}`);
         windows.push({ name: `${name} #${round}`, from, to });
       }
