@@ -8,7 +8,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import https from "node:https";
 import { X509Certificate } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { issueCertificate, pkiPaths } from "../../src/agent/dev-pki.js";
@@ -93,10 +93,21 @@ test("a handshake without a client certificate is logged with the peer address a
   assert.match(String(l.reason), /no certificate|not accepted|closed the connection/);
 });
 
+/**
+ * A state dir of its own holding the first agent's PKI and id: a second agent
+ * may not share a live agent's state dir (its state-directory lock).
+ */
+function pkiCopy(): string {
+  const d = mkdtempSync(join(dir, "state-"));
+  cpSync(join(agent.stateDir, "pki"), join(d, "pki"), { recursive: true });
+  if (existsSync(join(agent.stateDir, "amphora-id"))) cpSync(join(agent.stateDir, "amphora-id"), join(d, "amphora-id"));
+  return d;
+}
+
 test("with an allow-list only the listed controller certificates are served (by subject or SHA-256 fingerprint)", async () => {
   const fp = new X509Certificate(otherClient.cert).fingerprint256;
   const listed = await startTestAgent({
-    stateDir: agent.stateDir,
+    stateDir: pkiCopy(),
     overrides: { clientCerts: { subjects: ["CN=amphora-dev-client"], sha256: [] } },
     logger: log.logger,
   });
@@ -108,7 +119,7 @@ test("with an allow-list only the listed controller certificates are served (by 
     await listed.cleanup();
   }
   const byFp = await startTestAgent({
-    stateDir: agent.stateDir,
+    stateDir: pkiCopy(),
     overrides: { clientCerts: { subjects: [], sha256: [fp.toLowerCase()] } },
     logger: log.logger,
   });
