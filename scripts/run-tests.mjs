@@ -1,10 +1,10 @@
 // Runs every test/**/*.test.ts with node's test runner (Node 20 has no glob
 // support in --test). Extra arguments select files by substring.
-import { existsSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
-import { buildIsFresh } from "../bin/build-fresh.js";
+import { buildIfStale } from "../bin/build-fresh.js";
 
 function find(dir) {
   return readdirSync(dir).flatMap((n) => {
@@ -18,23 +18,13 @@ if (!files.length) {
   console.error("no test files matched");
   process.exit(1);
 }
-// The compiled driver and CLI (dist/, what the package exports and the
-// `amphora` bin runs) are built from this tree first, once, so tests never
-// see a stale build and no test rebuilds it while another one uses it. A
-// build newer than every source is kept; a new one is made beside it and
-// swapped in, so another test run reading dist/ never sees half a build.
-if (!buildIsFresh(process.cwd())) {
-  const tmp = `dist.tmp-${process.pid}`;
-  const build = spawnSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json", "--outDir", tmp], { stdio: "inherit" });
-  if (build.status !== 0) {
-    rmSync(tmp, { recursive: true, force: true });
-    console.error("npm run build failed: the tests need dist/");
-    process.exit(build.status ?? 1);
-  }
-  const old = `dist.old-${process.pid}`;
-  if (existsSync("dist")) renameSync("dist", old);
-  renameSync(tmp, "dist");
-  rmSync(old, { recursive: true, force: true });
+// The compiled agent, driver and CLI (dist/, what the package exports and
+// the bins run) are built from this tree first, once, so tests never see a
+// stale build and no test rebuilds it while another one uses it (a build
+// newer than every source is kept; a new one is swapped in whole).
+if (!buildIfStale(process.cwd())) {
+  console.error("npm run build failed: the tests need dist/");
+  process.exit(1);
 }
 const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=2", "--test-timeout=300000", ...files], { stdio: "inherit" });
 // Port reservations (test/support/haproxy.ts) of test processes that were

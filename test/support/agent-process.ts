@@ -10,6 +10,13 @@ after(() => {
   for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
 });
 
+/**
+ * The bin runs the compiled agent (`npm test` builds dist/ first); with
+ * AMPHORA_REQUIRE_DIST=1 it fails rather than fall back to the sources, so
+ * these tests prove the compiled agent runs.
+ */
+const REQUIRE_DIST = { ...process.env, AMPHORA_REQUIRE_DIST: "1" };
+
 export interface AgentProcess {
   proc: ChildProcess;
   url: string;
@@ -21,7 +28,7 @@ export interface AgentProcess {
 export async function startProcess(args: string[], o: { netns?: string } = {}): Promise<AgentProcess> {
   const argv = [process.execPath, "bin/amphora-agent.js", ...args];
   const [cmd, cmdArgs] = o.netns ? ["ip", ["netns", "exec", o.netns, ...argv]] : [argv[0]!, argv.slice(1)];
-  const proc = spawn(cmd, cmdArgs, { stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(cmd, cmdArgs, { stdio: ["ignore", "pipe", "pipe"], env: REQUIRE_DIST });
   procs.push(proc);
   let out = "";
   let err = "";
@@ -42,7 +49,7 @@ export async function startProcess(args: string[], o: { netns?: string } = {}): 
  * One still running after `ms` is killed and reported as "still running".
  */
 export async function failedStart(args: string[], ms = 30_000): Promise<{ code: number | null | "still running"; stderr: string }> {
-  const proc = spawn(process.execPath, ["bin/amphora-agent.js", ...args], { stdio: ["ignore", "ignore", "pipe"] });
+  const proc = spawn(process.execPath, ["bin/amphora-agent.js", ...args], { stdio: ["ignore", "ignore", "pipe"], env: REQUIRE_DIST });
   procs.push(proc);
   let err = "";
   proc.stderr!.on("data", (c) => (err += c));
