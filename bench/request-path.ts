@@ -1,0 +1,353 @@
+// Benchmark of the request path against its ceiling, measured in the same
+// run: 8 concurrent mutual-TLS clients call the compiled agent (plain node,
+// dist/, default log level: one line per call) and, alternately, a ceiling
+// server with the agent's TLS options:
+// - REST: a bare node:https server answering a fixed body (the agent's own
+//   answer for that path, fetched once);
+// - RPC: the project's generated services with empty implementations on a
+//   connectNodeAdapter handler, on the same HTTP/2 server options.
+// Paths: REST GET /1.0/listeners with 0, 1 and 50 load balancers (real
+// haproxy, started through the agent), /1.0/info, /1.0/details;
+// GetApiVersion over Connect binary, Connect JSON and gRPC;
+// GetLoadBalancerStatus (Connect binary, one load balancer). Each path runs
+// BENCH_ROUNDS rounds of (ceiling window, agent window); the figures are the
+// medians of the windows, the ratio agent/ceiling of those medians.
+// Also: start to "agent listening" and idle RSS of the compiled agent
+// (median of 3 starts on an existing state dir).
+//
+// Environment: BENCH_WINDOW_MS (2000), BENCH_ROUNDS (3), BENCH_ONLY (comma
+// separated substrings of path names), BENCH_CPU_PROF_DIR (agent runs with
+// --cpu-prof there), BENCH_CLIENTS (8), BENCH_LBS (50).
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, openSync, closeSync } from "node:fs";
+import https from "node:https";
+import http2 from "node:http2";
+import { tmpdir, loadavg } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { setTimeout as sleep } from "node:timers/promises";
+import { createClient, type ConnectRouter } from "@connectrpc/connect";
+import { connectNodeAdapter, createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import type { DescService } from "@bufbuild/protobuf";
+import { SystemService } from "../src/gen/amphora/v1/system_pb.js";
+import { LoadBalancerAction, LoadBalancerService } from "../src/gen/amphora/v1/load_balancer_pb.js";
+import { CertificateService } from "../src/gen/amphora/v1/certificate_pb.js";
+import { NetworkService } from "../src/gen/amphora/v1/network_pb.js";
+import { KeepalivedService } from "../src/gen/amphora/v1/keepalived_pb.js";
+import { StatsService } from "../src/gen/amphora/v1/stats_pb.js";
+import { freePort, killHaproxiesUnder, octaviaConfig } from "../test/support/haproxy.js";
+import { buildIfStale, compiledAgent } from "../bin/build-fresh.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? 2000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 8);
+const MANY_LBS = Number(process.env.BENCH_LBS ?? 50);
+const ONLY = (process.env.BENCH_ONLY ?? "").split(",").filter(Boolean);
+
+interface Pki {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+// ---------------------------------------------------------------- child: the ceilings
+
+const SERVICES: DescService[] = [SystemService, LoadBalancerService, CertificateService, NetworkService, KeepalivedService, StatsService];
+
+async function ceilingChild(arg: string): Promise<void> {
+  const { serverTlsOptions, loadTlsMaterial } = await import("../src/agent/tls.js");
+  const { MAX_RPC_REQUEST_BYTES } = await import("../src/agent/server.js");
+  const o = JSON.parse(arg) as { ca: string; bundle: string };
+  const tls = serverTlsOptions(loadTlsMaterial(o.ca, o.bundle));
+  // REST: the fixed body of the path being measured (set by the parent).
+  const bodies = new Map<string, string>();
+  const rest = https.createServer(tls, (req, res) => {
+    const body = bodies.get(req.url ?? "") ?? "{}";
+    res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+    res.end(body);
+  });
+  // RPC: every method of the contract answers an empty message.
+  const routes = (router: ConnectRouter) => {
+    for (const s of SERVICES) {
+      const impl: Record<string, unknown> = {};
+      for (const m of s.methods) if (m.methodKind === "unary") impl[m.localName] = () => ({});
+      router.service(s, impl as never);
+    }
+  };
+  const rpc = http2.createSecureServer(
+    { ...tls, allowHTTP1: true, ALPNProtocols: ["h2", "http/1.1"] },
+    connectNodeAdapter({ routes, readMaxBytes: MAX_RPC_REQUEST_BYTES }),
+  );
+  const listen = (s: https.Server | http2.Http2SecureServer) =>
+    new Promise<number>((r) => s.listen(0, "127.0.0.1", () => r((s.address() as { port: number }).port)));
+  const [restPort, rpcPort] = [await listen(rest), await listen(rpc)];
+  process.on("message", (m: { path: string; body: string }) => {
+    bodies.set(m.path, m.body);
+    process.send!({ set: m.path });
+  });
+  process.send!({ restPort, rpcPort });
+}
+
+// ---------------------------------------------------------------- parent
+
+/** Starts the compiled agent; resolves when it logs "agent listening". */
+function startAgent(stateDir: string, log: string, extra: string[] = []): Promise<{ proc: ChildProcess; url: string; startMs: number }> {
+  const out = openSync(log, "w");
+  const t0 = performance.now();
+  const proc = spawn(process.execPath, [...extra, compiledAgent(ROOT), "--dev", "--state-dir", stateDir, "--listen", "127.0.0.1:0"], {
+    stdio: ["ignore", out, "pipe"],
+  });
+  closeSync(out);
+  return new Promise((resolve, reject) => {
+    let err = "";
+    proc.stderr!.on("data", (c) => (err += c));
+    const poll = setInterval(() => {
+      const m = /"url":"(https:[^"]+)".*"msg":"agent listening"/.exec(readFileSync(log, "utf8"));
+      if (m) {
+        clearInterval(poll);
+        resolve({ proc, url: m[1]!, startMs: performance.now() - t0 });
+      }
+    }, 2);
+    proc.once("exit", (c) => {
+      clearInterval(poll);
+      reject(new Error(`agent exited with ${c}: ${err}`));
+    });
+  });
+}
+
+async function stopProc(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const gone = new Promise((r) => proc.once("exit", r));
+  proc.kill("SIGTERM");
+  await Promise.race([gone, sleep(8000).then(() => proc.kill("SIGKILL"))]);
+}
+
+function rssMb(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** One call by one client; resolves when the whole answer is in. */
+type Call = () => Promise<void>;
+
+/** Calls per second of CLIENTS loops of `call` during one window; failures counted apart. */
+async function windowRate(calls: Call[]): Promise<{ rate: number; failed: number; firstError?: string }> {
+  let running = true;
+  let done = 0;
+  let failed = 0;
+  let firstError: string | undefined;
+  const loops = calls.map(async (call) => {
+    while (running) {
+      try {
+        await call();
+        done++;
+      } catch (e) {
+        failed++;
+        firstError ??= (e as Error).message;
+      }
+    }
+  });
+  // A short warm-up outside the count (connections, JIT of this path).
+  await sleep(Math.min(300, WINDOW_MS / 4));
+  const d0 = done;
+  const t0 = performance.now();
+  await sleep(WINDOW_MS);
+  const n = done - d0;
+  const s = (performance.now() - t0) / 1000;
+  running = false;
+  await Promise.all(loops);
+  return { rate: n / s, failed, firstError };
+}
+
+function restCalls(port: number, path: string, pki: Pki): { calls: Call[]; close(): void } {
+  const agent = new https.Agent({ keepAlive: true, maxSockets: CLIENTS, ca: pki.ca, cert: pki.cert, key: pki.key });
+  const one: Call = () =>
+    new Promise((resolve, reject) => {
+      const req = https.request({ host: "127.0.0.1", port, path, agent, servername: "localhost" }, (res) => {
+        res.resume();
+        res.once("end", () => (res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`))));
+      });
+      req.once("error", reject);
+      req.end();
+    });
+  return { calls: Array.from({ length: CLIENTS }, () => one), close: () => agent.destroy() };
+}
+
+type Proto = "connect-binary" | "connect-json" | "grpc";
+
+function rpcClients(url: string, pki: Pki, proto: Proto) {
+  const nodeOptions = { ca: pki.ca, cert: pki.cert, key: pki.key, servername: "localhost" };
+  // One transport (one HTTP/2 session) per client, as 8 controllers would have.
+  return Array.from({ length: CLIENTS }, () => {
+    const t = proto === "grpc"
+      ? createGrpcTransport({ baseUrl: url, nodeOptions })
+      : createConnectTransport({ baseUrl: url, httpVersion: "2", useBinaryFormat: proto === "connect-binary", nodeOptions });
+    return { system: createClient(SystemService, t), lb: createClient(LoadBalancerService, t) };
+  });
+}
+
+interface Row {
+  name: string;
+  ceiling: number;
+  agent: number;
+  target?: number;
+  failed: number;
+  note?: string;
+}
+
+export async function main(): Promise<void> {
+  if (!buildIfStale(ROOT)) throw new Error("npm run build failed");
+  const dir = mkdtempSync(join(tmpdir(), "amphora-bench-reqpath-"));
+  const stateDir = join(dir, "state");
+  const procs: ChildProcess[] = [];
+  const lbIds: string[] = [];
+  const rows: Row[] = [];
+  const load0 = loadavg();
+  try {
+    // ---- start time and idle RSS of the compiled agent (first start makes the PKI)
+    const first = await startAgent(stateDir, join(dir, "start-0.log"));
+    await stopProc(first.proc);
+    const starts: number[] = [];
+    const rss: number[] = [];
+    for (let i = 1; i <= 3; i++) {
+      const a = await startAgent(stateDir, join(dir, `start-${i}.log`));
+      starts.push(a.startMs);
+      await sleep(3000);
+      rss.push(rssMb(a.proc.pid!));
+      await stopProc(a.proc);
+    }
+
+    // ---- the agent under test and the ceilings
+    const prof = process.env.BENCH_CPU_PROF_DIR ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : [];
+    const agent = await startAgent(stateDir, join(dir, "agent.log"), prof);
+    procs.push(agent.proc);
+    const pkiDir = join(stateDir, "pki");
+    const pki: Pki = {
+      ca: readFileSync(join(pkiDir, "ca.pem"), "utf8"),
+      cert: readFileSync(join(pkiDir, "client.pem"), "utf8"),
+      key: readFileSync(join(pkiDir, "client-key.pem"), "utf8"),
+    };
+    const ceilingProc = spawn(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url), "--ceiling-child",
+      JSON.stringify({ ca: join(pkiDir, "ca.pem"), bundle: join(pkiDir, "server-bundle.pem") })], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    procs.push(ceilingProc);
+    const ports = await new Promise<{ restPort: number; rpcPort: number }>((resolve, reject) => {
+      ceilingProc.once("exit", (c) => reject(new Error(`ceiling exited with ${c}`)));
+      ceilingProc.on("message", (m: { restPort?: number }) => m.restPort && resolve(m as never));
+    });
+    const agentPort = Number(new URL(agent.url).port);
+    const setCeilingBody = (path: string, body: string) =>
+      new Promise<void>((resolve) => {
+        const on = (m: { set?: string }) => {
+          if (m.set === path) {
+            ceilingProc.off("message", on);
+            resolve();
+          }
+        };
+        ceilingProc.on("message", on);
+        ceilingProc.send({ path, body });
+      });
+
+    const wanted = (name: string) => !ONLY.length || ONLY.some((s) => name.includes(s));
+    const measure = async (name: string, ceiling: Call[], agentCalls: Call[], target?: number, note?: string) => {
+      if (!wanted(name)) return;
+      const c: number[] = [];
+      const a: number[] = [];
+      let failed = 0;
+      let err: string | undefined;
+      // Warm both (connections, JIT), then alternate.
+      await windowRate(ceiling);
+      await windowRate(agentCalls);
+      for (let r = 0; r < ROUNDS; r++) {
+        const wc = await windowRate(ceiling);
+        const wa = await windowRate(agentCalls);
+        c.push(wc.rate);
+        a.push(wa.rate);
+        failed += wc.failed + wa.failed;
+        err ??= wc.firstError ?? wa.firstError;
+      }
+      const row: Row = { name, ceiling: median(c), agent: median(a), target, failed, note: err ? `first error: ${err}` : note };
+      rows.push(row);
+      console.log(`${name}: ceiling ${c.map((x) => Math.round(x)).join("/")} agent ${a.map((x) => Math.round(x)).join("/")} req/s; ratio ${(row.agent / row.ceiling).toFixed(2)}${target ? ` (target >= ${target})` : ""}${failed ? `; ${failed} failed (${err})` : ""}`);
+    };
+
+    const fetchBody = async (path: string) => {
+      return new Promise<string>((resolve, reject) => {
+          https.get({ host: "127.0.0.1", port: agentPort, path, ca: pki.ca, cert: pki.cert, key: pki.key, servername: "localhost" }, (res) => {
+            let b = "";
+            res.setEncoding("utf8");
+            res.on("data", (d) => (b += d));
+            res.on("end", () => (res.statusCode === 200 ? resolve(b) : reject(new Error(`${path}: HTTP ${res.statusCode} ${b}`))));
+          }).on("error", reject);
+        });
+    };
+    const rest = async (name: string, path: string, target?: number) => {
+      if (!wanted(name)) return;
+      await setCeilingBody(path, await fetchBody(path));
+      const c = restCalls(ports.restPort, path, pki);
+      const a = restCalls(agentPort, path, pki);
+      try {
+        await measure(name, c.calls, a.calls, target);
+      } finally {
+        c.close();
+        a.close();
+      }
+    };
+    const rpcUrl = (port: number) => `https://127.0.0.1:${port}`;
+    const rpc = async (name: string, proto: Proto, call: (c: ReturnType<typeof rpcClients>[number]) => Promise<unknown>, target?: number) => {
+      if (!wanted(name)) return;
+      const c = rpcClients(rpcUrl(ports.rpcPort), pki, proto);
+      const a = rpcClients(rpcUrl(agentPort), pki, proto);
+      await measure(name, c.map((x) => () => call(x).then(() => undefined)), a.map((x) => () => call(x).then(() => undefined)), target);
+    };
+
+    const amphoraId = readFileSync(join(stateDir, "amphora-id"), "utf8").trim();
+    const admin = rpcClients(agent.url, pki, "connect-binary")[0]!.lb;
+    const addLbs = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        const lbId = crypto.randomUUID();
+        const cfg = octaviaConfig({ lbId, runDir: join(stateDir, "lb"), listeners: [{ port: await freePort(), members: [], returnBody: "ok" }] });
+        await admin.putConfig({ amphoraId, lbId, config: cfg.text });
+        await admin.controlLoadBalancer({ lbId, action: LoadBalancerAction.START });
+        lbIds.push(lbId);
+      }
+    };
+
+    console.log(`load average before: ${load0.map((x) => x.toFixed(2)).join(" ")}; ${CLIENTS} clients, ${ROUNDS} rounds of ${WINDOW_MS} ms windows`);
+    await rest("REST GET /1.0/listeners, 0 LBs", "/1.0/listeners", 0.7);
+    await rest("REST GET /1.0/info", "/1.0/info", 0.7);
+    await rest("REST GET /1.0/details", "/1.0/details");
+    const apiVersion = (x: ReturnType<typeof rpcClients>[number]) => x.system.getApiVersion({});
+    await rpc("GetApiVersion, Connect binary (HTTP/2)", "connect-binary", apiVersion, 0.9);
+    await rpc("GetApiVersion, Connect JSON (HTTP/2)", "connect-json", apiVersion);
+    await rpc("GetApiVersion, gRPC", "grpc", apiVersion);
+    if (wanted("1 LB") || wanted("GetLoadBalancerStatus") || wanted(`${MANY_LBS} LBs`)) {
+      await addLbs(1);
+      await rest("REST GET /1.0/listeners, 1 LB", "/1.0/listeners");
+      const lbId = lbIds[0]!;
+      await rpc("GetLoadBalancerStatus, Connect binary, 1 LB", "connect-binary", (x) => x.lb.getLoadBalancerStatus({ lbId }));
+    }
+    if (wanted(`${MANY_LBS} LBs`)) {
+      await addLbs(MANY_LBS - 1);
+      await rest(`REST GET /1.0/listeners, ${MANY_LBS} LBs`, "/1.0/listeners");
+    }
+    for (const lbId of lbIds.splice(0)) await admin.deleteLoadBalancer({ lbId });
+    const load1 = loadavg();
+
+    console.log("\n| path | ceiling req/s | agent req/s | ratio | target |\n|---|---|---|---|---|");
+    for (const r of rows) {
+      const ratio = r.agent / r.ceiling;
+      console.log(`| ${r.name} | ${Math.round(r.ceiling)} | ${Math.round(r.agent)} | ${ratio.toFixed(2)} | ${r.target ? `>= ${r.target}${ratio >= r.target ? "" : " (missed)"}` : ""} |${r.failed ? ` ${r.failed} failed: ${r.note}` : ""}`);
+    }
+    console.log(`| agent start to listening (compiled, median of 3) | | ${Math.round(median(starts))} ms (${starts.map(Math.round).join("/")}) | | <= 500 ms |`);
+    console.log(`| agent idle RSS after start (median of 3) | | ${Math.round(median(rss))} MB (${rss.map(Math.round).join("/")}) | | <= 70 MB |`);
+    console.log(`load average before ${load0.map((x) => x.toFixed(2)).join(" ")}, after ${load1.map((x) => x.toFixed(2)).join(" ")}`);
+  } finally {
+    for (const p of procs.reverse()) await stopProc(p);
+    await killHaproxiesUnder(stateDir);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[2] === "--ceiling-child") await ceilingChild(process.argv[3]!);
