@@ -4,8 +4,9 @@
 // and stored. Running them needs IPVS in the kernel; this kernel has none
 // (ipvsadm: "Protocol not available"), so `ensureRunnable` and `control`
 // say so plainly instead of pretending a UDP listener runs.
-import { access, constants, readFile, readdir, rm } from "node:fs/promises";
-import { delimiter, join } from "node:path";
+import { readFile, readdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { findProgram } from "../system/find-program.js";
 import { DomainError, invalid, notFound } from "../errors.js";
 import type { Logger } from "../log.js";
 import { silentLogger } from "../log.js";
@@ -29,20 +30,16 @@ export interface IpvsCheck {
   reason: "" | "IPVS_UNAVAILABLE" | "IPVSADM_MISSING";
 }
 
-/** The absolute path of `program` on PATH (plus the sbin folders a non-login PATH may lack), or undefined. */
-export async function findProgram(program: string): Promise<string | undefined> {
-  if (program.includes("/")) return access(program, constants.X_OK).then(() => program, () => undefined);
-  const dirs = [...(process.env.PATH ?? "").split(delimiter), "/usr/sbin", "/sbin", "/usr/bin", "/bin"].filter(Boolean);
-  for (const d of new Set(dirs)) {
-    const f = join(d, program);
-    if (await access(f, constants.X_OK).then(() => true, () => false)) return f;
-  }
-  return undefined;
-}
+export { findProgram };
 
 export class LvsListeners {
   readonly dir: string;
   private ipvs: Promise<IpvsCheck> | undefined;
+  /**
+   * Ids of the stored configurations: read from the folder once, then kept
+   * up to date by put and delete (GET /1.0/listeners lists them per call).
+   */
+  private stored: Promise<Set<string>> | undefined;
 
   constructor(
     stateDir: string,
@@ -70,6 +67,7 @@ export class LvsListeners {
     const check = await checkKeepalivedConfig(text, this.dir, this.netns, this.logger, LVS_BENIGN_WARNINGS);
     if (!check.ok) throw invalid("Invalid request", check.output, "CONFIG_INVALID");
     await writeFileAtomic(file, text, 0o600);
+    (await this.ids()).add(listenerId.toLowerCase());
     const ipvs = await this.ipvsAvailable();
     return ipvs.ok
       ? { runnable: true, note: check.warnings.length ? `keepalived warnings: ${check.warnings.join("; ")}` : "" }
@@ -89,18 +87,26 @@ export class LvsListeners {
 
   /** Removes a listener's configuration; removing an absent one is fine. */
   async delete(listenerId: string): Promise<void> {
-    await rm(this.file(listenerId), { force: true });
+    const file = this.file(listenerId);
+    const ids = await this.ids();
+    await rm(file, { force: true });
+    ids.delete(listenerId.toLowerCase());
+  }
+
+  private ids(): Promise<Set<string>> {
+    this.stored ??= readdir(this.dir).catch(() => [] as string[]).then((names) =>
+      new Set(names.filter((n) => n.endsWith(".conf") && isUuid(n.slice(0, -5))).map((n) => n.slice(0, -5))));
+    return this.stored;
   }
 
   async list(): Promise<string[]> {
-    const names = await readdir(this.dir).catch(() => [] as string[]);
-    return names.filter((n) => n.endsWith(".conf") && isUuid(n.slice(0, -5))).map((n) => n.slice(0, -5));
+    return [...(await this.ids())];
   }
 
   /** Whether a UDP listener configuration is stored under this id (false for a non-UUID). */
   async has(listenerId: string): Promise<boolean> {
     if (!isUuid(listenerId)) return false;
-    return access(this.file(listenerId)).then(() => true, () => false);
+    return (await this.ids()).has(listenerId.toLowerCase());
   }
 
   /** Throws `precondition` when UDP listeners cannot run (no IPVS in the kernel, or no ipvsadm to ask it). */

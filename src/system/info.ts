@@ -2,18 +2,27 @@
 import { hostname, cpus } from "node:os";
 import { readFile, statfs } from "node:fs/promises";
 import { run } from "./exec.js";
+import { ProgramVersions } from "./program-version.js";
+import { NetnsProcFiles } from "./netns-proc.js";
 
 export const API_VERSION = "1.0";
 
+// Asked once per installed binary, again when its file changes.
+const versions = new ProgramVersions();
+
 /** First line of `haproxy -v`, reduced to the version ("2.6.12-1+deb12u4"). */
-export async function haproxyVersion(cmd = "haproxy"): Promise<string> {
-  const r = await run(cmd, ["-v"], { timeoutMs: 5000 });
-  return /version\s+(\S+)/i.exec(r.stdout)?.[1] ?? "";
+export function haproxyVersion(cmd = "haproxy"): Promise<string> {
+  return versions.get(cmd, async (path) => {
+    const r = await run(path, ["-v"], { timeoutMs: 5000 });
+    return /version\s+(\S+)/i.exec(r.stdout)?.[1] ?? "";
+  });
 }
 
-export async function keepalivedVersion(): Promise<string> {
-  const r = await run("keepalived", ["-v"], { timeoutMs: 5000 });
-  return /Keepalived v(\S+)/.exec(`${r.stdout}\n${r.stderr}`)?.[1] ?? "";
+export function keepalivedVersion(cmd = "keepalived"): Promise<string> {
+  return versions.get(cmd, async (path) => {
+    const r = await run(path, ["-v"], { timeoutMs: 5000 });
+    return /Keepalived v(\S+)/.exec(`${r.stdout}\n${r.stderr}`)?.[1] ?? "";
+  });
 }
 
 export function hostName(): string {
@@ -58,12 +67,13 @@ export function parseNetDev(text: string): Map<string, { rx: bigint; tx: bigint 
   return out;
 }
 
+// Another namespace's /proc/net, through a process living in it.
+const netnsFiles = new NetnsProcFiles();
+
 export async function readNetDev(netns = ""): Promise<Map<string, { rx: bigint; tx: bigint }>> {
-  // /proc/net/dev shows the namespace of the reading process; for another
-  // namespace read it through `ip netns exec`.
+  // /proc/net/dev shows the namespace of the reading process.
   if (!netns) return parseNetDev(await readFile("/proc/net/dev", "utf8"));
-  const r = await run("cat", ["/proc/net/dev"], { netns, timeoutMs: 5000 });
-  return parseNetDev(r.stdout);
+  return parseNetDev(await netnsFiles.read(netns, "dev"));
 }
 
 export async function loadAverage(): Promise<number[]> {
