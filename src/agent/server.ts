@@ -15,6 +15,7 @@ import type { SecureContextOptions } from "node:tls";
 import { mapDecodeErrors } from "./decode-errors.js";
 import { DEFAULT_LIMITS, guardConnections, peerAddress, rateLimitedWarn, serverLimitOptions, type ConnectionGuard, type ConnectionLimits } from "./connection-limits.js";
 import { createClientIdentity, type ClientCertRules } from "./client-identity.js";
+import { cachedPeerSubject } from "./peer-cache.js";
 import { serverTlsOptions, type TlsMaterial } from "./tls.js";
 
 type NodeHandler = Parameters<typeof connectNodeAdapter>[0]["fallback"] & {};
@@ -94,7 +95,7 @@ export function createAgentServer(o: AgentServerOptions): AgentServer {
     },
     interceptors: [...o.interceptors, createValidateInterceptor()],
     readMaxBytes: o.readMaxBytes ?? MAX_RPC_REQUEST_BYTES,
-    contextValues: (req) => createContextValues().set(peerSubjectKey, peerSubject(req.socket)),
+    contextValues: (req) => createContextValues().set(peerSubjectKey, cachedPeerSubject(req, peerSubject)),
     fallback: (req, res) => {
       void (async () => {
         for (const f of fallbacks) if (await f(req, res)) return;

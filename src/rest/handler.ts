@@ -13,6 +13,7 @@ import { createContextValues, type ConnectRouter, type Interceptor } from "@conn
 import type { Logger } from "../log.js";
 import { peerSubject, type FallbackHandler, type NodeRequest, type NodeResponse } from "../agent/server.js";
 import { peerSubjectKey, protocolKey } from "../agent/interceptors.js";
+import { cachedPeerSubject } from "../agent/peer-cache.js";
 import { BodyTooLarge, checkDeclaredLength, ClientGone, readLimited } from "./body.js";
 import { restError } from "./errors.js";
 import { createInProcess } from "./in-process.js";
@@ -268,7 +269,7 @@ export function createRestHandler(o: RestOptions): RestHandler {
     const verb = (req.method ?? "GET").toUpperCase();
     const m = table.match(verb, segments);
     if (m.kind === "none") return false;
-    const peer = peerSubject(req.socket);
+    const peer = cachedPeerSubject(req, peerSubject);
     const started = performance.now();
     const logReject = (status: number, message: string, details: string) => {
       o.onReject?.(status);
@@ -310,7 +311,6 @@ export function createRestHandler(o: RestOptions): RestHandler {
     }
 
     const values = createContextValues().set(peerSubjectKey, peer).set(protocolKey, "rest");
-    const call = inProcess.callHeader(values);
     // Like the Connect adapter: a client that goes away cancels the call.
     const abort = new AbortController();
     const onClose = () => {
@@ -318,8 +318,8 @@ export function createRestHandler(o: RestOptions): RestHandler {
     };
     res.once("close", onClose);
     try {
-      const r = await inProcess.transport.unary(e.method, abort.signal, undefined, call.header, input as never);
-      if (!res.writableEnded && !abort.signal.aborted) writeSuccess(e, res, r.message as Message);
+      const out = await inProcess.call(e.method, input, values, abort.signal);
+      if (!res.writableEnded && !abort.signal.aborted) writeSuccess(e, res, out);
     } catch (err) {
       if (abort.signal.aborted) {
         if (!res.writableEnded) res.end();
@@ -328,7 +328,6 @@ export function createRestHandler(o: RestOptions): RestHandler {
       const re = restError(err, e.invalidMessage, e.invalidStatus);
       sendJson(res, re.status, errorBody(re.message, re.details));
     } finally {
-      call.release();
       res.off("close", onClose);
     }
     return true;
