@@ -5,6 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Code, ConnectError, createConnectRouter, createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { create } from "@bufbuild/protobuf";
 import { ViolationsSchema } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import { SystemService } from "../../src/gen/amphora/v1/system_pb.js";
 import { CertificateService } from "../../src/gen/amphora/v1/certificate_pb.js";
@@ -55,17 +56,15 @@ test("in-process calls: interceptors see protocol rest and the peer; validation 
   }, [recorder]);
   const method = SystemService.method.getApiVersion;
   const values = createContextValues().set(protocolKey, "rest").set(peerSubjectKey, "CN=controller");
-  const call = ip.callHeader(values);
-  const res = await ip.transport.unary(method, undefined, undefined, call.header, {});
-  call.release();
-  assert.equal(res.message.apiVersion, "rest|CN=controller");
+  const res = (await ip.call(method, create(method.input), values)) as unknown as { apiVersion: string };
+  assert.equal(res.apiVersion, "rest|CN=controller");
 
   // An invalid request is refused by protovalidate before the implementation runs.
-  const call2 = ip.callHeader(createContextValues().set(protocolKey, "rest"));
-  const err = await ip.transport
-    .unary(CertificateService.method.getCertificateMd5, undefined, undefined, call2.header, { lbId: "nope", filename: "a.pem" })
-    .then(() => assert.fail("expected a validation error"), (e: unknown) => ConnectError.from(e));
-  call2.release();
+  const md5 = CertificateService.method.getCertificateMd5;
+  const err = await ip
+    .call(md5, create(md5.input, { lbId: "nope", filename: "a.pem" }), createContextValues().set(protocolKey, "rest"))
+    .then(() => assert.fail("expected a validation error"), (e: unknown) => e as ConnectError);
+  assert.ok(err instanceof ConnectError);
   assert.equal(err.code, Code.InvalidArgument);
   assert.match(err.rawMessage, /lb_id/);
   assert.equal(err.findDetails(ViolationsSchema).length, 1);
