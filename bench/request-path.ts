@@ -15,7 +15,7 @@
 // Also: start to "agent listening" and idle RSS of the compiled agent
 // (median of 3 starts on an existing state dir).
 //
-// Environment: BENCH_WINDOW_MS (2000), BENCH_ROUNDS (3), BENCH_ONLY (comma
+// Environment: BENCH_WINDOW_MS (1500), BENCH_ROUNDS (5), BENCH_ONLY (comma
 // separated substrings of path names), BENCH_CPU_PROF_DIR (agent runs with
 // --cpu-prof there), BENCH_CLIENTS (8), BENCH_LBS (50).
 import { spawn, type ChildProcess } from "node:child_process";
@@ -39,8 +39,8 @@ import { freePort, killHaproxiesUnder, octaviaConfig } from "../test/support/hap
 import { buildIfStale, compiledAgent } from "../bin/build-fresh.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? 2000);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? 1500);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 8);
 const MANY_LBS = Number(process.env.BENCH_LBS ?? 50);
 const ONLY = (process.env.BENCH_ONLY ?? "").split(",").filter(Boolean);
@@ -306,11 +306,20 @@ export async function main(): Promise<void> {
     const admin = rpcClients(agent.url, pki, "connect-binary")[0]!.lb;
     const addLbs = async (n: number) => {
       for (let i = 0; i < n; i++) {
-        const lbId = crypto.randomUUID();
-        const cfg = octaviaConfig({ lbId, runDir: join(stateDir, "lb"), listeners: [{ port: await freePort(), members: [], returnBody: "ok" }] });
-        await admin.putConfig({ amphoraId, lbId, config: cfg.text });
-        await admin.controlLoadBalancer({ lbId, action: LoadBalancerAction.START });
-        lbIds.push(lbId);
+        // A start can fail on a machine this busy (a port taken meanwhile): try another.
+        for (let attempt = 1; ; attempt++) {
+          const lbId = crypto.randomUUID();
+          const cfg = octaviaConfig({ lbId, runDir: join(stateDir, "lb"), listeners: [{ port: await freePort(), members: [], returnBody: "ok" }] });
+          await admin.putConfig({ amphoraId, lbId, config: cfg.text });
+          lbIds.push(lbId);
+          try {
+            await admin.controlLoadBalancer({ lbId, action: LoadBalancerAction.START });
+            break;
+          } catch (e) {
+            console.log(`starting load balancer ${lbId} failed (attempt ${attempt}): ${(e as Error).message}`);
+            if (attempt >= 3) throw e;
+          }
+        }
       }
     };
 
