@@ -313,15 +313,18 @@ export function createRestHandler(o: RestOptions): RestHandler {
     const values = createContextValues().set(peerSubjectKey, peer).set(protocolKey, "rest");
     // Like the Connect adapter: a client that goes away cancels the call.
     const abort = new AbortController();
+    let gone = false;
     const onClose = () => {
-      if (!res.writableEnded) abort.abort();
+      if (res.writableEnded) return;
+      gone = true;
+      abort.abort();
     };
     res.once("close", onClose);
     try {
-      const out = await inProcess.call(e.method, input, values, abort.signal);
-      if (!res.writableEnded && !abort.signal.aborted) writeSuccess(e, res, out);
+      const out = await inProcess.call(e.method, input, values, abort);
+      if (!res.writableEnded && !gone) writeSuccess(e, res, out);
     } catch (err) {
-      if (abort.signal.aborted) {
+      if (gone) {
         if (!res.writableEnded) res.end();
         return true;
       }
