@@ -13,7 +13,7 @@
 // BENCH_ROUNDS rounds of (ceiling window, agent window); the figures are the
 // medians of the windows, the ratio agent/ceiling of those medians.
 // Also: start to "agent listening" and idle RSS of the compiled agent
-// (median of 3 starts on an existing state dir).
+// (median of 3 starts of bin/amphora-agent.js on an existing state dir).
 //
 // Environment: BENCH_WINDOW_MS (1500), BENCH_ROUNDS (5), BENCH_ONLY (comma
 // separated substrings of path names), BENCH_CPU_PROF_DIR (agent runs with
@@ -95,9 +95,11 @@ async function ceilingChild(arg: string): Promise<void> {
 function startAgent(stateDir: string, log: string, extra: string[] = []): Promise<{ proc: ChildProcess; url: string; startMs: number }> {
   const out = openSync(log, "w");
   const t0 = performance.now();
-  const proc = spawn(process.execPath, [...extra, compiledAgent(ROOT), "--dev", "--state-dir", stateDir, "--listen", "127.0.0.1:0"], {
-    stdio: ["ignore", out, "pipe"],
-  });
+  // As installed: the bin, run by its shebang (node flags included), unless
+  // node flags (a profile) are asked for.
+  const args = ["--dev", "--state-dir", stateDir, "--listen", "127.0.0.1:0"];
+  const [cmd, argv] = extra.length ? [process.execPath, [...extra, "--max-semi-space-size=2", compiledAgent(ROOT), ...args]] : [join(ROOT, "bin", "amphora-agent.js"), args];
+  const proc = spawn(cmd, argv, { stdio: ["ignore", out, "pipe"], env: { ...process.env, AMPHORA_REQUIRE_DIST: "1" } });
   closeSync(out);
   return new Promise((resolve, reject) => {
     let err = "";

@@ -1,4 +1,7 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
+// (The flag keeps V8's young generation at 2 MB per semi-space instead of
+// growing to 16: about 12 MB less resident memory for an agent that is idle
+// most of its life; `npm start` passes it too.)
 // Installed entry point of the agent: runs the compiled agent from dist/
 // with plain node (built by `npm run build`, which `npm ci` runs as
 // `prepare`; the published package ships it). In a checkout whose sources
