@@ -22,20 +22,14 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, openSync, closeSync } from "node:fs";
 import https from "node:https";
-import http2 from "node:http2";
 import { tmpdir, loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
-import { createClient, type ConnectRouter } from "@connectrpc/connect";
-import { connectNodeAdapter, createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
-import type { DescService } from "@bufbuild/protobuf";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { SystemService } from "../src/gen/amphora/v1/system_pb.js";
 import { LoadBalancerAction, LoadBalancerService } from "../src/gen/amphora/v1/load_balancer_pb.js";
-import { CertificateService } from "../src/gen/amphora/v1/certificate_pb.js";
-import { NetworkService } from "../src/gen/amphora/v1/network_pb.js";
-import { KeepalivedService } from "../src/gen/amphora/v1/keepalived_pb.js";
-import { StatsService } from "../src/gen/amphora/v1/stats_pb.js";
 import { freePort, killHaproxiesUnder, octaviaConfig } from "../test/support/haproxy.js";
 import { buildIfStale, compiledAgent } from "../bin/build-fresh.js";
 
@@ -50,44 +44,6 @@ interface Pki {
   ca: string;
   cert: string;
   key: string;
-}
-
-// ---------------------------------------------------------------- child: the ceilings
-
-const SERVICES: DescService[] = [SystemService, LoadBalancerService, CertificateService, NetworkService, KeepalivedService, StatsService];
-
-async function ceilingChild(arg: string): Promise<void> {
-  const { serverTlsOptions, loadTlsMaterial } = await import("../src/agent/tls.js");
-  const { MAX_RPC_REQUEST_BYTES } = await import("../src/agent/server.js");
-  const o = JSON.parse(arg) as { ca: string; bundle: string };
-  const tls = serverTlsOptions(loadTlsMaterial(o.ca, o.bundle));
-  // REST: the fixed body of the path being measured (set by the parent).
-  const bodies = new Map<string, string>();
-  const rest = https.createServer(tls, (req, res) => {
-    const body = bodies.get(req.url ?? "") ?? "{}";
-    res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
-    res.end(body);
-  });
-  // RPC: every method of the contract answers an empty message.
-  const routes = (router: ConnectRouter) => {
-    for (const s of SERVICES) {
-      const impl: Record<string, unknown> = {};
-      for (const m of s.methods) if (m.methodKind === "unary") impl[m.localName] = () => ({});
-      router.service(s, impl as never);
-    }
-  };
-  const rpc = http2.createSecureServer(
-    { ...tls, allowHTTP1: true, ALPNProtocols: ["h2", "http/1.1"] },
-    connectNodeAdapter({ routes, readMaxBytes: MAX_RPC_REQUEST_BYTES }),
-  );
-  const listen = (s: https.Server | http2.Http2SecureServer) =>
-    new Promise<number>((r) => s.listen(0, "127.0.0.1", () => r((s.address() as { port: number }).port)));
-  const [restPort, rpcPort] = [await listen(rest), await listen(rpc)];
-  process.on("message", (m: { path: string; body: string }) => {
-    bodies.set(m.path, m.body);
-    process.send!({ set: m.path });
-  });
-  process.send!({ restPort, rpcPort });
 }
 
 // ---------------------------------------------------------------- parent
@@ -235,7 +191,7 @@ export async function main(): Promise<void> {
       cert: readFileSync(join(pkiDir, "client.pem"), "utf8"),
       key: readFileSync(join(pkiDir, "client-key.pem"), "utf8"),
     };
-    const ceilingProc = spawn(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url), "--ceiling-child",
+    const ceilingProc = spawn(process.execPath, [join(ROOT, "bench", "request-path-ceiling.mjs"),
       JSON.stringify({ ca: join(pkiDir, "ca.pem"), bundle: join(pkiDir, "server-bundle.pem") })], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
     procs.push(ceilingProc);
     const ports = await new Promise<{ restPort: number; rpcPort: number }>((resolve, reject) => {
@@ -370,4 +326,3 @@ export async function main(): Promise<void> {
   }
 }
 
-if (process.argv[2] === "--ceiling-child") await ceilingChild(process.argv[3]!);
