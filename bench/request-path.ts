@@ -222,8 +222,16 @@ export async function main(): Promise<void> {
       await windowRate(ceiling);
       await windowRate(agentCalls);
       for (let r = 0; r < ROUNDS; r++) {
-        const wc = await windowRate(ceiling);
-        const wa = await windowRate(agentCalls);
+        // Which goes first alternates, so neither always follows the other.
+        let wc: Awaited<ReturnType<typeof windowRate>>;
+        let wa: typeof wc;
+        if (r % 2 === 0) {
+          wc = await windowRate(ceiling);
+          wa = await windowRate(agentCalls);
+        } else {
+          wa = await windowRate(agentCalls);
+          wc = await windowRate(ceiling);
+        }
         c.push(wc.rate);
         a.push(wa.rate);
         failed += wc.failed + wa.failed;
