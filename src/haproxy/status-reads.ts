@@ -5,10 +5,14 @@
 import { masterCommand, retryWhileReexecuting } from "./master-cli.js";
 import { currentWorker, showProc } from "./master.js";
 import { readFrontendStatuses } from "./frontend-status.js";
+import { SingleFlight } from "./single-flight.js";
 import { stillRuns } from "./masters.js";
 import type { ShowProc } from "./show-proc.js";
 import type { ActionRecord } from "./meta.js";
 import type { Lb } from "./lb-state.js";
+
+/** Concurrent listener-status requests share one `show stat` per haproxy (keyed by master socket). */
+const frontendReads = new SingleFlight<Map<string, string>>();
 
 export interface ListenerStatus {
   uuid: string;
@@ -61,7 +65,7 @@ export async function listenerStatuses(lbs: Iterable<Lb>): Promise<ListenerStatu
     let states: Map<string, string> | undefined;
     if (lb.running && !lb.error) {
       try {
-        states = await readFrontendStatuses((cmd, ms) => masterCommand(lb.paths.masterSocket, cmd, ms));
+        states = await frontendReads.run(lb.paths.masterSocket, () => readFrontendStatuses((cmd, ms) => masterCommand(lb.paths.masterSocket, cmd, ms)));
         lb.frontends = states;
       } catch {
         if (lb.busy > 0) states = lb.frontends;

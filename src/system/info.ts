@@ -1,11 +1,21 @@
 // Facts about the amphora host: versions, hostname, resource usage.
 import { hostname, cpus } from "node:os";
-import { readFile, statfs } from "node:fs/promises";
+import { readFileSync, statfsSync } from "node:fs";
 import { run } from "./exec.js";
 import { ProgramVersions } from "./program-version.js";
 import { NetnsProcFiles } from "./netns-proc.js";
 
 export const API_VERSION = "1.0";
+
+/**
+ * A /proc file, read synchronously: the kernel makes it in memory in
+ * microseconds, while an asynchronous read takes four trips through libuv's
+ * thread pool (open, stat, read, close) that GET /1.0/details made five
+ * times per call.
+ */
+function readProc(path: string): string {
+  return readFileSync(path, "utf8");
+}
 
 // Asked once per installed binary, again when its file changes.
 const versions = new ProgramVersions();
@@ -72,26 +82,26 @@ const netnsFiles = new NetnsProcFiles();
 
 export async function readNetDev(netns = ""): Promise<Map<string, { rx: bigint; tx: bigint }>> {
   // /proc/net/dev shows the namespace of the reading process.
-  if (!netns) return parseNetDev(await readFile("/proc/net/dev", "utf8"));
+  if (!netns) return parseNetDev(readProc("/proc/net/dev"));
   return parseNetDev(await netnsFiles.read(netns, "dev"));
 }
 
 export async function loadAverage(): Promise<number[]> {
-  const t = await readFile("/proc/loadavg", "utf8");
+  const t = readProc("/proc/loadavg");
   return t.trim().split(/\s+/).slice(0, 3).map(Number);
 }
 
 export async function rootDisk(): Promise<{ used: bigint; available: bigint }> {
-  const s = await statfs("/", { bigint: true });
+  const s = statfsSync("/", { bigint: true });
   return { used: (s.blocks - s.bfree) * s.bsize, available: s.bavail * s.bsize };
 }
 
 export async function memInfo(): Promise<MemInfo> {
-  return parseMeminfo(await readFile("/proc/meminfo", "utf8"));
+  return parseMeminfo(readProc("/proc/meminfo"));
 }
 
 export async function cpuUsage() {
-  return parseProcStat(await readFile("/proc/stat", "utf8"));
+  return parseProcStat(readProc("/proc/stat"));
 }
 
 export const cpuCount = () => cpus().length;

@@ -6,7 +6,8 @@
 // when no process lives in the namespace is a program run (`cat` inside it
 // through `ip netns exec`), and then /proc is searched again at most once a
 // second.
-import { readdir, readFile, readlink, stat } from "node:fs/promises";
+import { readFileSync, readlinkSync } from "node:fs";
+import { readdir, readlink, stat } from "node:fs/promises";
 import { run } from "./exec.js";
 
 const RESCAN_MS = 1000;
@@ -27,16 +28,17 @@ export class NetnsProcFiles {
     const w = this.windows.get(netns) ?? { searchedAt: -Infinity };
     this.windows.set(netns, w);
     if (want !== undefined) {
-      if (w.pid !== undefined && !(await this.isIn(w.pid, want))) w.pid = undefined;
+      if (w.pid !== undefined && !this.isInNow(w.pid, want)) w.pid = undefined;
       if (w.pid === undefined && performance.now() - w.searchedAt >= RESCAN_MS) {
         w.searchedAt = performance.now();
         w.pid = await this.find(want);
       }
       if (w.pid !== undefined) {
         try {
-          const text = await readFile(`${this.procRoot}/${w.pid}/net/${name}`, "utf8");
+          // Synchronous: /proc is made in memory, faster than a trip through the thread pool.
+          const text = readFileSync(`${this.procRoot}/${w.pid}/net/${name}`, "utf8");
           // Still the same namespace after the read: the pid was not reused meanwhile.
-          if (await this.isIn(w.pid, want)) return text;
+          if (this.isInNow(w.pid, want)) return text;
         } catch {
           // ended between the check and the read
         }
@@ -44,6 +46,14 @@ export class NetnsProcFiles {
       }
     }
     return this.fallback(netns, `/proc/net/${name}`);
+  }
+
+  private isInNow(pid: number, link: string): boolean {
+    try {
+      return readlinkSync(`${this.procRoot}/${pid}/ns/net`) === link;
+    } catch {
+      return false;
+    }
   }
 
   private async isIn(pid: number, link: string): Promise<boolean> {
