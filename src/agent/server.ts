@@ -8,7 +8,6 @@ import type { TLSSocket } from "node:tls";
 import type { ServerResponse } from "node:http";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
-import { createValidateInterceptor } from "@connectrpc/validate";
 import type { Logger } from "../log.js";
 import { peerSubjectKey } from "./interceptors.js";
 import type { SecureContextOptions } from "node:tls";
@@ -16,6 +15,7 @@ import { mapDecodeErrors } from "./decode-errors.js";
 import { DEFAULT_LIMITS, guardConnections, peerAddress, rateLimitedWarn, serverLimitOptions, type ConnectionGuard, type ConnectionLimits } from "./connection-limits.js";
 import { createClientIdentity, type ClientCertRules } from "./client-identity.js";
 import { cachedPeerSubject } from "./peer-cache.js";
+import { lazyValidateInterceptor } from "./lazy-validate.js";
 import { serverTlsOptions, type TlsMaterial } from "./tls.js";
 
 type NodeHandler = Parameters<typeof connectNodeAdapter>[0]["fallback"] & {};
@@ -93,7 +93,7 @@ export function createAgentServer(o: AgentServerOptions): AgentServer {
       mapDecodeErrors(router, (method, err, req) =>
         o.logger.warn({ method, peer: req.contextValues?.get(peerSubjectKey), outcome: "InvalidArgument", err: err.rawMessage }, "rpc request not decodable"));
     },
-    interceptors: [...o.interceptors, createValidateInterceptor()],
+    interceptors: [...o.interceptors, lazyValidateInterceptor()],
     readMaxBytes: o.readMaxBytes ?? MAX_RPC_REQUEST_BYTES,
     contextValues: (req) => createContextValues().set(peerSubjectKey, cachedPeerSubject(req, peerSubject)),
     fallback: (req, res) => {

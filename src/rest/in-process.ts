@@ -10,7 +10,7 @@ import {
   ConnectError, Code, createContextValues, createMethodImplSpec, createServiceImplSpec,
   type ConnectRouter, type ContextValues, type HandlerContext, type Interceptor, type MethodImplSpec, type UnaryRequest, type UnaryResponse,
 } from "@connectrpc/connect";
-import { createValidateInterceptor } from "@connectrpc/validate";
+import { lazyValidateInterceptor } from "../agent/lazy-validate.js";
 import { create, type DescMessage, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
 
 /** The reason a call's signal is aborted with when it has ended. */
@@ -63,7 +63,7 @@ export interface InProcess {
 export function createInProcess(routes: (router: ConnectRouter) => void, interceptors: Interceptor[]): InProcess {
   // Same order as src/agent/server.ts: the given interceptors wrap validation,
   // so a validation failure is logged like any other failed call.
-  const chain = [...interceptors, createValidateInterceptor()];
+  const chain = [...interceptors, lazyValidateInterceptor()];
   const specs = new Map<DescMethod, MethodImplSpec>();
   const recorder = {
     handlers: [],

@@ -14,7 +14,7 @@
 // after every stdio stream has ended, which is exactly what a descendant
 // holding the pipes prevents. The call follows the direct child's "exit"
 // instead and drains the pipes itself (below).
-import { execa } from "execa";
+import type { execa as Execa } from "execa";
 import type { ChildProcess } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { failed } from "../errors.js";
@@ -62,6 +62,8 @@ const DRAIN_MAX_MS = 1000;
 const REAP_WAIT_MS = 2000;
 /** Output kept per stream: a runaway program cannot fill the agent's memory. */
 const MAX_OUTPUT = 4 * 1024 * 1024;
+
+let execaModule: Promise<typeof import("execa")> | undefined;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -155,7 +157,9 @@ async function runNow(file: string, args: readonly string[], opts: RunOptions): 
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const log = opts.logger ?? silentLogger;
   const started = performance.now();
-  let child: ReturnType<typeof execa>;
+  // execa loads with the first program run: an idle agent does not need it.
+  const { execa } = await (execaModule ??= import("execa"));
+  let child: ReturnType<typeof Execa>;
   try {
     child = execa(cmd, argv, {
     cwd: opts.cwd,
