@@ -12,6 +12,7 @@ import { checkStartable, type ConfigFallback } from "./config-check.js";
 import { createAgentServer, type AgentServer } from "./server.js";
 import { loggingInterceptor } from "./interceptors.js";
 import { callLimitInterceptor } from "./call-limit.js";
+import { preloadValidation } from "./lazy-validate.js";
 import { agentRoutes } from "./routes.js";
 import type { AgentContext } from "./context.js";
 import { writeFileAtomic } from "../system/fs-atomic.js";
@@ -268,6 +269,7 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
       await writeFileAtomic(lastGoodPath(startedFrom), readFileSync(startedFrom, "utf8"), 0o600).catch((e: Error) =>
         logger.warn({ err: e.message }, "could not keep a copy of the configuration the agent started with"));
     }
+    preloadValidation();
     return {
       ctx, config, host: addr.host, port: addr.port, url, pki, server: s,
       async stop(ms?: number) {

@@ -1,14 +1,22 @@
-// protovalidate's interceptor, loaded with the first call rather than at
-// start: @bufbuild/protovalidate (with its CEL runtime) is the biggest
-// module the agent loads, and an agent that has not been called yet needs
-// none of it. Every call is still validated: one that arrives while it
-// loads waits for it.
+// protovalidate's interceptor, loaded after the agent listens rather than
+// before: @bufbuild/protovalidate (with its CEL runtime) is the biggest
+// module the agent loads, and the port can open without it (the agent
+// starts loading it right after: see preloadValidation). Every call is
+// validated: one that arrives while it loads waits for it.
 import type { Interceptor } from "@connectrpc/connect";
 
+let loaded: Interceptor | undefined;
+let loading: Promise<Interceptor> | undefined;
+const load = () => (loading ??= import("@connectrpc/validate").then((m) => (loaded = m.createValidateInterceptor())));
+
+/** Starts loading the validator now (in the background). */
+export function preloadValidation(): void {
+  void load().catch(() => {
+    loading = undefined; // the first call tries again, and fails loudly
+  });
+}
+
 export function lazyValidateInterceptor(): Interceptor {
-  let loaded: Interceptor | undefined;
-  let loading: Promise<Interceptor> | undefined;
-  const load = () => (loading ??= import("@connectrpc/validate").then((m) => (loaded = m.createValidateInterceptor())));
   // Connect applies interceptors per call, so `next` is this call's.
   return (next) => loaded ? loaded(next) : async (req) => (await load())(next)(req as never) as never;
 }
