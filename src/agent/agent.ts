@@ -269,7 +269,8 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
       await writeFileAtomic(lastGoodPath(startedFrom), readFileSync(startedFrom, "utf8"), 0o600).catch((e: Error) =>
         logger.warn({ err: e.message }, "could not keep a copy of the configuration the agent started with"));
     }
-    preloadValidation();
+    // The port is open; calls that come before this finishes wait for it.
+    await preloadValidation();
     return {
       ctx, config, host: addr.host, port: addr.port, url, pki, server: s,
       async stop(ms?: number) {

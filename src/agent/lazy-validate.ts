@@ -1,19 +1,22 @@
 // protovalidate's interceptor, loaded after the agent listens rather than
 // before: @bufbuild/protovalidate (with its CEL runtime) is the biggest
-// module the agent loads, and the port can open without it (the agent
-// starts loading it right after: see preloadValidation). Every call is
-// validated: one that arrives while it loads waits for it.
+// module the agent loads, and the port can open without it (startAgent
+// loads it right after, and returns once it has). Every call is validated:
+// one that arrives while it loads waits for it.
 import type { Interceptor } from "@connectrpc/connect";
 
 let loaded: Interceptor | undefined;
 let loading: Promise<Interceptor> | undefined;
 const load = () => (loading ??= import("@connectrpc/validate").then((m) => (loaded = m.createValidateInterceptor())));
 
-/** Starts loading the validator now (in the background). */
-export function preloadValidation(): void {
-  void load().catch(() => {
-    loading = undefined; // the first call tries again, and fails loudly
-  });
+/** Loads the validator now; resolves when it is loaded (never rejects). */
+export function preloadValidation(): Promise<void> {
+  return load().then(
+    () => undefined,
+    () => {
+      loading = undefined; // the first call tries again, and fails loudly
+    },
+  );
 }
 
 export function lazyValidateInterceptor(): Interceptor {
