@@ -50,8 +50,11 @@ export function createClientIdentity(ownCertPem: string, rules: ClientCertRules)
       const fp = normFingerprint(c.fingerprint256);
       if (ownFingerprints.has(fp)) return "the client presented the agent's own server certificate";
       if (ownKeys.has(spki(c))) return "the client certificate has the agent's own public key";
+      if (!listed || fingerprints.has(fp)) return undefined;
+      // Only an allow-list needs the subject (getPeerCertificate builds the
+      // whole object; the request path reads it once per connection too).
       const subject = peerSubject(sock);
-      if (listed && !fingerprints.has(fp) && !subjects.has(subject)) {
+      if (!subjects.has(subject)) {
         return `client certificate ${JSON.stringify(subject)} (sha256 ${c.fingerprint256}) is not one of the allowed controller certificates`;
       }
       return undefined;
