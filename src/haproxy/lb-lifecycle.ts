@@ -3,13 +3,17 @@
 // lock: the process side of each action and what it records (history,
 // served and last good config, wanted state, events). Masters are known by
 // identity (masters.ts); a start never runs beside another master of the
-// load balancer, and one that fails half-way ends what it left.
+// load balancer, and one that fails half-way ends what it left. A reload
+// first compares the stored config with the served one: identical or
+// server-only changes are applied on the running worker through the master
+// CLI (runtime-apply.ts), anything else reloads.
+import { readFile } from "node:fs/promises";
 import { writeFileAtomic } from "../system/fs-atomic.js";
 import { DomainError, failed } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { LoadBalancerEvent } from "./catalog.js";
 import { userGroupFile, type LbPaths } from "./layout.js";
-import { markGood, noteAction, readConfig, rollBack, saveMeta } from "./config-store.js";
+import { markGood, md5, noteAction, readConfig, rollBack, saveMeta } from "./config-store.js";
 import { parseConfigFacts } from "./config-facts.js";
 import { peerName } from "./peer-name.js";
 import { currentWorker, readPid, reloadMaster, removeRunFiles, showProc, startMaster, type MasterOptions, type ReloadOutcome } from "./master.js";
@@ -19,6 +23,7 @@ import type { ShowProc } from "./show-proc.js";
 import type { Supervisor } from "./supervisor.js";
 import { saveServerState } from "./server-state.js";
 import { seconds, setMaster, type Lb } from "./lb-state.js";
+import { applyWithoutReload, type ApplyDecision, type ApplyOptions } from "./runtime-apply.js";
 
 export interface LifecycleOptions {
   stateDir: string;
@@ -26,7 +31,12 @@ export interface LifecycleOptions {
   settings: () => { haproxyCmd: string; netns: string; amphoraId?: string };
   /** Memory that must stay free after a reload's second set of workers (default 32 MiB); read at every reload. */
   memoryReserveBytes?: number;
+  /** Reload-free apply of server changes (issue 13); `enabled: false` always reloads; read at every reload. */
+  runtimeApply?: ApplyOptions & { enabled?: boolean };
 }
+
+/** A reload is needed; `served`: the text the running worker serves, when known (its saved server states follow the config). */
+type Reload = Extract<ApplyDecision, { method: "reload" }> & { served?: string };
 
 export class LbLifecycle {
   constructor(
@@ -99,6 +109,7 @@ export class LbLifecycle {
     lb.meta.wanted = "running";
     if (how === "restart") lb.meta.restarts = (lb.meta.restarts ?? 0) + 1;
     this.supervisor.backoff.started(lb.id);
+    lb.meta.lastApply = { method: "start", reason: "", atMs: Date.now() };
     const lastGood = await markGood(lb.paths, lb.meta).then(() => undefined, (w: Error) => w);
     const what = how === "restart" ? `restarted after haproxy exited on its own (automatic restart ${lb.meta.restarts}): `
       : how === "resume" ? "started at agent start (wanted running, was not running): " : "";
@@ -174,7 +185,10 @@ export class LbLifecycle {
       showProc(opts.masterSocket).catch(async (e: Error) => ((await masterRuns()) ? Promise.reject(e) : undefined)),
       readConfig(lb.paths),
     ]);
-    const r = proc ? await this.reloadRunning(lb, opts, proc, text, force, masterRuns) : undefined;
+    // Reload-free first: nothing to do, or server changes through the runtime API.
+    const d = proc ? await this.decide(lb, opts, proc, text) : undefined;
+    if (d && d.method !== "reload") return this.appliedAtRuntime(lb, d, text, startedAt);
+    const r = proc ? await this.reloadRunning(lb, opts, proc, text, force, masterRuns, d as Reload) : undefined;
     if (!r || r.masterExited) {
       // Killed or crashed just before or during the reload: not the
       // config's fault, so no rollback. The supervisor starts it again
@@ -187,22 +201,24 @@ export class LbLifecycle {
       throw new DomainError("unavailable", "Error reloading haproxy", `${details}; it is started again when wanted running`, "MASTER_EXITED");
     }
     if (r.ok) {
-      noteAction(lb.meta, "RELOAD", true, `reloaded to config version ${lb.meta.version}`, startedAt);
+      const reason = (d as Reload).reason;
+      lb.meta.lastApply = { method: "reload", reason, atMs: Date.now() };
+      noteAction(lb.meta, "RELOAD", true, `reloaded to config version ${lb.meta.version} (${reason})`, startedAt);
       // Both at once: the metadata may name a last-good copy not yet
       // replaced only for an instant, and a rollback checks the md5 anyway.
       // allSettled: the answer waits for both, so a write that failed has
       // removed its temp file before the caller hears of it.
       const writes = await Promise.allSettled([markGood(lb.paths, lb.meta, text), saveMeta(lb.paths, lb.meta, { durable: false })]);
       const stored = writes.map((w) => (w.status === "rejected" ? (w.reason as Error) : undefined)).find(Boolean);
-      this.emit({ type: "reloaded", lbId: lb.id, version: lb.meta.version, md5: lb.meta.md5 });
+      this.emit({ type: "reloaded", lbId: lb.id, version: lb.meta.version, md5: lb.meta.md5, method: "reload", reason });
       if (stored) {
         // haproxy did reload: that is the answer. What could not be written
         // (a full disk) is said, and the next agent start reconciles the
         // record from what runs (Supervisor.adopt).
         this.logger.error({ lbId: lb.id, err: stored.message }, "haproxy reloaded, but its state could not be recorded");
-        return `haproxy reloaded with config version ${lb.meta.version}; warning: its state could not be recorded (${stored.message}); the agent reconciles it from what runs at its next start`;
+        return `haproxy reloaded with config version ${lb.meta.version} (${reason}); warning: its state could not be recorded (${stored.message}); the agent reconciles it from what runs at its next start`;
       }
-      return `haproxy reloaded with config version ${lb.meta.version}`;
+      return `haproxy reloaded with config version ${lb.meta.version} (${reason})`;
     }
     // Roll the stored config back to the last one haproxy accepted, so the
     // next reload (or a restart) does not pick up the bad one.
@@ -232,10 +248,62 @@ export class LbLifecycle {
     return found;
   }
 
-  /** Headroom check, server states, then the reload itself, confirmed by `show proc`. */
-  private async reloadRunning(lb: Lb, opts: MasterOptions, proc: ShowProc, text: string, force: boolean, masterRuns: () => Promise<boolean>): Promise<ReloadOutcome> {
-    if (!force) await this.checkHeadroom(proc);
-    await saveServerState(this.o.stateDir, lb.id, lb.paths, text, this.logger);
+  /**
+   * Whether the running worker can be brought to the stored config without
+   * a reload: compares it with the served one and, for server-only
+   * changes, applies them through the master CLI to the current worker
+   * (under the load balancer's lock, like every action) and verifies them.
+   */
+  private async decide(lb: Lb, opts: MasterOptions, proc: ShowProc, text: string): Promise<ApplyDecision | Reload> {
+    const ra = this.o.runtimeApply;
+    // Also when runtime apply is off: the saved server states follow the config (earlier runtime applies).
+    const served = await this.servedText(lb);
+    if (ra?.enabled === false) return { method: "reload", reason: "runtime apply is off", runtimeTried: false, served };
+    const worker = currentWorker(proc);
+    if (served === undefined || !worker) return { method: "reload", reason: "the config the running haproxy serves is not known", runtimeTried: false };
+    const d = await applyWithoutReload({ masterSocket: opts.masterSocket, workerPid: worker.pid }, served, text, ra);
+    return d.method === "reload" ? { ...d, served } : d;
+  }
+
+  /** The text of the config the running worker serves, when its copy (the last good one) is certain. */
+  private async servedText(lb: Lb): Promise<string | undefined> {
+    const s = lb.meta.served;
+    if (!s || lb.meta.lastGood?.md5 !== s.md5) return undefined;
+    const text = await readFile(lb.paths.lastGood, "utf8").catch(() => undefined);
+    return text !== undefined && md5(text) === s.md5 ? text : undefined;
+  }
+
+  /** The worker runs the stored config without a reload (nothing to change, or changed at runtime): recorded as served. */
+  private async appliedAtRuntime(lb: Lb, d: Exclude<ApplyDecision, { method: "reload" }>, text: string, startedAt: number): Promise<string> {
+    const what = d.method === "none" ? "nothing to apply" : `applied at runtime (${d.summary}; ${d.commands} commands)`;
+    lb.meta.lastApply = { method: "runtime", reason: what, atMs: Date.now() };
+    // Still written (as before a reload): whatever reloads or restarts
+    // haproxy next finds the states of the config it now runs.
+    await saveServerState(this.o.stateDir, lb.id, lb.paths, text, this.logger, { served: text });
+    noteAction(lb.meta, "RELOAD", true, `config version ${lb.meta.version}: ${what}, no reload`, startedAt);
+    const writes = await Promise.allSettled([markGood(lb.paths, lb.meta, text), saveMeta(lb.paths, lb.meta, { durable: false })]);
+    const stored = writes.map((w) => (w.status === "rejected" ? (w.reason as Error) : undefined)).find(Boolean);
+    this.emit({ type: "reloaded", lbId: lb.id, version: lb.meta.version, md5: lb.meta.md5, method: "runtime", reason: what });
+    if (stored) {
+      this.logger.error({ lbId: lb.id, err: stored.message }, "config applied at runtime, but its state could not be recorded");
+      // After an agent restart the record on disk no longer vouches for the
+      // served config: the next reload then reloads in full (servedText).
+      return `config version ${lb.meta.version} runs: ${what}, no reload; warning: its state could not be recorded (${stored.message}); after an agent restart the next reload is a full one`;
+    }
+    return `config version ${lb.meta.version} runs: ${what}, no reload`;
+  }
+
+  /**
+   * Headroom check, server states, then the reload itself, confirmed by
+   * `show proc`. A worker half-changed by a failed runtime step must reach
+   * the stored config whatever the memory check says; its saved states
+   * follow the config.
+   */
+  private async reloadRunning(
+    lb: Lb, opts: MasterOptions, proc: ShowProc, text: string, force: boolean, masterRuns: () => Promise<boolean>, d: Reload,
+  ): Promise<ReloadOutcome> {
+    if (!force && !d.runtimeTried) await this.checkHeadroom(proc);
+    await saveServerState(this.o.stateDir, lb.id, lb.paths, text, this.logger, { served: d.served, all: d.runtimeTried });
     lb.proc = proc;
     const r = await reloadMaster(opts, proc, masterRuns);
     lb.proc = r.after;

@@ -19,6 +19,13 @@ export interface ActionRecord {
   durationMs: number;
 }
 
+export interface LastApply {
+  method: "runtime" | "reload" | "start";
+  /** Why a reload, or what was applied at runtime. */
+  reason: string;
+  atMs: number;
+}
+
 /** How many action records a load balancer keeps. */
 export const HISTORY_LENGTH = 20;
 
@@ -44,6 +51,8 @@ export interface LbMeta extends VersionRef {
   restarts?: number;
   /** When haproxy last exited without a stop request (Unix ms). */
   lastExitAtMs?: number;
+  /** How the served config was last applied and why (issue 13); `atMs` tells one apply from the next. */
+  lastApply?: LastApply;
   updatedAt: string;
 }
 

@@ -8,6 +8,8 @@ import { writeFileAtomic } from "../system/fs-atomic.js";
 import type { Logger } from "../log.js";
 import { masterCommand } from "./master-cli.js";
 import { parseConfigFacts } from "./config-facts.js";
+import { parseConfigModel } from "./config-model.js";
+import { rewriteServerState } from "./server-state-rewrite.js";
 import type { LbPaths } from "./layout.js";
 
 /** Files the agent keeps in a load balancer's folder (see layout.ts); never a server-state-file. */
@@ -43,15 +45,26 @@ export function serverStateNote(stateDir: string, paths: LbPaths, file: string |
   return t.why ? `${t.why}; the agent will not save server states there before reloads (use ${paths.serverState})` : "";
 }
 
-/** Saves server states before a reload, only where serverStateTarget allows; failures are logged. */
-export async function saveServerState(stateDir: string, lbId: string, paths: LbPaths, text: string, logger: Logger): Promise<void> {
+/**
+ * Saves server states before a reload (and after a runtime apply or a
+ * reload that applied nothing), only where serverStateTarget allows;
+ * failures are logged. `text` is the config haproxy runs next, `served` the
+ * one it ran (when known): runtime apply changes what the config owns, so
+ * the saved states are rewritten to follow `text` (server-state-rewrite.ts;
+ * `all` after a runtime apply that failed half-way).
+ */
+export async function saveServerState(
+  stateDir: string, lbId: string, paths: LbPaths, text: string, logger: Logger, o: { served?: string; all?: boolean } = {},
+): Promise<void> {
   const t = serverStateTarget(stateDir, paths, parseConfigFacts(text).serverStateFile);
   if (t.why) logger.warn({ lbId }, `${t.why}; server states not saved before reload`);
   const abs = t.path;
   if (!abs) return;
   try {
     const state = await masterCommand(paths.masterSocket, "@1 show servers state", 5000);
-    await writeFileAtomic(abs, state, 0o600);
+    const next = parseConfigModel(text);
+    const served = o.served === undefined ? undefined : o.served === text ? next : parseConfigModel(o.served);
+    await writeFileAtomic(abs, rewriteServerState(state, served, next, { all: o.all }), 0o600);
   } catch (e) {
     logger.warn({ lbId, err: (e as Error).message }, "could not save server state before reload");
   }

@@ -8,7 +8,7 @@ import { readFrontendStatuses } from "./frontend-status.js";
 import { SingleFlight } from "./single-flight.js";
 import { stillRuns } from "./masters.js";
 import type { ShowProc } from "./show-proc.js";
-import type { ActionRecord } from "./meta.js";
+import type { ActionRecord, LastApply } from "./meta.js";
 import type { Lb } from "./lb-state.js";
 
 /** Concurrent listener-status requests share one `show stat` per haproxy (keyed by master socket). */
@@ -52,6 +52,8 @@ export interface LbStatus {
   lastExitAtMs: number;
   /** A restart is planned (haproxy is wanted running and is not). */
   restartPending: boolean;
+  /** How the served config was last applied, and why. */
+  lastApply?: LastApply;
 }
 
 /**
@@ -101,6 +103,7 @@ export async function lbStatus(lb: Lb, restartPending: boolean): Promise<LbStatu
     restarts: lb.meta.restarts ?? 0,
     lastExitAtMs: lb.meta.lastExitAtMs ?? 0,
     restartPending,
+    lastApply: lb.meta.lastApply,
   };
   const master = lb.master;
   if (!lb.running || !master) return s;

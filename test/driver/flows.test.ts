@@ -61,11 +61,12 @@ test("applyLoadBalancer: certificates first (unchanged ones skipped), config, st
   assert.deepEqual(active.map((l) => [l.uuid, l.status]), [[listenerId, "ACTIVE"]]);
   assert.equal((await httpGet(port)).body, "backend-a");
 
-  // Same certificate, new members: the certificate is not sent again and haproxy is reloaded.
+  // Same certificate, new members: the certificate is not sent again and the
+  // RELOAD applies the member change on the running worker (issue 13).
   const v2 = octaviaConfig({ lbId, runDir, listeners: [{ ...v1.listeners[0]!, members: [{ port: b.port }] }] });
   const r2 = await applyLoadBalancer(client, { amphoraId, lbId, config: v2.text, certificates: [{ filename: "www.pem", pem: pem.bundle }], expectedMd5: r1.configMd5 });
   assert.equal(r2.action, "reload");
-  assert.match(r2.details, /haproxy reloaded with config version 2/);
+  assert.match(r2.details, /config version 2 runs: applied at runtime \(1 added, 1 removed/);
   assert.deepEqual(r2.certificates.map((c) => [c.filename, c.uploaded, c.md5]), [["www.pem", false, r1.certificates[0]!.md5]]);
   assert.ok(r2.configVersion > r1.configVersion);
   assert.equal((await httpGet(port)).body, "backend-b");

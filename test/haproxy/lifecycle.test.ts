@@ -162,6 +162,8 @@ test("with a network namespace configured, haproxy runs inside it (ip netns exec
   assert.equal(inside.stdout, "inside");
   await assert.rejects(httpGet(port), "not bound in the agent's namespace");
   // The master CLI socket is a file: reachable from the agent's namespace, so reloads work.
+  // (A real reload: the same config would otherwise apply nothing, issue 13.)
+  agent.ctx.lbs.setRuntimeApply({ enabled: false });
   await lb.controlLoadBalancer({ lbId, action: LoadBalancerAction.RELOAD });
   const st = (await lb.getLoadBalancerStatus({ lbId })).status!;
   assert.equal(st.reloads, 1);

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { freePort, startBackend, octaviaConfig, httpGet, waitForBody, processRuns } from "../support/haproxy.js";
+import { ApplyMethod } from "../../src/gen/amphora/v1/events_pb.js";
 import { LoadBalancerService, LoadBalancerAction } from "../../src/gen/amphora/v1/load_balancer_pb.js";
 import { SystemService } from "../../src/gen/amphora/v1/system_pb.js";
 import { ErrorInfoSchema } from "../../src/gen/amphora/v1/errors_pb.js";
@@ -58,7 +59,9 @@ test("upload, start, traffic, reload with a changed config, listeners, status, d
   assert.equal(st.state, "RUNNING");
   assert.equal(st.configVersion, 2n);
   assert.equal(st.servedVersion, 2n);
-  assert.equal(st.reloads, 1);
+  // Only the member changed: applied on the running worker, no reload (issue 13).
+  assert.equal(st.reloads, 0);
+  assert.equal(st.lastApplyMethod, ApplyMethod.RUNTIME);
   assert.equal(st.failedReloads, 0);
   assert.deepEqual(st.listenerIds, [listenerId]);
   const masterPid = st.masterPid;

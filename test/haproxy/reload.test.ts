@@ -102,6 +102,8 @@ test("an old worker finishing a slow request is reported as lingering; the reque
   const cfg = octaviaConfig({ lbId, runDir, listeners: [{ port, members: [{ port: backend.port }] }] });
   await lb.putConfig({ amphoraId: agent.config.amphoraId, lbId, config: cfg.text });
   await lb.controlLoadBalancer({ lbId, action: LoadBalancerAction.START });
+  // This test is about reloads: the same config would otherwise be applied without one (issue 13).
+  agent.ctx.lbs.setRuntimeApply({ enabled: false });
   const slow = httpGet(port, "/?delay=1500", "127.0.0.1", 10_000);
   while (backend.hits === 0) await new Promise((r) => setTimeout(r, 5));
   await lb.controlLoadBalancer({ lbId, action: LoadBalancerAction.RELOAD });
@@ -175,6 +177,8 @@ test("zero failed requests across 25 reloads under traffic (new and keep-alive c
     }
   };
   const loops = [loop(() => httpGet(port).then((r) => r.body)), loop(() => httpGet(port).then((r) => r.body)), loop(keptGet), loop(keptGet)];
+  // This test is about reloads: member-only changes would otherwise be applied without one (issue 13).
+  agent.ctx.lbs.setRuntimeApply({ enabled: false });
   for (let i = 1; i <= 25; i++) {
     await lb.putConfig({ amphoraId: agent.config.amphoraId, lbId, config: configs[i % 2]! });
     await lb.controlLoadBalancer({ lbId, action: LoadBalancerAction.RELOAD });

@@ -72,6 +72,8 @@ for (const where of ["the load balancer's folder", "Octavia's <base_path>/<lb_id
     const l = cfg.listeners[0]!;
     const sock = join(agent.stateDir, "lb", lbId, "master.sock");
     await masterCommand(sock, `@1 set server ${l.poolId}:${l.id}/${l.members[0]!.id} state maint`);
+    // A real reload of the same config (it would otherwise apply nothing, issue 13).
+    agent.ctx.lbs.setRuntimeApply({ enabled: false });
     await lb.controlLoadBalancer({ lbId, action: LoadBalancerAction.RELOAD, force: true });
     assert.match(readFileSync(stateFile, "utf8"), new RegExp(l.members[0]!.id));
     const row = (await masterCommand(sock, "@1 show stat")).split("\n").find((r) => r.includes(l.members[0]!.id))!;

@@ -69,6 +69,8 @@ test("stats, streams and heartbeat follow load balancers driven through the agen
   for (let i = 0; i < 4; i++) assert.equal((await httpGet(port)).status, 200);
   await until("4 sessions in snapshots", () => snaps.find((m) => m.loadBalancers.find((l) => l.lbId === lbId)?.listeners[0]?.totals?.totalSessions === 4n));
 
+  // A real reload (counters restart in the new worker); the same config would otherwise apply nothing (issue 13).
+  agent.ctx.lbs.setRuntimeApply({ enabled: false });
   await lbs.controlLoadBalancer({ lbId, action: LoadBalancerAction.RELOAD });
   for (let i = 0; i < 2; i++) assert.equal((await httpGet(port)).status, 200);
   const after = await until("6 sessions after the reload", () =>

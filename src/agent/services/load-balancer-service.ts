@@ -4,6 +4,8 @@
 // with haproxy: DELETE /1.0/listeners/{id} and GET /1.0/listeners.
 import type { ServiceImpl } from "@connectrpc/connect";
 import { LoadBalancerAction, LoadBalancerService } from "../../gen/amphora/v1/load_balancer_pb.js";
+import { ApplyMethod } from "../../gen/amphora/v1/events_pb.js";
+import type { LastApply } from "../../haproxy/meta.js";
 import type { LoadBalancerManager, LbStatus } from "../../haproxy/manager.js";
 import type { LvsListeners } from "../../keepalived/lvs.js";
 import { DomainError, invalid } from "../../errors.js";
@@ -19,6 +21,13 @@ const guard = (v: bigint | undefined, m: string | undefined) => ({
   expectedVersion: v === undefined ? undefined : Number(v),
   expectedMd5: m,
 });
+
+const METHODS: Record<LastApply["method"], ApplyMethod> = {
+  runtime: ApplyMethod.RUNTIME,
+  reload: ApplyMethod.RELOAD,
+  start: ApplyMethod.START,
+};
+const method = (a: LastApply | undefined) => (a ? METHODS[a.method] : ApplyMethod.UNSPECIFIED);
 
 function statusMsg(s: LbStatus) {
   return {
@@ -43,6 +52,8 @@ function statusMsg(s: LbStatus) {
     restarts: s.restarts,
     lastExitAtMs: BigInt(s.lastExitAtMs),
     restartPending: s.restartPending,
+    lastApplyMethod: method(s.lastApply),
+    lastApplyReason: s.lastApply?.reason ?? "",
   };
 }
 
@@ -78,7 +89,7 @@ export function loadBalancerService(lbs: LoadBalancerManager, lvs?: LvsListeners
         force: req.force,
         stopTimeoutMs: req.stopTimeoutMs || undefined,
       });
-      return { message: r.message, details: r.details, version: BigInt(r.version) };
+      return { message: r.message, details: r.details, version: BigInt(r.version), method: method(r.apply), reason: r.apply?.reason ?? "" };
     },
     async deleteLoadBalancer(req) {
       // Octavia sends the listener id of a UDP listener here, the load
