@@ -1,0 +1,196 @@
+#!/usr/bin/env node
+// Replays the folder restructuring of issue 12 on whatever the tree looks
+// like: reads scripts/layout/moves.json and
+//   1. `git mv`s every file or folder of "moves" whose source exists (a
+//      folder moves file by file, so its target may already exist);
+//   2. rewrites every relative import/export specifier in src/, test/,
+//      bench/, soak/, fuzz/, scripts/ and bin/ whose file or target moved (each
+//      specifier is resolved to a real file before the move and written
+//      relative to where both ends are after it; `.js` names the `.ts`);
+//   3. rewrites repository paths that name a moved file or folder
+//      (`src/rest/`, `src/agent/server.ts`, `dist/...js`) in package.json,
+//      tsconfig*.json, .ci/run, every README.md / CONTRIBUTING.md, and in the
+//      comments and strings of the code files;
+//   4. `git rm`s "delete";
+//   5. applies "edits" (literal find -> replace per file, and "prepend"):
+//      the hand fixes the moves alone cannot make (see README.md here).
+// Idempotent: a second run finds nothing to move or rewrite and changes
+// nothing. Prints what it did; exit 1 when an edit could not be applied
+// (its file changed: redo it by hand as README.md describes).
+// Usage: node scripts/layout/move.mjs [--dry-run] [--root DIR]
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join, relative, resolve, sep } from "node:path";
+import { fileURLToPath } from "node:url";
+import { codeFiles, isRelative, resolveSpec, specFor, specifiers } from "./imports.mjs";
+
+const args = process.argv.slice(2);
+const dry = args.includes("--dry-run");
+const at = args.indexOf("--root");
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(at >= 0 ? args[at + 1] : join(here, "../.."));
+const table = JSON.parse(readFileSync(join(here, "moves.json"), "utf8"));
+const posix = (p) => p.split(sep).join("/");
+const rel = (abs) => posix(relative(root, abs));
+const abs = (r) => join(root, r);
+const log = (...a) => console.log(...a);
+
+// --- the move table, file and folder entries ------------------------------
+const moves = table.moves.map(({ from, to }) => ({ from, to, dir: from.endsWith("/") }));
+for (const m of moves) if (m.dir !== m.to.endsWith("/")) throw new Error(`moves.json: ${m.from} -> ${m.to}: both or neither end with /`);
+
+/** Where a repository path (relative, posix) lives after the moves. */
+function mapPath(p) {
+  const file = moves.find((m) => !m.dir && m.from === p);
+  if (file) return file.to;
+  const dir = moves.filter((m) => m.dir && p.startsWith(m.from)).sort((a, b) => b.from.length - a.from.length)[0];
+  return dir ? dir.to + p.slice(dir.from.length) : p;
+}
+
+function git(...a) {
+  return execFileSync("git", a, { cwd: root, encoding: "utf8" });
+}
+const tracked = new Set(git("ls-files", "-z").split("\0").filter(Boolean));
+
+// --- 1. plan the file moves -------------------------------------------------
+const planned = new Map(); // from -> to, files
+const conflicts = [];
+for (const m of moves) {
+  const sources = m.dir ? [...tracked].filter((f) => f.startsWith(m.from)) : tracked.has(m.from) ? [m.from] : [];
+  for (const from of sources) {
+    const to = mapPath(from);
+    if (to === from || planned.has(from)) continue;
+    if (existsSync(abs(to))) conflicts.push(`${from} -> ${to}: target exists, not moved`);
+    else planned.set(from, to);
+  }
+}
+const plan = [...planned];
+const moving = planned;
+const after = (p) => moving.get(p) ?? p;
+
+// --- 2. import specifiers ---------------------------------------------------
+// Resolve in the tree as it is now; a specifier that names nothing now but
+// names a file once mapped through the table (code written against the old
+// layout after a previous run) is rewritten too.
+const rewrites = new Map(); // rel path now -> new text
+let specChanges = 0;
+for (const file of codeFiles(root)) {
+  const fileRel = rel(file);
+  const text = rewrites.get(fileRel) ?? readFileSync(file, "utf8");
+  let out = "";
+  let last = 0;
+  for (const { spec, index } of specifiers(text)) {
+    if (!isRelative(spec)) continue;
+    let target = resolveSpec(file, spec);
+    let targetAfter;
+    if (target) targetAfter = after(rel(target));
+    else {
+      // Not there now: maybe it names a path the table moved already.
+      const guess = resolveSpec(file, spec, (p) => {
+        const mapped = mapPath(rel(p));
+        return mapped !== rel(p) && existsSync(abs(mapped)) && statSync(abs(mapped)).isFile();
+      });
+      if (!guess) continue;
+      targetAfter = mapPath(rel(guess));
+    }
+    const next = specFor(abs(after(fileRel)), abs(targetAfter), spec);
+    if (next === spec) continue;
+    out += text.slice(last, index) + next;
+    last = index + spec.length;
+    specChanges++;
+  }
+  if (last) rewrites.set(fileRel, out + text.slice(last));
+}
+
+// --- 3. paths named in text ---------------------------------------------------
+// Longest first, so src/agent/services/ wins over src/agent/. A path must not
+// be preceded by a path character (so `../../src/x` import specifiers, done
+// above, and longer paths are left alone) and a file path must not go on.
+const esc = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+const textRules = [];
+for (const m of [...moves].sort((a, b) => b.from.length - a.from.length)) {
+  const pairs = [[m.from, m.to]];
+  if (m.from.startsWith("src/")) {
+    const d = (p) => "dist/" + p.slice(4);
+    if (m.dir) pairs.push([d(m.from), d(m.to)]);
+    else if (m.from.endsWith(".ts")) {
+      pairs.push([m.from.replace(/\.ts$/, ".js"), m.to.replace(/\.ts$/, ".js")]);
+      pairs.push([d(m.from).replace(/\.ts$/, ".js"), d(m.to).replace(/\.ts$/, ".js")]);
+      pairs.push([d(m.from).replace(/\.ts$/, ".d.ts"), d(m.to).replace(/\.ts$/, ".d.ts")]);
+    }
+  }
+  for (const [from, to] of pairs) {
+    // A folder also matches when named without its trailing slash.
+    const pattern = m.dir ? `${esc(from.slice(0, -1))}(?=/|[^\\w./-]|\\.(?![\\w/])|$)` : `${esc(from)}(?![\\w/-]|\\.\\w)`;
+    textRules.push({ re: new RegExp(`(?<![\\w./-])${pattern}`, "gm"), to: m.dir ? to.slice(0, -1) : to, from });
+  }
+}
+function docFiles() {
+  const out = ["package.json", ".ci/run"].filter((f) => existsSync(abs(f)));
+  for (const f of readdirSync(root)) if (/^tsconfig.*\.json$/.test(f)) out.push(f);
+  for (const f of tracked) if (/(^|\/)(README|CONTRIBUTING)\.md$/.test(f) && existsSync(abs(f))) out.push(f);
+  return out;
+}
+let textChanges = 0;
+for (const f of new Set([...docFiles(), ...codeFiles(root).map(rel)])) {
+  if (f === "scripts/layout/moves.json" || f.startsWith("scripts/layout/")) continue; // the table names old paths on purpose
+  const text = rewrites.get(f) ?? readFileSync(abs(f), "utf8");
+  let next = text;
+  for (const r of textRules) next = next.replace(r.re, () => (textChanges++, r.to));
+  if (next !== text) rewrites.set(f, next);
+}
+
+// --- report the plan; stop here on --dry-run ---------------------------------
+for (const [from, to] of plan) log(`move    ${from} -> ${to}`);
+for (const c of conflicts) log(`CONFLICT ${c}`);
+for (const f of rewrites.keys()) log(`rewrite ${after(f)}`);
+const deletes = (table.delete ?? []).filter((f) => tracked.has(f));
+for (const f of deletes) log(`delete  ${f}`);
+if (dry) {
+  log(`dry run: ${plan.length} moves, ${specChanges} specifiers, ${textChanges} path mentions, ${deletes.length} deletions`);
+  process.exit(0);
+}
+
+// --- apply ----------------------------------------------------------------------
+for (const [from, to] of plan) {
+  mkdirSync(dirname(abs(to)), { recursive: true });
+  git("mv", from, to);
+}
+for (const [f, text] of rewrites) writeFileSync(abs(after(f)), text);
+for (const f of deletes) git("rm", "-q", f);
+// Folders the moves emptied.
+for (const d of new Set([...plan.map(([f]) => dirname(f)), ...deletes.map(dirname)])) {
+  for (let p = abs(d); p.startsWith(abs("src")) || p.startsWith(abs("test")); p = dirname(p)) {
+    if (!existsSync(p) || readdirSync(p).length) break;
+    rmdirSync(p);
+  }
+}
+
+// --- 5. edits ---------------------------------------------------------------------
+let failed = 0;
+for (const e of table.edits ?? []) {
+  const path = abs(e.file);
+  if (!existsSync(path)) {
+    log(`edit    ${e.file}: ${e.optional ? "skipped, file is gone" : "MISSING FILE"} (${e.why})`);
+    if (!e.optional) failed++;
+    continue;
+  }
+  let text = readFileSync(path, "utf8");
+  const before = text;
+  if (e.prepend && !text.includes(e.prepend.trim())) {
+    text = text.startsWith("#!") ? text.replace(/^(#!.*\n)/, `$1${e.prepend}`) : e.prepend + text;
+  }
+  for (const [find, repl] of e.replace ?? []) {
+    if (text.includes(find)) text = text.split(find).join(repl);
+    else if (!text.includes(repl)) {
+      log(`edit    ${e.file}: NOT APPLIED, neither the old nor the new text is there: ${JSON.stringify(find.slice(0, 80))} (${e.why})`);
+      if (!e.optional) failed++;
+    }
+  }
+  if (text !== before) {
+    writeFileSync(path, text);
+    log(`edit    ${e.file}: ${e.why}`);
+  }
+}
+log(`done: ${plan.length} moves, ${specChanges} specifiers, ${textChanges} path mentions, ${deletes.length} deletions${conflicts.length ? `, ${conflicts.length} CONFLICTS` : ""}${failed ? `, ${failed} edits NOT APPLIED` : ""}`);
+process.exit(failed || conflicts.length ? 1 : 0);
