@@ -12,7 +12,8 @@
 //      tsconfig*.json, .ci/run, every README.md / CONTRIBUTING.md, and in the
 //      comments and strings of the code files;
 //   4. `git rm`s "delete";
-//   5. applies "edits" (literal find -> replace per file, and "prepend"):
+//   5. applies "edits" (literal find -> replace per file, and "prepend",
+//      only when the file has more than "ifOverLines" lines if given):
 //      the hand fixes the moves alone cannot make (see README.md here).
 // Idempotent: a second run finds nothing to move or rewrite and changes
 // nothing. Prints what it did; exit 1 when an edit could not be applied
@@ -177,12 +178,17 @@ for (const e of table.edits ?? []) {
   }
   let text = readFileSync(path, "utf8");
   const before = text;
-  if (e.prepend && !text.includes(e.prepend.trim())) {
+  const lines = text.split("\n").length - (text.endsWith("\n") ? 1 : 0);
+  if (e.prepend && !text.includes(e.prepend.trim()) && lines > (e.ifOverLines ?? -1)) {
     text = text.startsWith("#!") ? text.replace(/^(#!.*\n)/, `$1${e.prepend}`) : e.prepend + text;
   }
   for (const [find, repl] of e.replace ?? []) {
+    // Done already when the new text is there (it may contain the old), or,
+    // for a removal, when the old text is gone (the checks catch a line
+    // another branch reworded instead).
+    if (repl ? text.includes(repl) : !text.includes(find)) continue;
     if (text.includes(find)) text = text.split(find).join(repl);
-    else if (!text.includes(repl)) {
+    else {
       log(`edit    ${e.file}: NOT APPLIED, neither the old nor the new text is there: ${JSON.stringify(find.slice(0, 80))} (${e.why})`);
       if (!e.optional) failed++;
     }
