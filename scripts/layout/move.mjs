@@ -18,7 +18,7 @@
 // Idempotent: a second run finds nothing to move or rewrite and changes
 // nothing. Prints what it did; exit 1 when an edit could not be applied
 // (its file changed: redo it by hand as README.md describes).
-// Usage: node scripts/layout/move.mjs [--dry-run] [--root DIR]
+// Usage: node scripts/layout/move.mjs [--dry-run] [--root DIR] [--table FILE]
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve, sep } from "node:path";
@@ -30,7 +30,8 @@ const dry = args.includes("--dry-run");
 const at = args.indexOf("--root");
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(at >= 0 ? args[at + 1] : join(here, "../.."));
-const table = JSON.parse(readFileSync(join(here, "moves.json"), "utf8"));
+const tableAt = args.indexOf("--table");
+const table = JSON.parse(readFileSync(tableAt >= 0 ? resolve(args[tableAt + 1]) : join(here, "moves.json"), "utf8"));
 const posix = (p) => p.split(sep).join("/");
 const rel = (abs) => posix(relative(root, abs));
 const abs = (r) => join(root, r);
@@ -75,8 +76,11 @@ const after = (p) => moving.get(p) ?? p;
 // layout after a previous run) is rewritten too.
 const rewrites = new Map(); // rel path now -> new text
 let specChanges = 0;
+// This tool and its test name old paths on purpose.
+const OWN = /^(scripts|test)\/layout\//;
 for (const file of codeFiles(root)) {
   const fileRel = rel(file);
+  if (OWN.test(fileRel)) continue;
   const text = rewrites.get(fileRel) ?? readFileSync(file, "utf8");
   let out = "";
   let last = 0;
@@ -105,8 +109,9 @@ for (const file of codeFiles(root)) {
 
 // --- 3. paths named in text ---------------------------------------------------
 // Longest first, so src/agent/services/ wins over src/agent/. A path must not
-// be preceded by a path character (so `../../src/x` import specifiers, done
-// above, and longer paths are left alone) and a file path must not go on.
+// be preceded by a path character other than a leading `./` (so `../../src/x`
+// import specifiers, done above, and longer paths are left alone, while
+// package.json's "./dist/x.js" is not) and a file path must not go on.
 const esc = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 const textRules = [];
 for (const m of [...moves].sort((a, b) => b.from.length - a.from.length)) {
@@ -123,7 +128,7 @@ for (const m of [...moves].sort((a, b) => b.from.length - a.from.length)) {
   for (const [from, to] of pairs) {
     // A folder also matches when named without its trailing slash.
     const pattern = m.dir ? `${esc(from.slice(0, -1))}(?=/|[^\\w./-]|\\.(?![\\w/])|$)` : `${esc(from)}(?![\\w/-]|\\.\\w)`;
-    textRules.push({ re: new RegExp(`(?<![\\w./-])${pattern}`, "gm"), to: m.dir ? to.slice(0, -1) : to, from });
+    textRules.push({ re: new RegExp(`(?<=(?:^|[^\\w./-])(?:\\./)?)${pattern}`, "gm"), to: m.dir ? to.slice(0, -1) : to, from });
   }
 }
 function docFiles() {
@@ -134,7 +139,7 @@ function docFiles() {
 }
 let textChanges = 0;
 for (const f of new Set([...docFiles(), ...codeFiles(root).map(rel)])) {
-  if (f === "scripts/layout/moves.json" || f.startsWith("scripts/layout/")) continue; // the table names old paths on purpose
+  if (OWN.test(f)) continue;
   const text = rewrites.get(f) ?? readFileSync(abs(f), "utf8");
   let next = text;
   for (const r of textRules) next = next.replace(r.re, () => (textChanges++, r.to));
