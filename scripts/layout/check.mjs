@@ -24,14 +24,17 @@ export const MAX_LINES = 400;
 // - gen (generated contract code) knows only the protobuf runtime; errors.ts
 //   and log.ts (src root, "(root)") are what every domain module throws and
 //   logs with; system wraps the OS (exec, atomic files, locks, host facts).
-// - config is the agent's own configuration: parsed and stored, used by
-//   everything that runs (heartbeat targets, TLS paths), so it sits right
-//   above system and knows nothing of what reads it.
 // - The domain: haproxy and certs own load balancers and their files;
 //   network plumbs interfaces (it may read haproxy state, e.g. to announce a
 //   VIP when a load balancer starts); keepalived's check script reads the
 //   haproxy catalog and its VRRP config names network interfaces; stats
-//   reads haproxy through its master CLI.
+//   reads haproxy through its master CLI. Domain modules get their settings
+//   passed in: none reads the agent's configuration.
+// - config is the agent's own configuration (amphora-agent.conf, flags, the
+//   live ConfigStore). It sits above the domain because checking a config
+//   may use domain parsers (the PEM bundle of the TLS material it names),
+//   and below everything that runs on it (heartbeat targets, metrics,
+//   transport's TLS and limits), so it knows nothing of what reads it.
 // - events, heartbeat and metrics observe the domain (heartbeat sends stats,
 //   metrics exports stats and heartbeat counters) and never drive it.
 // - transport carries calls (TLS, HTTP/2 server, interceptors, context keys,
@@ -48,10 +51,10 @@ export const LAYERS = [
   { column: "shared", folders: ["gen"] },
   { column: "agent", folders: ["(root)"] },
   { column: "agent", folders: ["system"] },
-  { column: "agent", folders: ["config"] },
   { column: "agent", folders: ["haproxy", "certs"] },
   { column: "agent", folders: ["network"] },
   { column: "agent", folders: ["keepalived", "stats"] },
+  { column: "agent", folders: ["config"] },
   { column: "agent", folders: ["events", "heartbeat"] },
   { column: "agent", folders: ["metrics"] },
   { column: "agent", folders: ["transport"] },

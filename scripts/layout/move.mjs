@@ -12,8 +12,11 @@
 //      tsconfig*.json, .ci/run, every README.md / CONTRIBUTING.md, and in the
 //      comments and strings of the code files;
 //   4. `git rm`s "delete";
-//   5. applies "edits" (literal find -> replace per file, and "prepend",
-//      only when the file has more than "ifOverLines" lines if given):
+//   5. applies "edits" (literal find -> replace per file; "prepend", only
+//      when the file has more than "ifOverLines" lines if given; "moveDecl",
+//      declarations moved to another module with their importers; any edit
+//      only "ifExists" names an existing file), then drops named imports
+//      the edits left unused:
 //      the hand fixes the moves alone cannot make (see README.md here).
 // Idempotent: a second run finds nothing to move or rewrite and changes
 // nothing. Prints what it did; exit 1 when an edit could not be applied
@@ -174,7 +177,13 @@ for (const d of new Set([...plan.map(([f]) => dirname(f)), ...deletes.map(dirnam
 
 // --- 5. edits ---------------------------------------------------------------------
 let failed = 0;
+const touched = new Set();
 for (const e of table.edits ?? []) {
+  if (e.ifExists && !existsSync(abs(e.ifExists))) continue;
+  if (e.moveDecl) {
+    failed += moveDecl(e);
+    continue;
+  }
   const path = abs(e.file);
   if (!existsSync(path)) {
     log(`edit    ${e.file}: ${e.optional ? "skipped, file is gone" : "MISSING FILE"} (${e.why})`);
@@ -200,8 +209,149 @@ for (const e of table.edits ?? []) {
   }
   if (text !== before) {
     writeFileSync(path, text);
+    touched.add(e.file);
     log(`edit    ${e.file}: ${e.why}`);
   }
 }
+
+/**
+ * Moves top-level declarations (with the comment above them) from one
+ * module to another, where a type or value belongs lower in the layers or
+ * in a leaf module that breaks a cycle: the target gets them (created with
+ * "header" when new), the source imports back what it still uses, and
+ * every `import { ... } from` the source of a moved name imports it from the
+ * target instead. Idempotent: a name already in the target is not moved.
+ */
+function moveDecl(e) {
+  const { from, to, names, header = "" } = e.moveDecl;
+  if (!existsSync(abs(from))) {
+    log(`edit    ${from}: ${e.optional ? "skipped, file is gone" : "MISSING FILE"} (${e.why})`);
+    return e.optional ? 0 : 1;
+  }
+  let src = readFileSync(abs(from), "utf8");
+  let dst = existsSync(abs(to)) ? readFileSync(abs(to), "utf8") : header;
+  const declRe = (n) => new RegExp(`^(?:export\\s+)?(?:declare\\s+)?(?:async\\s+)?(interface|type|const|let|function|class|enum)\\s+${n}\\b`, "m");
+  const moved = [];
+  let missing = 0;
+  for (const n of names) {
+    if (declRe(n).test(dst)) continue;
+    const m = declRe(n).exec(src);
+    if (!m) {
+      log(`edit    ${from}: NOT APPLIED, no declaration of ${n} (${e.why})`);
+      missing++;
+      continue;
+    }
+    const [start, end] = declSpan(src, m.index);
+    const decl = src.slice(start, end);
+    src = src.slice(0, start) + src.slice(end).replace(/^\n(?=\n)/, "");
+    dst = dst.replace(/\n*$/, "\n\n") + decl.trim() + "\n";
+    moved.push({ name: n, type: /^(interface|type)$/.test(m[1]), exported: /^export\b/.test(decl.replace(/^(\s*(\/\/.*|\/\*[\s\S]*?\*\/)\s*)*/, "")) });
+  }
+  if (!moved.length) return e.optional ? 0 : missing;
+  mkdirSync(dirname(abs(to)), { recursive: true });
+  writeFileSync(abs(to), dst.replace(/^\n+/, ""));
+  // The source imports back what it exported (pruned below when unused).
+  const spec = specFor(abs(from), abs(to), "x.js");
+  const back = moved.filter((d) => d.exported);
+  const lines = [];
+  if (back.some((d) => !d.type)) lines.push(`import { ${back.filter((d) => !d.type).map((d) => d.name).join(", ")} } from "${spec}";`);
+  if (back.some((d) => d.type)) lines.push(`import type { ${back.filter((d) => d.type).map((d) => d.name).join(", ")} } from "${spec}";`);
+  src = insertImports(src, lines);
+  writeFileSync(abs(from), src);
+  touched.add(from).add(to);
+  // Importers of a moved name import it from the target.
+  for (const file of codeFiles(root)) {
+    const fr = rel(file);
+    if (fr === from || fr === to || OWN.test(fr)) continue;
+    const text = readFileSync(file, "utf8");
+    const next = text.replace(/import\s+(type\s+)?\{([^}]*)\}\s*from\s*(["'])([^"']+)\3;?/g, (all, typeAll, list, q, sp) => {
+      if (!isRelative(sp) || resolveSpec(file, sp) !== abs(from)) return all;
+      const items = list.split(",").map((x) => x.trim()).filter(Boolean);
+      const isMoved = (it) => back.some((d) => d.name === it.replace(/^type\s+/, "").split(/\s+as\s+/)[0]);
+      const go = items.filter(isMoved);
+      if (!go.length) return all;
+      const stay = items.filter((it) => !isMoved(it));
+      const kw = typeAll ? "import type" : "import";
+      const out = [];
+      if (stay.length) out.push(`${kw} { ${stay.join(", ")} } from ${q}${sp}${q};`);
+      out.push(`${kw} { ${go.join(", ")} } from ${q}${specFor(file, abs(to), sp)}${q};`);
+      return out.join("\n");
+    });
+    if (next !== text) {
+      writeFileSync(file, next);
+      touched.add(fr);
+    }
+  }
+  log(`edit    ${from} -> ${to}: moved ${moved.map((d) => d.name).join(", ")} (${e.why})`);
+  return e.optional ? 0 : missing;
+}
+
+/** Start and end of the top-level declaration at `at`, with the comment lines right above it. */
+function declSpan(text, at) {
+  let start = at;
+  for (;;) {
+    const prevEnd = start - 1;
+    if (prevEnd < 0) break;
+    const prevStart = text.lastIndexOf("\n", prevEnd - 1) + 1;
+    const line = text.slice(prevStart, prevEnd);
+    if (/^\s*(\/\/|\/\*\*?|\*)/.test(line) && !/^\s*\/\/ ---/.test(line)) start = prevStart;
+    else break;
+  }
+  // To the end of the statement: depth of (), [], {} and <> back to zero at a
+  // `;`, or a `}` closing a block at depth zero (interface, function, class).
+  let depth = 0;
+  let i = at;
+  let quote = null;
+  for (; i < text.length; i++) {
+    const c = text[i];
+    if (quote) {
+      if (c === "\\") i++;
+      else if (c === quote) quote = null;
+      continue;
+    }
+    if (c === '"' || c === "'" || c === "`") quote = c;
+    else if (c === "/" && text[i + 1] === "/") i = text.indexOf("\n", i) - 1;
+    else if ("([{".includes(c)) depth++;
+    else if (")]}".includes(c)) {
+      depth--;
+      if (depth === 0 && c === "}" && !/^\s*[;,.=)|&]/.test(text.slice(i + 1, i + 3)) && /^(?:export\s+)?(?:declare\s+)?(?:async\s+)?(interface|function|class|enum)\b/.test(text.slice(at))) break;
+    } else if (c === ";" && depth === 0) break;
+  }
+  let end = i + 1;
+  if (text[end] === "\n") end++;
+  return [start, end];
+}
+
+/** Adds import lines after the last import statement (or at the top, below comments). */
+function insertImports(text, lines) {
+  if (!lines.length) return text;
+  const re = /^import\s[^;]*?from\s*["'][^"']+["'];?[^\n]*\n|^import\s*["'][^"']+["'];?\n/gm;
+  let last = -1;
+  for (let m; (m = re.exec(text)); ) last = m.index + m[0].length;
+  if (last < 0) last = (/^(?:\s*(?:\/\/[^\n]*|#![^\n]*)\n)*/.exec(text)?.[0].length ?? 0);
+  return text.slice(0, last) + lines.join("\n") + "\n" + text.slice(last);
+}
+
+// Named imports an edit left unused (noUnusedLocals would fail the build).
+for (const f of touched) {
+  if (!existsSync(abs(f))) continue;
+  const text = readFileSync(abs(f), "utf8");
+  const body = (t) => t.replace(/^import\s[^;]*?from\s*["'][^"']+["'];?$/gm, "");
+  const next = text.replace(/^import\s+(type\s+)?\{([^}]*)\}\s*from\s*(["'][^"']+["']);?$/gm, (all, typeAll, list, sp) => {
+    const items = list.split(",").map((x) => x.trim()).filter(Boolean);
+    const used = items.filter((it) => {
+      const local = it.replace(/^type\s+/, "").split(/\s+as\s+/).pop();
+      // Not after a dot: `import("node:tls").TLSSocket` is no use of a local TLSSocket.
+      return new RegExp(`(?<![.\\w$])${local}\\b`).test(body(text));
+    });
+    if (used.length === items.length) return all;
+    return used.length ? `import ${typeAll ?? ""}{ ${used.join(", ")} } from ${sp};` : "";
+  }).replace(/^import\s+type\s+(\w+)\s+from\s*(["'][^"']+["']);?$/gm, (all, name) => (new RegExp(`(?<![.\\w$])${name}\\b`).test(body(text)) ? all : ""))
+    .replace(/\n{3,}/g, "\n\n");
+  // Lines emptied above leave a blank line in the import block; drop it.
+  const tidy = next.replace(/^(import [^\n]*\n)\n(?=import )/gm, "$1");
+  if (tidy !== text) writeFileSync(abs(f), tidy);
+}
+
 log(`done: ${plan.length} moves, ${specChanges} specifiers, ${textChanges} path mentions, ${deletes.length} deletions${conflicts.length ? `, ${conflicts.length} CONFLICTS` : ""}${failed ? `, ${failed} edits NOT APPLIED` : ""}`);
 process.exit(failed || conflicts.length ? 1 : 0);
