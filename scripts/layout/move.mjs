@@ -341,12 +341,13 @@ for (const f of touched) {
     const items = list.split(",").map((x) => x.trim()).filter(Boolean);
     const used = items.filter((it) => {
       const local = it.replace(/^type\s+/, "").split(/\s+as\s+/).pop();
-      // Not after a dot: `import("node:tls").TLSSocket` is no use of a local TLSSocket.
-      return new RegExp(`(?<![.\\w$])${local}\\b`).test(body(text));
+      // Not after one dot: `import("node:tls").TLSSocket` is no use of a local
+      // TLSSocket (a spread `...name` is).
+      return new RegExp(`(?<![\\w$])(?<!(?<!\\.)\\.)${local}\\b`).test(body(text));
     });
     if (used.length === items.length) return all;
     return used.length ? `import ${typeAll ?? ""}{ ${used.join(", ")} } from ${sp};` : "";
-  }).replace(/^import\s+type\s+(\w+)\s+from\s*(["'][^"']+["']);?$/gm, (all, name) => (new RegExp(`(?<![.\\w$])${name}\\b`).test(body(text)) ? all : ""))
+  }).replace(/^import\s+type\s+(\w+)\s+from\s*(["'][^"']+["']);?$/gm, (all, name) => (new RegExp(`(?<![\\w$])(?<!(?<!\\.)\\.)${name}\\b`).test(body(text)) ? all : ""))
     .replace(/\n{3,}/g, "\n\n");
   // Lines emptied above leave a blank line in the import block; drop it.
   const tidy = next.replace(/^(import [^\n]*\n)\n(?=import )/gm, "$1");
