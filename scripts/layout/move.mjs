@@ -311,6 +311,7 @@ function declSpan(text, at) {
     }
     if (c === '"' || c === "'" || c === "`") quote = c;
     else if (c === "/" && text[i + 1] === "/") i = text.indexOf("\n", i) - 1;
+    else if (c === "/" && text[i + 1] === "*") i = text.indexOf("*/", i + 2) + 1;
     else if ("([{".includes(c)) depth++;
     else if (")]}".includes(c)) {
       depth--;
