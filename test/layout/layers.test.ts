@@ -71,7 +71,8 @@ test("the checker finds an upward import, a cycle, a big module and an orphan", 
 
 test("move.mjs moves files and folders, rewrites imports and named paths, applies edits, and a second run changes nothing", (t) => {
   const root = tree(t, {
-    "src/agent/server.ts": 'import { lock } from "../haproxy/lock.js";\nexport const server = lock;\n',
+    "src/agent/server.ts": 'import type { Socket } from "node:net";\nimport { lock } from "../haproxy/lock.js";\n\n/** Bounds. */\nexport interface Limits {\n  // the client\'s own\n  max: number;\n}\nexport const server = (s: Socket, l: Limits) => [s, l, lock];\n',
+    "src/config/config.ts": 'import { server, type Limits } from "../agent/server.js";\nexport const limits: Limits = { max: 1 };\nvoid server;\n',
     "src/haproxy/lock.ts": "export const lock = 1;\n",
     "src/rest/handler.ts": 'import { server } from "../agent/server.js";\nexport const h = server;\n',
     "src/agent/agent.ts": 'import { h } from "../rest/handler.js";\nconst m = await import("./server.js");\nexport { h, m };\n',
@@ -87,7 +88,10 @@ test("move.mjs moves files and folders, rewrites imports and named paths, applie
       { from: "src/haproxy/lock.ts", to: "src/system/lock.ts" },
       { from: "test/rest/", to: "test/transport/rest/" },
     ],
-    edits: [{ file: "src/system/lock.ts", why: "test", replace: [["= 1;", "= 2;"]] }],
+    edits: [
+      { file: "src/system/lock.ts", why: "test", replace: [["= 1;", "= 2;"]] },
+      { why: "test", moveDecl: { from: "src/transport/server.ts", to: "src/config/limits.ts", names: ["Limits"], header: "// Limits.\n" } },
+    ],
   }));
   const git = (...a: string[]) => execFileSync("git", a, { cwd: root, encoding: "utf8" });
   git("init", "-q");
@@ -95,7 +99,7 @@ test("move.mjs moves files and folders, rewrites imports and named paths, applie
   git("-c", "user.email=t@example.org", "-c", "user.name=t", "commit", "-qm", "before");
   const run = () => execFileSync(process.execPath, [MOVE, "--root", root, "--table", table], { encoding: "utf8" });
   const first = run();
-  assert.match(first, /done: 4 moves, 5 specifiers/);
+  assert.match(first, /done: 4 moves, 6 specifiers/);
   const read = (p: string) => readFileSync(join(root, p), "utf8");
   assert.match(read("src/transport/server.ts"), /from "\.\.\/system\/lock\.js"/);
   assert.match(read("src/transport/rest/handler.ts"), /from "\.\.\/server\.js"/);
@@ -106,6 +110,11 @@ test("move.mjs moves files and folders, rewrites imports and named paths, applie
   assert.equal(read("README.md"), "REST lives in `src/transport/rest/`, the server in src/transport/server.ts; see src/transport/rest.\n");
   assert.match(read("package.json"), /\.\/dist\/transport\/server\.js/);
   assert.equal(read("src/system/lock.ts"), "export const lock = 2;\n");
+  // moveDecl: the declaration with its comment, imported back where it is
+  // still used, and its importers pointed at the new module.
+  assert.equal(read("src/config/limits.ts"), "// Limits.\n\n/** Bounds. */\nexport interface Limits {\n  // the client's own\n  max: number;\n}\n");
+  assert.match(read("src/transport/server.ts"), /^import type \{ Socket \} from "node:net";\nimport \{ lock \} from "\.\.\/system\/lock\.js";\nimport type \{ Limits \} from "\.\.\/config\/limits\.js";\n\nexport const server/);
+  assert.match(read("src/config/config.ts"), /^import \{ server \} from "\.\.\/transport\/server\.js";\nimport \{ type Limits \} from "\.\/limits\.js";\n/);
   git("add", "-A");
   const staged = git("status", "--porcelain");
   assert.match(run(), /done: 0 moves, 0 specifiers, 0 path mentions, 0 deletions\n$/);
