@@ -6,7 +6,9 @@
 //   2. rewrites every relative import/export specifier in src/, test/,
 //      bench/, soak/, fuzz/, scripts/ and bin/ whose file or target moved (each
 //      specifier is resolved to a real file before the move and written
-//      relative to where both ends are after it; `.js` names the `.ts`);
+//      relative to where both ends are after it; `.js` names the `.ts`),
+//      and every path built from a module's own location
+//      (`join(import.meta.dirname, "../x")`, `new URL("..", import.meta.url)`);
 //   3. rewrites repository paths that name a moved file or folder
 //      (`src/rest/`, `src/agent/server.ts`, `dist/...js`) in package.json,
 //      tsconfig*.json, .ci/run, every README.md / CONTRIBUTING.md, and in the
@@ -108,6 +110,34 @@ for (const file of codeFiles(root)) {
     specChanges++;
   }
   if (last) rewrites.set(fileRel, out + text.slice(last));
+}
+
+// Paths built from the module's own location (`join(import.meta.dirname,
+// "../../src/gen")`, `new URL("..", import.meta.url)`) name files and folders
+// like specifiers do, and change when either end moves.
+const LOCATED = [
+  /(import\.meta\.dirname\s*,\s*)(["'])(\.\.?(?:\/[^"'\n]*)?)\2/g,
+  /(new\s+URL\(\s*)(["'])(\.\.?(?:\/[^"'\n]*)?)\2(?=\s*,\s*import\.meta\.url)/g,
+];
+const mapAny = (p) => (p === "" ? p : mapPath(p) !== p ? mapPath(p) : mapPath(`${p}/`).replace(/\/$/, ""));
+for (const file of codeFiles(root)) {
+  const fileRel = rel(file);
+  if (OWN.test(fileRel)) continue;
+  const text = rewrites.get(fileRel) ?? readFileSync(file, "utf8");
+  let next = text;
+  for (const re of LOCATED) {
+    next = next.replace(re, (all, pre, q, p) => {
+      const target = resolve(dirname(file), p);
+      if (!existsSync(target)) return all;
+      let np = posix(relative(dirname(abs(after(fileRel))), abs(mapAny(rel(target))))) || ".";
+      if (!np.startsWith(".")) np = `./${np}`;
+      if (p.endsWith("/") && !np.endsWith("/")) np += "/";
+      if (np === p) return all;
+      specChanges++;
+      return `${pre}${q}${np}${q}`;
+    });
+  }
+  if (next !== text) rewrites.set(fileRel, next);
 }
 
 // --- 3. paths named in text ---------------------------------------------------

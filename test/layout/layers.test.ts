@@ -76,7 +76,7 @@ test("move.mjs moves files and folders, rewrites imports and named paths, applie
     "src/haproxy/lock.ts": "export const lock = 1;\n",
     "src/rest/handler.ts": 'import { server } from "../agent/server.js";\nexport const h = server;\n',
     "src/agent/agent.ts": 'import { h } from "../rest/handler.js";\nconst m = await import("./server.js");\nexport { h, m };\n',
-    "test/rest/handler.test.ts": '// Tests src/rest/handler.ts.\nimport { h } from "../../src/rest/handler.js";\nvoid h;\n',
+    "test/rest/handler.test.ts": '// Tests src/rest/handler.ts.\nimport { join } from "node:path";\nimport { h } from "../../src/rest/handler.js";\nexport const dir = join(import.meta.dirname, "../../src/rest");\nvoid h;\n',
     "README.md": "REST lives in `src/rest/`, the server in src/agent/server.ts; see src/rest.\n",
     "package.json": '{ "exports": { "./server": "./dist/agent/server.js" } }\n',
   });
@@ -99,7 +99,7 @@ test("move.mjs moves files and folders, rewrites imports and named paths, applie
   git("-c", "user.email=t@example.org", "-c", "user.name=t", "commit", "-qm", "before");
   const run = () => execFileSync(process.execPath, [MOVE, "--root", root, "--table", table], { encoding: "utf8" });
   const first = run();
-  assert.match(first, /done: 4 moves, 6 specifiers/);
+  assert.match(first, /done: 4 moves, 7 specifiers/);
   const read = (p: string) => readFileSync(join(root, p), "utf8");
   assert.match(read("src/transport/server.ts"), /from "\.\.\/system\/lock\.js"/);
   assert.match(read("src/transport/rest/handler.ts"), /from "\.\.\/server\.js"/);
@@ -107,6 +107,7 @@ test("move.mjs moves files and folders, rewrites imports and named paths, applie
   assert.match(read("src/agent/agent.ts"), /import\("\.\.\/transport\/server\.js"\)/);
   assert.match(read("test/transport/rest/handler.test.ts"), /"\.\.\/\.\.\/\.\.\/src\/transport\/rest\/handler\.js"/);
   assert.match(read("test/transport/rest/handler.test.ts"), /Tests src\/transport\/rest\/handler\.ts\./);
+  assert.match(read("test/transport/rest/handler.test.ts"), /join\(import\.meta\.dirname, "\.\.\/\.\.\/\.\.\/src\/transport\/rest"\)/);
   assert.equal(read("README.md"), "REST lives in `src/transport/rest/`, the server in src/transport/server.ts; see src/transport/rest.\n");
   assert.match(read("package.json"), /\.\/dist\/transport\/server\.js/);
   assert.equal(read("src/system/lock.ts"), "export const lock = 2;\n");
