@@ -9,8 +9,8 @@
 import https from "node:https";
 import http2 from "node:http2";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { serverTlsOptions, loadTlsMaterial } from "../dist/agent/tls.js";
-import { MAX_RPC_REQUEST_BYTES } from "../dist/agent/server.js";
+import { serverTlsOptions, loadTlsMaterial } from "../dist/transport/tls.js";
+import { MAX_RPC_REQUEST_BYTES } from "../dist/transport/server.js";
 import { AMPHORA_SERVICES } from "../dist/agent/routes.js";
 
 const o = JSON.parse(process.argv[2]);

@@ -7,7 +7,7 @@
 //   npm run bench -- upload-parsers
 //   BENCH_ROUTES=Vrrp,Certificate BENCH_PATTERNS=BEGIN npm run bench -- upload-parsers
 import { startTestAgent } from "../test/support/agent.js";
-import { RestClient } from "../test/rest/https-client.js";
+import { RestClient } from "../test/transport/rest/https-client.js";
 import { ADVERSARIAL_IDS, BODY_ROUTES, bodiesFor, eventLoopWatch } from "../test/support/adversarial.js";
 import { CertificateService } from "../src/gen/amphora/v1/certificate_pb.js";
 import { KeepalivedService } from "../src/gen/amphora/v1/keepalived_pb.js";

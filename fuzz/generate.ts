@@ -5,7 +5,7 @@
 import fc from "fast-check";
 import { create, ScalarType, toBinary, toJson, type DescField, type DescMessage, type DescMethod, type Message } from "@bufbuild/protobuf";
 import { AMPHORA_SERVICES } from "../src/agent/routes.js";
-import { endpointsOf, type RestEndpoint } from "../src/rest/route-table.js";
+import { endpointsOf, type RestEndpoint } from "../src/transport/rest/route-table.js";
 
 /** Every generated name that could become a file carries this, so a file written outside the state dir is found. */
 export const MARK = "fzq";

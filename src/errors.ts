@@ -1,5 +1,5 @@
 // Domain errors. Domain modules throw these and know nothing of RPC or HTTP;
-// src/agent/error-mapping.ts turns them into Connect codes, and the REST
+// src/transport/error-mapping.ts turns them into Connect codes, and the REST
 // layer turns those into HTTP statuses.
 
 export type ErrorKind =

@@ -1,6 +1,6 @@
 // What the agent reports as having happened (WatchEvents), as plain data:
 // one variant per kind, each with what a controller needs to act on it
-// without asking again. No RPC types here: src/agent/services maps these to
+// without asking again. No RPC types here: src/services maps these to
 // the contract's messages.
 
 export type ConfigTarget = "haproxy" | "keepalived";

@@ -25,7 +25,7 @@
 // Everything Octavia's combined_listeners template renders passes
 // (test/haproxy/config-policy.test.ts renders it with python3-octavia).
 // The agent config option `config_policy = off` turns it off; extra folders
-// can be allowed with `config_policy_paths` (see src/agent/config.ts).
+// can be allowed with `config_policy_paths` (see src/config/config.ts).
 // One pass over the lines; no regular expression sees the whole text.
 import { lstatSync } from "node:fs";
 import { dirname, isAbsolute, normalize } from "node:path";

@@ -11,7 +11,7 @@ import { writeAtStart, type Conditions } from "../system/conditions.js";
 import { DomainError, conflict, invalid, notFound } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import type { LoadBalancerCatalog, LoadBalancerEvent, LoadBalancerRef } from "./catalog.js";
-import { KeyedLock } from "./keyed-lock.js";
+import { KeyedLock } from "../system/keyed-lock.js";
 import { lbPaths, lbRoot, scratchDir, userGroupFile, checkLbId, type LbPaths } from "./layout.js";
 import { md5, readConfig, storeConfig } from "./config-store.js";
 import { parseConfigFacts } from "./config-facts.js";

@@ -10,7 +10,7 @@
 // a load balancer whose master is gone or that has a stray.
 import type { Logger } from "../log.js";
 import type { LoadBalancerEvent } from "./catalog.js";
-import type { KeyedLock } from "./keyed-lock.js";
+import type { KeyedLock } from "../system/keyed-lock.js";
 import { lbPaths, lbRoot, type LbPaths } from "./layout.js";
 import { stat } from "node:fs/promises";
 import { markGood, noteAction, recoverStored, saveMeta } from "./config-store.js";

@@ -5,7 +5,7 @@
 import { createSocket, type Socket } from "node:dgram";
 import { isIPv6 } from "node:net";
 import type { Logger } from "../log.js";
-import type { ConfigStore } from "../agent/config-store.js";
+import type { ConfigStore } from "../config/config-store.js";
 import type { StatsCollector } from "../stats/collector.js";
 import { DeltaTracker } from "../stats/deltas.js";
 import { buildHeartbeat, encodeHeartbeat } from "./message.js";

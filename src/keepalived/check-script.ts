@@ -27,7 +27,7 @@ import type { Logger } from "../log.js";
 import { silentLogger } from "../log.js";
 import { writeFileAtomic, writeFileIfChanged } from "../system/fs-atomic.js";
 import { isStorageError, type Conditions } from "../system/conditions.js";
-import { KeyedLock } from "../haproxy/keyed-lock.js";
+import { KeyedLock } from "../system/keyed-lock.js";
 import { lbPaths } from "../haproxy/layout.js";
 import type { LoadBalancerCatalog } from "../haproxy/catalog.js";
 import { scanConf } from "./conf-scan.js";

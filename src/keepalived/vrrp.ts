@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, rm, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { DomainError, failed, invalid } from "../errors.js";
-import { KeyedLock } from "../haproxy/keyed-lock.js";
+import { KeyedLock } from "../system/keyed-lock.js";
 import type { Logger } from "../log.js";
 import { silentLogger } from "../log.js";
 import { run } from "../system/exec.js";

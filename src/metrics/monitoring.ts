@@ -2,8 +2,7 @@
 // the stats collector (monotonic totals), the WatchStats hub (shared polls),
 // the heartbeat sender and the Prometheus metrics fed by all three.
 import type { Logger } from "../log.js";
-import type { ConfigStore } from "../agent/config-store.js";
-import type { FallbackHandler } from "../agent/server.js";
+import type { ConfigStore } from "../config/config-store.js";
 import type { LoadBalancerCatalog } from "../haproxy/catalog.js";
 import { StatsCollector } from "../stats/collector.js";
 import { WatchHub } from "../stats/watch-hub.js";
@@ -12,7 +11,7 @@ import { ByteBudget } from "../stats/byte-budget.js";
 import { HeartbeatSender } from "../heartbeat/sender.js";
 import { AgentMetrics } from "./agent-metrics.js";
 import type { Conditions } from "../system/conditions.js";
-import { metricsFallback } from "./http.js";
+import { metricsFallback, type HttpFallback } from "./http.js";
 
 export interface Monitoring {
   collector: StatsCollector;
@@ -20,7 +19,7 @@ export interface Monitoring {
   heartbeat: HeartbeatSender;
   metrics: AgentMetrics;
   /** GET /metrics; put it before other fallbacks. */
-  fallback: FallbackHandler;
+  fallback: HttpFallback;
   /** Deltas of GetStats: since the previous GetStats call. */
   getStatsDeltas: DeltaTracker;
   /** Silence after which a WatchStats stream gets an empty keepalive message. */

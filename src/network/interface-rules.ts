@@ -16,7 +16,7 @@ import { run, runChecked } from "../system/exec.js";
 import { safeJoin, writeFileAtomic } from "../system/fs-atomic.js";
 import type { Logger } from "../log.js";
 import { parsePrefix } from "./cidr.js";
-import { KeyedLock } from "../haproxy/keyed-lock.js";
+import { KeyedLock } from "../system/keyed-lock.js";
 import { interfaceForIp, listAddresses, normalizeIp } from "./interfaces.js";
 
 export type RuleProtocol = "TCP" | "UDP" | "SCTP" | "VRRP";

@@ -1,3 +1,5 @@
+// size: plug VIP and plug network share one apply / roll back / record
+// sequence; the record of plugs (PluggedState) is the part to split out next.
 // Plugs the VIP and member ports in the load-balancer namespace: finds the
 // interface by MAC, applies an InterfacePlan with `ip`, rolls back what this
 // call added when a step fails, removes what a previous plug of the same port
@@ -6,7 +8,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { DomainError, failed, invalid, notFound } from "../errors.js";
-import { KeyedLock } from "../haproxy/keyed-lock.js";
+import { KeyedLock } from "../system/keyed-lock.js";
 import type { Logger } from "../log.js";
 import { silentLogger } from "../log.js";
 import { writeFileAtomic } from "../system/fs-atomic.js";

@@ -1,3 +1,6 @@
+// size: subscription queues, shared poll groups and the hub that owns them
+// change together (a queue's coalescing depends on its group's timing); the
+// pure filter/diff helpers at the top are the first thing to split out.
 // Streams of stats for many subscribers at the cost of one poll per load
 // balancer per interval: subscribers with the same interval share a poll
 // group; each subscriber has a small bounded queue that collapses into one

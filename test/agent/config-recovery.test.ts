@@ -19,7 +19,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createCa, issueCertificate } from "../../src/agent/dev-pki.js";
 import { runChecked } from "../../src/system/exec.js";
 import { freePort, killHaproxiesUnder } from "../support/haproxy.js";
-import { RestClient } from "../rest/https-client.js";
+import { RestClient } from "../transport/rest/https-client.js";
 
 async function keyAndCert(ca: Awaited<ReturnType<typeof createCa>>, dir: string, name: string, cn: string, client = false) {
   const key = join(dir, `${name}-key.pem`);

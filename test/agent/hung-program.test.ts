@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import { randomUUID } from "node:crypto";
 import { startTestAgent } from "../support/agent.js";
-import { RestClient } from "../rest/https-client.js";
+import { RestClient } from "../transport/rest/https-client.js";
 import { pidRuns, scratch, within } from "../support/processes.js";
 import { octaviaConfig } from "../support/haproxy.js";
 

@@ -11,7 +11,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { startTestAgent } from "../support/agent.js";
-import { RestClient } from "../rest/https-client.js";
+import { RestClient } from "../transport/rest/https-client.js";
 import { ADVERSARIAL_IDS, BODY_ROUTES, bodiesFor, eventLoopWatch, textPatterns } from "../support/adversarial.js";
 import { CertificateService } from "../../src/gen/amphora/v1/certificate_pb.js";
 import { KeepalivedService } from "../../src/gen/amphora/v1/keepalived_pb.js";

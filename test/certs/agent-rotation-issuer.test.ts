@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { X509Certificate } from "node:crypto";
 import { connect } from "node:tls";
 import { startTestAgent, type TestAgent } from "../support/agent.js";
-import { RestClient } from "../rest/https-client.js";
+import { RestClient } from "../transport/rest/https-client.js";
 import { createCa, issueCertificate } from "../../src/agent/dev-pki.js";
 import { runChecked } from "../../src/system/exec.js";
 import { createClient } from "@connectrpc/connect";

@@ -14,7 +14,7 @@ import { ErrorInfoSchema } from "../../src/gen/amphora/v1/errors_pb.js";
 import { CertificateStore } from "../../src/certs/store.js";
 import { DomainError } from "../../src/errors.js";
 import { agentWithRunDir, rpcError } from "../support/lb-test.js";
-import { RestClient } from "../rest/https-client.js";
+import { RestClient } from "../transport/rest/https-client.js";
 
 test("certificate upload, md5, mode 0600, each rejection, delete", async (t) => {
   const { agent, runDir: tmp } = await agentWithRunDir(t);

@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import { EventLog, type SubscriptionItem } from "../../src/events/event-log.js";
 import { DomainError } from "../../src/errors.js";
 import type { AgentEvent } from "../../src/events/model.js";
-import { applyIni, defaultConfig } from "../../src/agent/config.js";
-import { keepLocalOptions } from "../../src/agent/config-store.js";
+import { applyIni, defaultConfig } from "../../src/config/config.js";
+import { keepLocalOptions } from "../../src/config/config-store.js";
 
 const LB_A = "0b0e5f34-7c44-4f5e-9a55-1a1a1a1a1a1a";
 const LB_B = "0b0e5f34-7c44-4f5e-9a55-2b2b2b2b2b2b";

@@ -17,7 +17,7 @@ import { checkHaproxyPolicy, type ConfigPolicy } from "../../src/haproxy/config-
 import { checkKeepalivedPolicy } from "../../src/keepalived/config-policy.js";
 import { DomainError } from "../../src/errors.js";
 import { startTestAgent } from "../support/agent.js";
-import { RestClient } from "../rest/https-client.js";
+import { RestClient } from "../transport/rest/https-client.js";
 import { selfSignedPem } from "../support/haproxy.js";
 
 const here = new URL(".", import.meta.url).pathname;

@@ -12,7 +12,7 @@ import { currentWorker } from "../../src/haproxy/master.js";
 import { parseConfigFacts } from "../../src/haproxy/config-facts.js";
 import { frontendStatuses } from "../../src/haproxy/frontend-status.js";
 import { userGroupConfig } from "../../src/haproxy/user-group.js";
-import { KeyedLock } from "../../src/haproxy/keyed-lock.js";
+import { KeyedLock } from "../../src/system/keyed-lock.js";
 import { lbPaths } from "../../src/haproxy/layout.js";
 import { DomainError } from "../../src/errors.js";
 

@@ -17,7 +17,7 @@ import { ErrorInfoSchema } from "../../src/gen/amphora/v1/errors_pb.js";
 import { LvsListeners } from "../../src/keepalived/lvs.js";
 import { startTestAgent, type TestAgent } from "../support/agent.js";
 import { Topology } from "../network/netns.js";
-import { RestClient } from "../rest/https-client.js";
+import { RestClient } from "../transport/rest/https-client.js";
 
 const LVS = (listener: string) => `# Configuration for Listener ${listener}
 

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { startTestAgent } from "../support/agent.js";
-import { RestClient } from "../rest/https-client.js";
+import { RestClient } from "../transport/rest/https-client.js";
 
 /** Lines of a secret file that must never appear in an answer (long enough to be unmistakable). */
 function secretLines(text: string): string[] {

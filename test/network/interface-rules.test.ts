@@ -13,7 +13,7 @@ import { checkRulesTarget, reloadStoredRules, renderRuleset, setRulesForIp, tabl
 import { interfaceForIp, normalizeIp } from "../../src/network/interfaces.js";
 import { run, runChecked } from "../../src/system/exec.js";
 import { startTestAgent, type TestAgent } from "../support/agent.js";
-import { RestClient } from "../rest/https-client.js";
+import { RestClient } from "../transport/rest/https-client.js";
 import { Topology } from "./netns.js";
 
 test("rendering: one accept line per rule, /0 matches every source, bad input refused", () => {

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureDevPki } from "../../src/agent/dev-pki.js";
 import { buildConfig } from "../../src/agent/agent.js";
-import { defaultConfig } from "../../src/agent/config.js";
+import { defaultConfig } from "../../src/config/config.js";
 import { NetworkPlumbing } from "../../src/network/plumbing.js";
 import { silentLogger } from "../../src/log.js";
 import { Topology, ipv4Of } from "./netns.js";
@@ -58,7 +58,7 @@ describe("the first plug creates the namespace", () => {
 
 test("before the first plug (no namespace yet) an interface lookup and a rules upload answer 404 JSON, not 500", async (t) => {
   const { startTestAgent } = await import("../support/agent.js");
-  const { RestClient } = await import("../rest/https-client.js");
+  const { RestClient } = await import("../transport/rest/https-client.js");
   const netns = `amt-none-${process.pid}`;
   assert.equal(existsSync(`/run/netns/${netns}`), false);
   const agent = await startTestAgent({ overrides: { netns } });

@@ -67,7 +67,7 @@ export interface StressResult {
   leftAfterDeleteAll: HaproxyProcess[];
 }
 
-/** REST status of a Connect code as src/rest maps it (500/503 are the 5xx). */
+/** REST status of a Connect code as src/transport/rest maps it (500/503 are the 5xx). */
 function restStatus(code: Code): number {
   switch (code) {
     case Code.InvalidArgument: return 400;

@@ -14,7 +14,7 @@ import { once } from "node:events";
 import { runChecked, run } from "../../src/system/exec.js";
 import { startProcess, type AgentProcess } from "../support/agent-process.js";
 import { freePort, httpGet, killHaproxiesUnder, octaviaConfig } from "../support/haproxy.js";
-import { RestClient } from "../rest/https-client.js";
+import { RestClient } from "../transport/rest/https-client.js";
 
 async function stop(a: AgentProcess): Promise<void> {
   const gone = once(a.proc, "exit");
