@@ -14,7 +14,7 @@ import { MAX_RPC_REQUEST_BYTES } from "../dist/transport/server.js";
 import { AMPHORA_SERVICES } from "../dist/agent/routes.js";
 
 const o = JSON.parse(process.argv[2]);
-const tls = serverTlsOptions(loadTlsMaterial(o.ca, o.bundle));
+const tls = serverTlsOptions(await loadTlsMaterial(o.ca, o.bundle));
 const bodies = new Map();
 const rest = https.createServer(tls, (req, res) => {
   const body = bodies.get(req.url ?? "") ?? "{}";

@@ -284,7 +284,7 @@ export async function main(): Promise<void> {
         // A start can fail on a machine this busy (a port taken meanwhile): try another.
         for (let attempt = 1; ; attempt++) {
           const lbId = crypto.randomUUID();
-          const cfg = octaviaConfig({ lbId, runDir: join(stateDir, "lb"), listeners: [{ port: await freePort(), members: [], returnBody: "ok" }] });
+          const cfg = octaviaConfig({ lbId, runDir: stateDir, listeners: [{ port: await freePort(), members: [], returnBody: "ok" }] });
           await admin.putConfig({ amphoraId, lbId, config: cfg.text });
           lbIds.push(lbId);
           try {
