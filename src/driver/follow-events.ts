@@ -12,7 +12,7 @@ import { EventFilterSchema, type Event, type EventKind } from "../gen/amphora/v1
 import type { AmphoraClient } from "./client.js";
 import { toAmphoraError, type AmphoraError } from "./errors.js";
 import { backoffDelay, sleep, type BackoffOptions } from "./backoff.js";
-import { transient } from "./follow-stats.js";
+import { worthReconnecting } from "./follow-stats.js";
 import { ConnectError } from "@connectrpc/connect";
 
 /** Where a follower stands: every event up to `seq` of `epoch` (that passes its filter) was handed out. */
@@ -119,7 +119,7 @@ export async function* followEvents(client: AmphoraClient, o: FollowEventsOption
         o.onReconnect?.({ attempt: 0, delayMs: 0, error, position });
         continue;
       }
-      if (!transient(error)) throw error;
+      if (!worthReconnecting(error, established, failures)) throw error;
       if (!established && !o.retryFirstConnect) throw error;
     } finally {
       o.signal?.removeEventListener("abort", onAbort);

@@ -47,6 +47,23 @@ export interface FollowStatsOptions {
  */
 export function transient(e: AmphoraError): boolean {
   if (e.category === "tls") return false;
+  return transientCode(e);
+}
+
+/**
+ * Whether a follower whose stream was already established should connect
+ * again after `e`. Besides transient errors: a connection closed without a
+ * byte right after its TLS handshake, which the client reads as a refused
+ * certificate (client.ts), but which a connection cut at that instant (a
+ * proxy, a flapping network) looks exactly like. The same certificate was
+ * accepted before, so a few more tries are worth it before giving up.
+ */
+export function worthReconnecting(e: AmphoraError, established: boolean, failures: number): boolean {
+  if (transient(e)) return true;
+  return established && failures < 5 && e.category === "tls" && /rejected the client certificate/.test(e.message);
+}
+
+function transientCode(e: AmphoraError): boolean {
   if (e.findDetails(ErrorInfoSchema).length && e.code !== Code.Unavailable) return false;
   return [Code.Unavailable, Code.Aborted, Code.DeadlineExceeded, Code.Internal, Code.Unknown, Code.Canceled].includes(e.code);
 }
@@ -87,7 +104,7 @@ export async function* followStats(client: AmphoraClient, o: FollowStatsOptions 
       // Canceled by close() ends the iteration normally, as an abort does;
       // an agent shutting down cancels streams too, and that one is followed.
       if (error.code === Code.Canceled && client.closed) return;
-      if (!transient(error)) throw error;
+      if (!worthReconnecting(error, established, failures)) throw error;
       if (!established && !o.retryFirstConnect) throw error;
     } finally {
       o.signal?.removeEventListener("abort", onAbort);
