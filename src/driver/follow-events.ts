@@ -11,8 +11,8 @@ import { create } from "@bufbuild/protobuf";
 import { EventFilterSchema, type Event, type EventKind } from "../gen/amphora/v1/events_pb.js";
 import type { AmphoraClient } from "./client.js";
 import { toAmphoraError, type AmphoraError } from "./errors.js";
-import { backoffDelay, sleep, type BackoffOptions } from "./backoff.js";
-import { worthReconnecting } from "./follow-stats.js";
+import type { BackoffOptions } from "./backoff.js";
+import { pauseBeforeReconnect, worthReconnecting } from "./follow-stats.js";
 import { ConnectError } from "@connectrpc/connect";
 
 /** Where a follower stands: every event up to `seq` of `epoch` (that passes its filter) was handed out. */
@@ -126,13 +126,6 @@ export async function* followEvents(client: AmphoraClient, o: FollowEventsOption
       ac.abort();
     }
     failures++;
-    if (o.maxReconnects !== undefined && failures > o.maxReconnects) throw error;
-    const delayMs = backoffDelay(failures, { initialMs: 200, maxMs: 5000, ...o.backoff });
-    o.onReconnect?.({ attempt: failures, delayMs, error, position });
-    try {
-      await sleep(delayMs, o.signal);
-    } catch {
-      return;
-    }
+    if (!(await pauseBeforeReconnect(failures, error, o, (delayMs) => o.onReconnect?.({ attempt: failures, delayMs, error: error!, position })))) return;
   }
 }

@@ -63,6 +63,28 @@ export function worthReconnecting(e: AmphoraError, established: boolean, failure
   return established && failures < 5 && e.category === "tls" && /rejected the client certificate/.test(e.message);
 }
 
+/**
+ * The pause before a follower's next connect: throws `error` once
+ * `maxReconnects` is passed, tells `onReconnect`, and waits the backoff.
+ * False when the caller's signal ended the wait (stop following).
+ */
+export async function pauseBeforeReconnect(
+  failures: number,
+  error: AmphoraError,
+  o: { maxReconnects?: number; backoff?: BackoffOptions; signal?: AbortSignal },
+  report: (delayMs: number) => void,
+): Promise<boolean> {
+  if (o.maxReconnects !== undefined && failures > o.maxReconnects) throw error;
+  const delayMs = backoffDelay(failures, { initialMs: 200, maxMs: 5000, ...o.backoff });
+  report(delayMs);
+  try {
+    await sleep(delayMs, o.signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function transientCode(e: AmphoraError): boolean {
   if (e.findDetails(ErrorInfoSchema).length && e.code !== Code.Unavailable) return false;
   return [Code.Unavailable, Code.Aborted, Code.DeadlineExceeded, Code.Internal, Code.Unknown, Code.Canceled].includes(e.code);
@@ -111,13 +133,6 @@ export async function* followStats(client: AmphoraClient, o: FollowStatsOptions 
       ac.abort();
     }
     failures++;
-    if (o.maxReconnects !== undefined && failures > o.maxReconnects) throw error;
-    const delayMs = backoffDelay(failures, { initialMs: 200, maxMs: 5000, ...o.backoff });
-    o.onReconnect?.({ attempt: failures, delayMs, error });
-    try {
-      await sleep(delayMs, o.signal);
-    } catch {
-      return;
-    }
+    if (!(await pauseBeforeReconnect(failures, error, o, (delayMs) => o.onReconnect?.({ attempt: failures, delayMs, error: error! })))) return;
   }
 }
