@@ -17,8 +17,10 @@
 //
 // Environment: BENCH_WINDOW_MS (1000), BENCH_ROUNDS (7), BENCH_ONLY (comma
 // separated substrings of path names), BENCH_CPU_PROF_DIR (agent runs with
-// --cpu-prof there), BENCH_AGENT_NODE_FLAGS (more node flags for the agent
-// under test), BENCH_CLIENTS (8), BENCH_LBS (50).
+// --cpu-prof there), BENCH_CEILING_CPU_PROF_DIR (the same for the ceilings),
+// BENCH_AGENT_NODE_FLAGS (more node flags for the agent
+// under test), BENCH_CLIENTS (8), BENCH_LBS (50), BENCH_NO_STARTS (skip the
+// start time and RSS part).
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, openSync, closeSync } from "node:fs";
 import https from "node:https";
@@ -91,8 +93,20 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 /** One call by one client; resolves when the whole answer is in. */
 type Call = () => Promise<void>;
 
-/** Calls per second of CLIENTS loops of `call` during one window; failures counted apart. */
-async function windowRate(calls: Call[]): Promise<{ rate: number; failed: number; firstError?: string }> {
+/** CPU seconds (user + system, all threads) a process has used so far. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in USER_HZ ticks
+}
+
+/**
+ * Calls per second of CLIENTS loops of `call` during one window; failures
+ * counted apart; `cpu`: CPU seconds the server process `pid` used in the
+ * window and `calls` the calls it answered then (CPU per call holds still
+ * on a loaded machine where rates swing).
+ */
+async function windowRate(calls: Call[], pid?: number): Promise<{ rate: number; failed: number; firstError?: string; cpu: number; calls: number }> {
   let running = true;
   let done = 0;
   let failed = 0;
@@ -111,13 +125,15 @@ async function windowRate(calls: Call[]): Promise<{ rate: number; failed: number
   // A short warm-up outside the count (connections, JIT of this path).
   await sleep(Math.min(300, WINDOW_MS / 4));
   const d0 = done;
+  const c0 = pid ? cpuSeconds(pid) : 0;
   const t0 = performance.now();
   await sleep(WINDOW_MS);
   const n = done - d0;
   const s = (performance.now() - t0) / 1000;
+  const cpu = pid ? cpuSeconds(pid) - c0 : 0;
   running = false;
   await Promise.all(loops);
-  return { rate: n / s, failed, firstError };
+  return { rate: n / s, failed, firstError, cpu, calls: n };
 }
 
 function restCalls(port: number, path: string, pki: Pki): { calls: Call[]; close(): void } {
@@ -152,6 +168,8 @@ interface Row {
   ceiling: number;
   agent: number;
   ratio: number;
+  /** Server CPU per call, µs: the ceiling's and the agent's (all windows together). */
+  cpuUs: [number, number];
   target?: number;
   failed: number;
   note?: string;
@@ -171,7 +189,7 @@ export async function main(): Promise<void> {
     await stopProc(first.proc);
     const starts: number[] = [];
     const rss: number[] = [];
-    for (let i = 1; i <= 3; i++) {
+    for (let i = 1; i <= (process.env.BENCH_NO_STARTS ? 0 : 3); i++) {
       const a = await startAgent(stateDir, join(dir, `start-${i}.log`));
       starts.push(a.startMs);
       await sleep(3000);
@@ -191,7 +209,8 @@ export async function main(): Promise<void> {
       cert: readFileSync(join(pkiDir, "client.pem"), "utf8"),
       key: readFileSync(join(pkiDir, "client-key.pem"), "utf8"),
     };
-    const ceilingProc = spawn(process.execPath, [join(ROOT, "bench", "request-path-ceiling.mjs"),
+    const ceilingProf = process.env.BENCH_CEILING_CPU_PROF_DIR ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CEILING_CPU_PROF_DIR}`] : [];
+    const ceilingProc = spawn(process.execPath, [...ceilingProf, join(ROOT, "bench", "request-path-ceiling.mjs"),
       JSON.stringify({ ca: join(pkiDir, "ca.pem"), bundle: join(pkiDir, "server-bundle.pem") })], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
     procs.push(ceilingProc);
     const ports = await new Promise<{ restPort: number; rpcPort: number }>((resolve, reject) => {
@@ -212,25 +231,38 @@ export async function main(): Promise<void> {
       });
 
     const wanted = (name: string) => !ONLY.length || ONLY.some((s) => name.includes(s));
-    const measure = async (name: string, ceiling: Call[], agentCalls: Call[], target?: number, note?: string) => {
+    const measure = async (name: string, ceilingCalls: Call[], agentCalls: Call[], target?: number, note?: string) => {
       if (!wanted(name)) return;
       const c: number[] = [];
       const a: number[] = [];
+      const cpu = { c: 0, cn: 0, a: 0, an: 0 };
+      const ceiling = async () => {
+        const w = await windowRate(ceilingCalls, ceilingProc.pid);
+        cpu.c += w.cpu;
+        cpu.cn += w.calls;
+        return w;
+      };
+      const agentWindow = async () => {
+        const w = await windowRate(agentCalls, agent.proc.pid);
+        cpu.a += w.cpu;
+        cpu.an += w.calls;
+        return w;
+      };
       let failed = 0;
       let err: string | undefined;
       // Warm both (connections, JIT), then alternate.
-      await windowRate(ceiling);
+      await windowRate(ceilingCalls);
       await windowRate(agentCalls);
       for (let r = 0; r < ROUNDS; r++) {
         // Which goes first alternates, so neither always follows the other.
         let wc: Awaited<ReturnType<typeof windowRate>>;
         let wa: typeof wc;
         if (r % 2 === 0) {
-          wc = await windowRate(ceiling);
-          wa = await windowRate(agentCalls);
+          wc = await ceiling();
+          wa = await agentWindow();
         } else {
-          wa = await windowRate(agentCalls);
-          wc = await windowRate(ceiling);
+          wa = await agentWindow();
+          wc = await ceiling();
         }
         c.push(wc.rate);
         a.push(wa.rate);
@@ -242,9 +274,10 @@ export async function main(): Promise<void> {
       // that moment (7 other engineers on 2 cores), which a ratio of the
       // medians would not pair.
       const ratio = median(a.map((x, i) => x / c[i]!));
-      const row: Row = { name, ceiling: median(c), agent: median(a), ratio, target, failed, note: err ? `first error: ${err}` : note };
+      const cpuUs: [number, number] = [(1e6 * cpu.c) / Math.max(1, cpu.cn), (1e6 * cpu.a) / Math.max(1, cpu.an)];
+      const row: Row = { name, ceiling: median(c), agent: median(a), ratio, cpuUs, target, failed, note: err ? `first error: ${err}` : note };
       rows.push(row);
-      console.log(`${name}: ceiling ${c.map((x) => Math.round(x)).join("/")} agent ${a.map((x) => Math.round(x)).join("/")} req/s; ratio ${ratio.toFixed(2)}${target ? ` (target >= ${target})` : ""}${failed ? `; ${failed} failed (${err})` : ""}`);
+      console.log(`${name}: ceiling ${c.map((x) => Math.round(x)).join("/")} agent ${a.map((x) => Math.round(x)).join("/")} req/s; ratio ${ratio.toFixed(2)}${target ? ` (target >= ${target})` : ""}; server CPU per call: ceiling ${Math.round(cpuUs[0])} µs, agent ${Math.round(cpuUs[1])} µs (${(cpuUs[0] / cpuUs[1]).toFixed(2)})${failed ? `; ${failed} failed (${err})` : ""}`);
     };
 
     const fetchBody = async (path: string) => {
@@ -319,13 +352,13 @@ export async function main(): Promise<void> {
     for (const lbId of lbIds.splice(0)) await admin.deleteLoadBalancer({ lbId });
     const load1 = loadavg();
 
-    console.log("\n| path | ceiling req/s | agent req/s | ratio | target |\n|---|---|---|---|---|");
+    console.log("\n| path | ceiling req/s | agent req/s | ratio | target | server CPU µs/call, ceiling / agent |\n|---|---|---|---|---|---|");
     for (const r of rows) {
       const ratio = r.ratio;
-      console.log(`| ${r.name} | ${Math.round(r.ceiling)} | ${Math.round(r.agent)} | ${ratio.toFixed(2)} | ${r.target ? `>= ${r.target}${ratio >= r.target ? "" : " (missed)"}` : ""} |${r.failed ? ` ${r.failed} failed: ${r.note}` : ""}`);
+      console.log(`| ${r.name} | ${Math.round(r.ceiling)} | ${Math.round(r.agent)} | ${ratio.toFixed(2)} | ${r.target ? `>= ${r.target}${ratio >= r.target ? "" : " (missed)"}` : ""} | ${Math.round(r.cpuUs[0])} / ${Math.round(r.cpuUs[1])} |${r.failed ? ` ${r.failed} failed: ${r.note}` : ""}`);
     }
-    console.log(`| agent start to listening (compiled, median of 3) | | ${Math.round(median(starts))} ms (${starts.map(Math.round).join("/")}) | | <= 500 ms |`);
-    console.log(`| agent idle RSS after start (median of 3) | | ${Math.round(median(rss))} MB (${rss.map(Math.round).join("/")}) | | <= 70 MB |`);
+    if (starts.length) console.log(`| agent start to listening (compiled, median of 3) | | ${Math.round(median(starts))} ms (${starts.map(Math.round).join("/")}) | | <= 500 ms |`);
+    if (rss.length) console.log(`| agent idle RSS after start (median of 3) | | ${Math.round(median(rss))} MB (${rss.map(Math.round).join("/")}) | | <= 70 MB |`);
     console.log(`load average before ${load0.map((x) => x.toFixed(2)).join(" ")}, after ${load1.map((x) => x.toFixed(2)).join(" ")}`);
   } finally {
     for (const p of procs.reverse()) await stopProc(p);
