@@ -12,6 +12,8 @@ import { type TlsMaterial } from "../config/transport-options.js";
 import { checkStartable, type ConfigFallback } from "../config/config-check.js";
 import { createAgentServer, type AgentServer } from "../transport/server.js";
 import { loggingInterceptor } from "../transport/interceptors.js";
+import { answerableError } from "../transport/internal-errors.js";
+import type { ConnectError } from "@connectrpc/connect";
 import { callLimitInterceptor } from "../transport/call-limit.js";
 import { preloadValidation } from "../transport/lazy-validate.js";
 import { agentRoutes } from "./routes.js";
@@ -241,7 +243,9 @@ export async function startAgent(o: AgentOptions = {}): Promise<RunningAgent> {
     };
     // One registration and one interceptor list for Connect and REST alike.
     const routes = registerOnce(agentRoutes(ctx));
-    const interceptors = [loggingInterceptor(logger, monitoring.metrics.observeCall), callLimitInterceptor(config.limits.maxCalls)];
+    // The log line keeps a server fault's full text; the caller gets it without host paths.
+    const answer = (e: ConnectError) => answerableError(e, config.stateDir);
+    const interceptors = [loggingInterceptor(logger, monitoring.metrics.observeCall, answer), callLimitInterceptor(config.limits.maxCalls)];
     const restApi = createRestHandler({ routes, interceptors, logger, onReject: monitoring.metrics.observeRestReject });
     server = createAgentServer({
       tls: tlsMaterial,

@@ -3,6 +3,8 @@
 import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "../log.js";
 import { toConnectError } from "./error-mapping.js";
+import { ErrorInfoSchema } from "../gen/amphora/v1/errors_pb.js";
+import { isServerFault } from "./internal-errors.js";
 
 /** Subject of the verified client certificate of the connection. */
 export const peerSubjectKey = createContextKey<string>("", { description: "peer certificate subject" });
@@ -19,8 +21,13 @@ export function protocolOf(contentType: string | null): string {
 
 export type CallObserver = (method: string, code: string, seconds: number) => void;
 
-/** Maps errors and writes one log line per RPC (for streams, when they end). */
-export function loggingInterceptor(logger: Logger, observe?: CallObserver): Interceptor {
+/**
+ * Maps errors and writes one log line per RPC (for streams, when they end).
+ * The line has the full error (of a server fault also its ErrorInfo
+ * details, which the answer may shorten); the caller gets `answer(error)`
+ * (the agent passes answerableError: no host paths).
+ */
+export function loggingInterceptor(logger: Logger, observe?: CallObserver, answer: (err: ConnectError) => ConnectError = (e) => e): Interceptor {
   // The call line has fixed fields (no secret can be among them), so it
   // skips the redaction pass of the root logger (~4 µs per line).
   const rpcLog = logger.child({}, { redact: [] });
@@ -39,7 +46,10 @@ export function loggingInterceptor(logger: Logger, observe?: CallObserver): Inte
       observe?.(method, code, f.ms / 1000);
       if (!err) rpcLog.info({ ...f, outcome: "ok" }, "rpc");
       else if (err.code === Code.Canceled) rpcLog.info({ ...f, outcome: "canceled" }, "rpc");
-      else rpcLog[err.code === Code.Internal ? "error" : "warn"]({ ...f, outcome: code, err: err.rawMessage }, "rpc");
+      else {
+        const details = isServerFault(err.code) ? err.findDetails(ErrorInfoSchema)[0]?.details || undefined : undefined;
+        rpcLog[err.code === Code.Internal ? "error" : "warn"]({ ...f, outcome: code, err: err.rawMessage, details }, "rpc");
+      }
     };
     let res;
     try {
@@ -47,7 +57,7 @@ export function loggingInterceptor(logger: Logger, observe?: CallObserver): Inte
     } catch (e) {
       const err = toConnectError(e);
       done(err);
-      throw err;
+      throw answer(err);
     }
     if (!res.stream) {
       done();
@@ -63,7 +73,7 @@ export function loggingInterceptor(logger: Logger, observe?: CallObserver): Inte
         } catch (e) {
           const err = toConnectError(e);
           done(err);
-          throw err;
+          throw answer(err);
         }
       })(),
     };
