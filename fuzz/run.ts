@@ -65,10 +65,11 @@ const CONTENT_TYPES: Record<string, string> = {
  * Server-side failures that are the agent's documented answer, not a
  * mishandled client error: a keepalived start/reload that fails (not
  * running, no configuration uploaded, a fuzzed configuration keepalived
- * accepts but cannot run with) fails the way Octavia's agent fails it (its
- * `service octavia-keepalived ACTION` exits non-zero: 500), and the
- * controller relies on that status. (Over RPC these would
- * read better as failed_precondition: noted, left to the keepalived module.)
+ * accepts but cannot run with) fails over REST the way Octavia's agent fails
+ * it (its `service octavia-keepalived ACTION` exits non-zero: 500), and the
+ * controller relies on that status. Over RPC the state-caused ones are
+ * failed_precondition; a configuration keepalived accepts but cannot run
+ * with stays internal.
  */
 const EXPECTED_FAILURES = [/^Failed to (start|reload|stop) keepalived\b/, /"message":"Failed to (start|reload|stop) keepalived"/];
 /** RPC outcomes that mean "the agent failed", never a client's mistake. */

@@ -100,6 +100,8 @@ export function configuredVips(text: string): string[] {
   return [...out];
 }
 
+const precondition = (msg: string, details: string, reason: string) => new DomainError("precondition", msg, details, reason);
+
 export class KeepalivedVrrp {
   private readonly lock = new KeyedLock();
   readonly dir: string;
@@ -204,7 +206,14 @@ export class KeepalivedVrrp {
       await writeFileIfChanged(this.wantedFile, "running\n");
       return st;
     }
-    if (!st.configured) throw failed("Failed to start keepalived", "no keepalived configuration has been uploaded", "NOT_CONFIGURED");
+    // Start or reload in a state that does not allow it is the caller's
+    // precondition (failed_precondition over RPC; REST keeps Octavia's 500
+    // through the route's precondition_status); keepalived failing is `failed`.
+    if (!st.configured) throw precondition("Failed to start keepalived", "no keepalived configuration has been uploaded", "NOT_CONFIGURED");
+    // Otherwise `ip netns exec` fails below and it reads as keepalived failing.
+    if (this.netns && !existsSync(`/run/netns/${this.netns}`)) {
+      throw precondition("Failed to start keepalived", `network namespace ${this.netns} does not exist yet; it is created when the VIP is plugged`, "NETNS_MISSING");
+    }
     if (st.vrrpPid) await this.terminate(st.vrrpPid, "orphaned VRRP process");
     // Pid files of a killed daemon would make keepalived think it still runs.
     await this.removePidFiles();
@@ -220,12 +229,16 @@ export class KeepalivedVrrp {
       ["-D", "-f", this.runConfigFile, "-p", this.pidFile, "-r", this.vrrpPidFile, "-c", this.checkersPidFile],
       { netns: this.netns, timeoutMs: 15_000, logger: this.logger },
     );
-    if (r.exitCode !== 0) throw failed("Failed to start keepalived", (r.stderr || r.stdout).trim(), "START_FAILED");
+    if (r.exitCode !== 0) {
+      await this.throwIfConfigRefused();
+      throw failed("Failed to start keepalived", (r.stderr || r.stdout).trim(), "START_FAILED");
+    }
     const up = await waitFor(async () => {
       const s = await this.status();
       return s.running && s.vrrpPid !== undefined;
     }, this.timeouts.startMs);
     if (!up) {
+      await this.throwIfConfigRefused();
       throw failed(
         "Failed to start keepalived",
         `keepalived did not come up within ${this.timeouts.startMs} ms (see the system log); it stays wanted running, so the agent keeps trying until it is stopped`,
@@ -294,11 +307,29 @@ export class KeepalivedVrrp {
   reload(): Promise<KeepalivedStatus> {
     return this.serial(async () => {
       const st = await this.status();
-      if (!st.running) throw failed("Failed to reload keepalived", "keepalived is not running", "NOT_RUNNING");
+      if (!st.running) throw precondition("Failed to reload keepalived", "keepalived is not running", "NOT_RUNNING");
       this.signal(st.pid!, "SIGHUP");
       this.logger.info({ pid: st.pid }, "keepalived reloaded");
       return st;
     });
+  }
+
+  /**
+   * After a start that failed: when the stored configuration no longer
+   * passes `keepalived -t` (it did at upload; since then an interface it
+   * names may have gone), that is why, and the caller's to fix (upload
+   * another). Checked only on this failure path, so a start costs nothing more.
+   */
+  private async throwIfConfigRefused(): Promise<void> {
+    const text = await this.config();
+    if (text === undefined) return;
+    const check = await checkKeepalivedConfig(text, this.dir, this.netns, this.logger).catch((e: Error) => {
+      this.logger.warn({ err: e.message }, "could not check the stored keepalived configuration after a failed start");
+      return undefined;
+    });
+    if (check && !check.ok) {
+      throw precondition("Failed to start keepalived", `keepalived refuses the stored configuration: ${check.output}`, "CONFIG_REFUSED");
+    }
   }
 
   /** SIGTERM, bounded wait, then SIGKILL; throws when the process survives both. */

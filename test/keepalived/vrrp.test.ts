@@ -40,7 +40,8 @@ describe("keepalived VRRP in a namespace", () => {
   test("control before any upload fails clearly; an invalid config is refused and nothing is stored", async () => {
     const client = agent.client(KeepalivedService);
     let e = await fail(client.controlVrrp({ action: VrrpAction.START }));
-    assert.equal(e.code, Code.Internal);
+    // Nothing to start yet: the state does not allow it (REST keeps Octavia's 500: test/keepalived/control-codes.test.ts).
+    assert.equal(e.code, Code.FailedPrecondition);
     assert.equal(e.rawMessage, "Failed to start keepalived");
     assert.match(e.findDetails(ErrorInfoSchema)[0]!.details, /no keepalived configuration/);
 
@@ -195,6 +196,7 @@ vrrp_instance amt_octavia {
     await client.controlVrrp({ action: VrrpAction.STOP });
     const e = await fail(client.controlVrrp({ action: VrrpAction.RELOAD }));
     assert.equal(e.rawMessage, "Failed to reload keepalived");
+    assert.equal(e.code, Code.FailedPrecondition);
     const bad = await fail(client.controlVrrp({ action: VrrpAction.UNSPECIFIED }));
     assert.equal(bad.code, Code.InvalidArgument);
   });

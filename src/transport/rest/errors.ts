@@ -47,10 +47,15 @@ export interface RestError {
  * Validation failures (protovalidate violations attached) answer with the
  * route's invalid_message and the violation text; domain errors (ErrorInfo
  * attached by src/transport/error-mapping.ts) with their message and details.
+ * A route may answer invalid_argument and failed_precondition with a status
+ * of its own (its invalid_status / precondition_status: Octavia's 500s).
  */
-export function restError(e: unknown, invalidMessage: string, invalidStatus = 400): RestError {
+export function restError(e: unknown, invalidMessage: string, invalidStatus = 400, preconditionStatus = 409): RestError {
   const err = ConnectError.from(e);
-  const status = err.code === Code.InvalidArgument ? invalidStatus : (HTTP_STATUS[err.code] ?? 500);
+  const status =
+    err.code === Code.InvalidArgument ? invalidStatus
+    : err.code === Code.FailedPrecondition ? preconditionStatus
+    : (HTTP_STATUS[err.code] ?? 500);
   const info = err.findDetails(ErrorInfoSchema)[0];
   if (info) return { status, message: err.rawMessage, details: info.details };
   if (err.code === Code.InvalidArgument && err.findDetails(ViolationsSchema).length) {

@@ -328,7 +328,7 @@ export function createRestHandler(o: RestOptions): RestHandler {
         if (!res.writableEnded) res.end();
         return true;
       }
-      const re = restError(err, e.invalidMessage, e.invalidStatus);
+      const re = restError(err, e.invalidMessage, e.invalidStatus, e.preconditionStatus);
       sendJson(res, re.status, errorBody(re.message, re.details));
     } finally {
       res.off("close", onClose);

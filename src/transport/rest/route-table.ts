@@ -39,6 +39,8 @@ export interface RestEndpoint {
   invalidMessage: string;
   /** Status of an invalid_argument answer (400 unless the route says otherwise). */
   invalidStatus: number;
+  /** Status of a failed_precondition answer (409 unless the route says otherwise). */
+  preconditionStatus: number;
 }
 
 export type Match =
@@ -160,6 +162,7 @@ export function endpointsOf(methods: Iterable<DescMethod>): RestEndpoint[] {
         ifMatchField,
         invalidMessage: o.invalidMessage || "Invalid request",
         invalidStatus: o.invalidStatus || 400,
+        preconditionStatus: o.preconditionStatus || 409,
       });
     }
   }

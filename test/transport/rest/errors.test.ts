@@ -45,6 +45,12 @@ test("a validation failure answers with the route's message and the violation te
   assert.equal(restError(err, "Unable", 500).status, 500);
   assert.equal(restError(toConnectError(new DomainError("invalid", "bad", "why")), "x", 500).status, 500);
   assert.equal(restError(toConnectError(new DomainError("not_found", "gone")), "x", 500).status, 404);
+  // And failed_precondition (PUT /1.0/vrrp/{action}: 500); the body is unchanged.
+  const pre = toConnectError(new DomainError("precondition", "Failed to start keepalived", "no keepalived configuration has been uploaded", "NOT_CONFIGURED"));
+  assert.deepEqual(restError(pre, "x", 400, 500), { status: 500, message: "Failed to start keepalived", details: "no keepalived configuration has been uploaded" });
+  assert.equal(restError(pre, "x").status, 409);
+  assert.equal(restError(toConnectError(new DomainError("failed", "f")), "x", 400, 500).status, 500);
+  assert.equal(restError(toConnectError(new DomainError("conflict", "c")), "x", 400, 500).status, 409);
   // Without violations or ErrorInfo (e.g. the router's own unimplemented): the error's message.
   assert.deepEqual(restError(new ConnectError("not implemented", Code.Unimplemented), "x"), { status: 500, message: "not implemented", details: "" });
   assert.deepEqual(restError(new Error("boom"), "x"), { status: 500, message: "boom", details: "" });

@@ -82,6 +82,9 @@ test("body kinds and limits come from the options and the protovalidate rules", 
   assert.equal(get("UpdateAgentConfig /1.0/config").bodyLimit, 65536);
   assert.equal(get("UpdateAgentConfig /1.0/config").invalidStatus, 500);
   assert.equal(putConfig.invalidStatus, 400);
+  // A keepalived action the state does not allow answers 500 as Octavia's agent does; elsewhere 409.
+  assert.equal(get("ControlVrrp /1.0/vrrp/{action}").preconditionStatus, 500);
+  assert.equal(putConfig.preconditionStatus, 409);
   assert.equal(get("RotateAgentCertificate /1.0/certificate").bodyLimit, 262144);
   assert.equal(get("PlugVip /1.0/plug/vip/{vip}").body.kind, "json-object");
   assert.equal(get("PlugVip /1.0/plug/vip/{vip}").bodyLimit, DEFAULT_JSON_LIMIT);

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file amphora/v1/options.proto.
  */
 export const file_amphora_v1_options: GenFile = /*@__PURE__*/
-  fileDesc("ChhhbXBob3JhL3YxL29wdGlvbnMucHJvdG8SCmFtcGhvcmEudjEi3QEKCVJlc3RSb3V0ZRIOCgZtZXRob2QYASABKAkSDAoEcGF0aBgCIAEoCRIYChBhZGRpdGlvbmFsX3BhdGhzGAMgAygJEgwKBGJvZHkYBCABKAkSFQoNcmVzcG9uc2VfYm9keRgFIAEoCRIWCg5zdWNjZXNzX3N0YXR1cxgGIAEoBRISCgpldGFnX2ZpZWxkGAcgASgJEhYKDmlmX21hdGNoX2ZpZWxkGAggASgJEhcKD2ludmFsaWRfbWVzc2FnZRgJIAEoCRIWCg5pbnZhbGlkX3N0YXR1cxgKIAEoBTpLCgRyZXN0Eh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYuY4DIAEoCzIVLmFtcGhvcmEudjEuUmVzdFJvdXRlUgRyZXN0YgZwcm90bzM", [file_google_protobuf_descriptor]);
+  fileDesc("ChhhbXBob3JhL3YxL29wdGlvbnMucHJvdG8SCmFtcGhvcmEudjEi+gEKCVJlc3RSb3V0ZRIOCgZtZXRob2QYASABKAkSDAoEcGF0aBgCIAEoCRIYChBhZGRpdGlvbmFsX3BhdGhzGAMgAygJEgwKBGJvZHkYBCABKAkSFQoNcmVzcG9uc2VfYm9keRgFIAEoCRIWCg5zdWNjZXNzX3N0YXR1cxgGIAEoBRISCgpldGFnX2ZpZWxkGAcgASgJEhYKDmlmX21hdGNoX2ZpZWxkGAggASgJEhcKD2ludmFsaWRfbWVzc2FnZRgJIAEoCRIWCg5pbnZhbGlkX3N0YXR1cxgKIAEoBRIbChNwcmVjb25kaXRpb25fc3RhdHVzGAsgASgFOksKBHJlc3QSHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxi5jgMgASgLMhUuYW1waG9yYS52MS5SZXN0Um91dGVSBHJlc3RiBnByb3RvMw", [file_google_protobuf_descriptor]);
 
 /**
  * How an RPC is reached over the classic REST/JSON interface that Octavia
@@ -103,6 +103,16 @@ export type RestRoute = Message<"amphora.v1.RestRoute"> & {
    * @generated from field: int32 invalid_status = 10;
    */
   invalidStatus: number;
+
+  /**
+   * HTTP status of a failed_precondition answer on this route (409 when
+   * unset). Octavia's agent answers 500 where a service action does not fit
+   * the current state (PUT /1.0/vrrp/{action}), and its controller relies
+   * on that status; over RPC the code stays failed_precondition.
+   *
+   * @generated from field: int32 precondition_status = 11;
+   */
+  preconditionStatus: number;
 };
 
 /**
