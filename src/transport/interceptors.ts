@@ -4,7 +4,7 @@ import { Code, ConnectError, createContextKey, type Interceptor } from "@connect
 import type { Logger } from "../log.js";
 import { toConnectError } from "./error-mapping.js";
 import { ErrorInfoSchema } from "../gen/amphora/v1/errors_pb.js";
-import { isServerFault } from "./internal-errors.js";
+import { hidesHostPaths } from "./internal-errors.js";
 
 /** Subject of the verified client certificate of the connection. */
 export const peerSubjectKey = createContextKey<string>("", { description: "peer certificate subject" });
@@ -23,8 +23,8 @@ export type CallObserver = (method: string, code: string, seconds: number) => vo
 
 /**
  * Maps errors and writes one log line per RPC (for streams, when they end).
- * The line has the full error (of a server fault also its ErrorInfo
- * details, which the answer may shorten); the caller gets `answer(error)`
+ * The line has the full error (of a server fault or unavailable also its
+ * ErrorInfo details, which the answer may shorten); the caller gets `answer(error)`
  * (the agent passes answerableError: no host paths).
  */
 export function loggingInterceptor(logger: Logger, observe?: CallObserver, answer: (err: ConnectError) => ConnectError = (e) => e): Interceptor {
@@ -47,7 +47,7 @@ export function loggingInterceptor(logger: Logger, observe?: CallObserver, answe
       if (!err) rpcLog.info({ ...f, outcome: "ok" }, "rpc");
       else if (err.code === Code.Canceled) rpcLog.info({ ...f, outcome: "canceled" }, "rpc");
       else {
-        const details = isServerFault(err.code) ? err.findDetails(ErrorInfoSchema)[0]?.details || undefined : undefined;
+        const details = hidesHostPaths(err.code) ? err.findDetails(ErrorInfoSchema)[0]?.details || undefined : undefined;
         rpcLog[err.code === Code.Internal ? "error" : "warn"]({ ...f, outcome: code, err: err.rawMessage, details }, "rpc");
       }
     };

@@ -1,4 +1,5 @@
-// What a caller is told of a server fault (internal, unknown, data_loss).
+// What a caller is told of a server fault (internal, unknown, data_loss) or
+// of an unavailable agent-side resource.
 // Such errors often carry a message written for the operator: an fs error
 // ("EISDIR: illegal operation on a directory, unlink '/var/lib/amphora-agent/
 // certs/...'"), a program's output naming its files. The controller needs to
@@ -11,10 +12,15 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { resolve, sep } from "node:path";
 import { ErrorInfoSchema } from "../gen/amphora/v1/errors_pb.js";
 
-/** Codes that mean "the agent failed": their text was not written for the caller. */
-const SERVER_FAULTS = new Set([Code.Internal, Code.Unknown, Code.DataLoss]);
+/**
+ * Codes whose text describes the agent's own side, not what the caller sent:
+ * server faults, and unavailable (e.g. "haproxy master CLI unreachable" with
+ * the socket's path). Other codes name the caller's input and stay as they are.
+ */
+const AGENT_SIDE = new Set([Code.Internal, Code.Unknown, Code.DataLoss, Code.Unavailable]);
 
-export const isServerFault = (code: Code): boolean => SERVER_FAULTS.has(code);
+/** Whether an answer with this code has its host paths hidden (and its log line carries the full details). */
+export const hidesHostPaths = (code: Code): boolean => AGENT_SIDE.has(code);
 
 /**
  * An absolute path in free text: a "/" that does not continue a word, a
@@ -41,12 +47,12 @@ export function hideHostPaths(text: string, stateDir: string): string {
 }
 
 /**
- * The error as the caller gets it: a server fault with its message and
+ * The error as the caller gets it: a server fault (or unavailable) with its message and
  * ErrorInfo details passed through hideHostPaths (reason and metadata kept);
  * any other error unchanged (domain errors name only what the caller sent).
  */
 export function answerableError(err: ConnectError, stateDir: string): ConnectError {
-  if (!isServerFault(err.code)) return err;
+  if (!hidesHostPaths(err.code)) return err;
   const message = hideHostPaths(err.rawMessage, stateDir);
   const info = err.findDetails(ErrorInfoSchema)[0];
   const details = info ? hideHostPaths(info.details, stateDir) : "";

@@ -46,7 +46,7 @@ test("hideHostPaths: state-dir paths relative to it, other absolute paths as <pa
   }
 });
 
-test("answerableError rewrites server faults (message and ErrorInfo details, reason kept) and leaves other codes alone", () => {
+test("answerableError rewrites server faults and unavailable (message and ErrorInfo details, reason kept) and leaves other codes alone", () => {
   const s = "/srv/state";
   const fault = toConnectError(new DomainError("failed", "Could not store the configuration", "EISDIR: illegal operation on a directory, rename '/srv/state/lb/.t' -> '/srv/state/lb/haproxy.cfg'", "STORE_FAILED"));
   const out = answerableError(fault, s);
@@ -56,6 +56,10 @@ test("answerableError rewrites server faults (message and ErrorInfo details, rea
   assert.equal(info.details, "EISDIR: illegal operation on a directory, rename '<state>/lb/.t' -> '<state>/lb/haproxy.cfg'");
   assert.equal(info.reason, "STORE_FAILED");
   assert.equal(answerableError(new ConnectError("spawn /usr/bin/x ENOENT", Code.Unknown), s).rawMessage, "spawn <path> ENOENT");
+  // unavailable describes the agent's side too (its haproxy's master socket).
+  const down = toConnectError(new DomainError("unavailable", "haproxy master CLI unreachable: connect ECONNREFUSED /srv/state/lb/x/master.sock", "/srv/state/lb/x/master.sock"));
+  assert.equal(answerableError(down, s).rawMessage, "haproxy master CLI unreachable: connect ECONNREFUSED <state>/lb/x/master.sock");
+  assert.equal(answerableError(down, s).findDetails(ErrorInfoSchema)[0]!.details, "<state>/lb/x/master.sock");
   // A domain error that names what the caller sent stays as it is (not a server fault).
   const nf = toConnectError(new DomainError("not_found", "Certificate Not Found", "/x.pem of load balancer y"));
   assert.equal(answerableError(nf, s), nf);
