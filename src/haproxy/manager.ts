@@ -48,10 +48,13 @@ export interface ManagerOptions {
   stopTimeoutMs?: number;
   /**
    * How often to notice a haproxy that died on its own, or a stray master
-   * (default 1 s; 0 = never). One pass over /proc; the time to notice adds
-   * to the restart delay.
+   * (default 1 s; 0 = never). A /proc read per master the agent runs; the
+   * time to notice adds to the restart delay. Strays are looked for less
+   * often (fullPassMs).
    */
   watchIntervalMs?: number;
+  /** How often the watch also looks for strays over all of /proc (default 30 s). */
+  fullPassMs?: number;
   /** Delay before restarting a haproxy that died: doubles in a crash loop (default 1 s to 30 s). */
   restartBackoff?: BackoffOptions;
   /** How long `haproxy -c` may take before the upload is refused as unavailable (default 30 s). */
@@ -94,7 +97,7 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
       logger: this.logger,
       emit: (e) => this.emitEvent(e),
       start: (lb, how) => this.lifecycle.start(lb, how),
-    }, { watchIntervalMs: o.watchIntervalMs, restartBackoff: o.restartBackoff });
+    }, { watchIntervalMs: o.watchIntervalMs, fullPassMs: o.fullPassMs, restartBackoff: o.restartBackoff });
     // `o` itself: setMemoryReserveBytes and setRuntimeApply change what the next reload reads.
     this.lifecycle = new LbLifecycle(o, this.supervisor, (e) => this.emitEvent(e), this.logger);
   }
@@ -158,6 +161,11 @@ export class LoadBalancerManager extends EventEmitter<{ event: [LoadBalancerEven
    */
   close(): Promise<void> {
     return this.supervisor.close();
+  }
+
+  /** How many times the watch has looked over all of /proc (for strays). */
+  get watchFullPasses(): number {
+    return this.supervisor.fullPasses;
   }
 
   /**

@@ -35,8 +35,15 @@ export function keepalivedVersion(cmd = "keepalived"): Promise<string> {
   });
 }
 
+// The hostname, asked of the kernel at most once a second: os.hostname()
+// (uname plus an error check) was 3 % of a GET /1.0/info, and a host
+// renamed (cloud-init at first boot) is seen within a second.
+let host = { name: "", at: -Infinity };
+
 export function hostName(): string {
-  return hostname();
+  const now = performance.now();
+  if (now - host.at >= 1000) host = { name: hostname(), at: now };
+  return host.name;
 }
 
 export interface MemInfo {
