@@ -53,8 +53,7 @@ export interface ManagerOptions {
    * often (fullPassMs).
    */
   watchIntervalMs?: number;
-  /** How often the watch also looks for strays over all of /proc (default 30 s). */
-  fullPassMs?: number;
+  fullPassMs?: number; // how often the watch looks over all of /proc for strays (default 30 s)
   /** Delay before restarting a haproxy that died: doubles in a crash loop (default 1 s to 30 s). */
   restartBackoff?: BackoffOptions;
   /** How long `haproxy -c` may take before the upload is refused as unavailable (default 30 s). */
