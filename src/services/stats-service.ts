@@ -1,13 +1,14 @@
 // StatsService: GetStats polls now; WatchStats subscribes to the shared
 // poll group of its interval. Pure mapping between the stats module's types
 // and the contract's messages.
-import { WireType } from "@bufbuild/protobuf/wire";
+import { toBinary } from "@bufbuild/protobuf";
+import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import {
   StatsService, WatchMode,
   type Counters as PbCounters, type LoadBalancerStats as PbLoadBalancerStats, type ListenerStats, type MemberStats,
-  type PoolStats, type WatchStatsResponse,
+  type PoolStats, type WatchStatsResponse, WatchStatsResponseSchema,
 } from "../gen/amphora/v1/stats_pb.js";
 import type { Counters, LoadBalancerStats, StatsFilter } from "../stats/model.js";
 import type { Monitoring } from "../metrics/monitoring.js";
@@ -88,15 +89,71 @@ function lbField(lb: LoadBalancerStats): Uint8Array {
 }
 
 /**
- * @param shareEncoding binary protocols only: the load balancers travel as
- *   pre-encoded field-1 entries ($unknown is written as is by toBinary, and
- *   is byte-for-byte what encoding `load_balancers` would give). JSON
+ * The fields of an update that are the same for every subscriber it goes
+ * to (load balancers, collected_at, full, status_only, totals_since),
+ * encoded once. Subscribers with the same filter are handed the very same
+ * load-balancer array for a tick (see WatchHub), so 1,000 such streams
+ * cost one encoding, and each stream adds only its own fields (sequence,
+ * missed_updates, removed_lb_ids). Keyed by that array; the other shared
+ * values are checked, so an array met with other values is encoded anew.
+ */
+interface SharedFields {
+  at: number;
+  full: boolean;
+  statusOnly: boolean;
+  since: number;
+  /** All of it as one unknown-field entry (see updateToProto); undefined if empty. */
+  entry: { no: number; wireType: WireType; data: Uint8Array } | undefined;
+  size: number;
+}
+
+const shared = new WeakMap<LoadBalancerStats[], SharedFields>();
+
+function sharedFields(u: Omit<StatsUpdate, "missedUpdates" | "sequence">, totalsSince: Date | undefined): SharedFields {
+  const at = u.collectedAt.getTime();
+  const since = totalsSince ? totalsSince.getTime() : -1;
+  let f = shared.get(u.loadBalancers);
+  if (f && f.at === at && f.full === u.full && f.statusOnly === u.statusOnly && f.since === since) return f;
+  const bytes = toBinary(WatchStatsResponseSchema, {
+    $typeName: "amphora.v1.WatchStatsResponse",
+    loadBalancers: [], removedLbIds: [], collectedAt: timestampFromDate(u.collectedAt), full: u.full, missedUpdates: 0n,
+    sequence: 0n, statusOnly: u.statusOnly, totalsSince: totalsSince && timestampFromDate(totalsSince),
+    $unknown: u.loadBalancers.map((lb) => ({ no: 1, wireType: WireType.LengthDelimited, data: lbField(lb) })),
+  });
+  let entry: SharedFields["entry"];
+  if (bytes.length) {
+    // toBinary writes an unknown entry as its tag, then its data as is: the
+    // first field's tag, then everything after it, gives back all the bytes.
+    const r = new BinaryReader(bytes);
+    const [no, wireType] = r.tag();
+    entry = { no, wireType, data: bytes.subarray(r.pos) };
+  }
+  f = { at, full: u.full, statusOnly: u.statusOnly, since, entry, size: bytes.length };
+  shared.set(u.loadBalancers, f);
+  return f;
+}
+
+const NO_UNKNOWN: [] = [];
+
+/**
+ * @param shareEncoding binary protocols only: everything but the stream's
+ *   own fields travels as the shared pre-encoded bytes ($unknown is written
+ *   as is by toBinary; a protobuf decoder reads fields in any order). JSON
  *   ignores $unknown, so JSON streams get ordinary messages.
  */
 function updateToProto(u: StatsUpdate, shareEncoding: boolean, totalsSince?: Date): WatchStatsResponse {
+  if (shareEncoding) {
+    const entry = sharedFields(u, totalsSince).entry;
+    return {
+      $typeName: "amphora.v1.WatchStatsResponse",
+      loadBalancers: [], removedLbIds: u.removedLbIds, collectedAt: undefined, full: false,
+      missedUpdates: BigInt(u.missedUpdates), sequence: BigInt(u.sequence), statusOnly: false, totalsSince: undefined,
+      $unknown: entry ? [entry] : NO_UNKNOWN,
+    };
+  }
   return {
     $typeName: "amphora.v1.WatchStatsResponse",
-    loadBalancers: shareEncoding ? [] : u.loadBalancers.map(lbToProto),
+    loadBalancers: u.loadBalancers.map(lbToProto),
     removedLbIds: u.removedLbIds,
     collectedAt: timestampFromDate(u.collectedAt),
     full: u.full,
@@ -104,7 +161,6 @@ function updateToProto(u: StatsUpdate, shareEncoding: boolean, totalsSince?: Dat
     sequence: BigInt(u.sequence),
     statusOnly: u.statusOnly,
     totalsSince: totalsSince && timestampFromDate(totalsSince),
-    ...(shareEncoding ? { $unknown: u.loadBalancers.map((lb) => ({ no: 1, wireType: WireType.LengthDelimited, data: lbField(lb) })) } : {}),
   };
 }
 
@@ -112,10 +168,8 @@ function updateToProto(u: StatsUpdate, shareEncoding: boolean, totalsSince?: Dat
 export const RELEASE_AFTER_BYTES = 64 * 1024;
 
 /** Bytes a message will take (binary; JSON is larger but proportional). */
-function sizeOf(u: { loadBalancers: LoadBalancerStats[] } | undefined): number {
-  let n = 64;
-  for (const lb of u?.loadBalancers ?? []) n += lbField(lb).length;
-  return n;
+function sizeOf(u: Omit<StatsUpdate, "missedUpdates" | "sequence"> | undefined, totalsSince: Date | undefined): number {
+  return u ? 32 + sharedFields(u, totalsSince).size : 64;
 }
 
 /** True when the call's messages are protobuf binary (gRPC, gRPC-Web, Connect proto). */
@@ -148,24 +202,27 @@ export function statsService(m: Monitoring): Partial<ServiceImpl<typeof StatsSer
       ctx.signal.addEventListener("abort", onAbort);
       try {
         const binary = isBinaryCall(ctx.requestHeader.get("content-type"), ctx.values.get(protocolKey));
+        const since = m.collector.totalsSince;
         // Wait for an update, then for room to write it, and only then
         // take it: while this stream waits for room, its queue collapses
-        // into the freshest snapshot instead of going stale.
-        while (await sub.ready()) {
-          const reserved = sizeOf(sub.peek());
-          await m.streamBudget.acquire(reserved, ctx.signal);
-          const u = await sub.next();
+        // into the freshest snapshot instead of going stale. Each step goes
+        // through a promise only when it has to wait: at a tick, 1,000
+        // streams run this loop one after the other.
+        while (sub.hasReady || (await sub.ready())) {
+          const reserved = sizeOf(sub.peek(), since);
+          if (!m.streamBudget.tryAcquire(reserved)) await m.streamBudget.acquire(reserved, ctx.signal);
+          const u = sub.take();
           if (!u) {
             m.streamBudget.release(reserved);
             break;
           }
-          const size = sizeOf(u);
+          const size = sizeOf(u, since);
           if (size > reserved) m.streamBudget.force(size - reserved);
           else m.streamBudget.release(reserved - size);
           // Held while the transport writes this message (it asks for the
           // next one only once the client took it).
           try {
-            yield updateToProto(u, binary, m.collector.totalsSince);
+            yield updateToProto(u, binary, since);
           } finally {
             m.streamBudget.release(size);
           }

@@ -17,12 +17,16 @@ export class ByteBudget {
     return this.used;
   }
 
+  /** Takes n bytes if there is room now (and nobody waits before us); false otherwise. */
+  tryAcquire(n: number): boolean {
+    if (!this.fits(n) || this.waiting.length) return false;
+    this.take(n);
+    return true;
+  }
+
   /** Waits for room for n bytes; one message larger than the limit goes alone. */
   acquire(n: number, signal?: AbortSignal): Promise<void> {
-    if (this.fits(n) && !this.waiting.length) {
-      this.take(n);
-      return Promise.resolve();
-    }
+    if (this.tryAcquire(n)) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const w = {
         n,

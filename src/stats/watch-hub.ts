@@ -84,9 +84,13 @@ function memberChanged(a: MemberStats, b: MemberStats): boolean {
 /** Only what changed between two polls of a load balancer; undefined if nothing. */
 export function diffLb(prev: LoadBalancerStats | undefined, cur: LoadBalancerStats): LoadBalancerStats | undefined {
   if (!prev) return cur;
+  // The delta tracker hands out an object that did not move as the very
+  // same object: most of a big load balancer compares by identity.
+  if (prev === cur) return undefined;
   const pl = matcher(prev.listeners, (l) => l.listenerId);
   const listeners = cur.listeners.filter((l, i) => {
     const p = pl(l, i);
+    if (p === l) return false;
     return !p || p.status !== l.status || p.currentSessions !== l.currentSessions || p.maxSessions !== l.maxSessions ||
       p.sessionLimit !== l.sessionLimit || !sameCounters(p.totals!, l.totals!);
   });
@@ -95,6 +99,7 @@ export function diffLb(prev: LoadBalancerStats | undefined, cur: LoadBalancerSta
   for (let i = 0; i < cur.pools.length; i++) {
     const pool = cur.pools[i]!;
     const p = pp(pool, i);
+    if (p === pool) continue;
     if (!p) {
       pools.push(pool);
       continue;
@@ -102,7 +107,7 @@ export function diffLb(prev: LoadBalancerStats | undefined, cur: LoadBalancerSta
     const pm = matcher(p.members, (m) => m.memberId);
     const members = pool.members.filter((m, j) => {
       const o = pm(m, j);
-      return !o || memberChanged(o, m);
+      return o !== m && (!o || memberChanged(o, m));
     });
     if (members.length || p.status !== pool.status || p.currentSessions !== pool.currentSessions || !sameCounters(p.totals!, pool.totals!)) {
       pools.push({ ...pool, members });
@@ -153,6 +158,11 @@ export class Subscription implements AsyncIterable<StatsUpdate> {
   closed = false;
   /** Waiting for its first (complete) message. */
   firstPending = true;
+  /**
+   * The view (PollGroup.viewSeq) its last collapsed queue was answered
+   * from: a sliced delivery of that same view skips this subscriber.
+   */
+  fullOf = -1;
   /** Load balancers this subscriber was told about (for removed_lb_ids). */
   readonly seen = new Set<string>();
   readonly filterKey: string;
@@ -186,7 +196,10 @@ export class Subscription implements AsyncIterable<StatsUpdate> {
     else for (const id of p.removedLbIds) this.seen.delete(id);
     for (const lb of p.loadBalancers) this.seen.add(lb.lbId);
     this.lastSent = Date.now();
-    return { ...p, missedUpdates: missed, sequence: ++this.seq };
+    return {
+      loadBalancers: p.loadBalancers, removedLbIds: p.removedLbIds, collectedAt: p.collectedAt, full: p.full,
+      statusOnly: p.statusOnly, missedUpdates: missed, sequence: ++this.seq,
+    };
   }
 
   /**
@@ -237,16 +250,28 @@ export class Subscription implements AsyncIterable<StatsUpdate> {
     return this.needFull ? this.group.fullFor(this) : this.queue[0];
   }
 
-  next(): Promise<StatsUpdate | undefined> {
-    if (this.closed) return Promise.resolve(undefined);
+  /** Whether take() would return an update now. */
+  get hasReady(): boolean {
+    return !this.closed && (this.needFull || this.queue.length > 0);
+  }
+
+  /** The next update if one is ready now, else undefined: next() without waiting. */
+  take(): StatsUpdate | undefined {
+    if (this.closed) return undefined;
     if (this.needFull) {
       this.needFull = false;
       const missed = this.missed;
       this.missed = 0;
-      return Promise.resolve(this.stamp(this.group.fullFor(this), missed));
+      this.fullOf = this.group.viewSeq;
+      return this.stamp(this.group.fullFor(this), missed);
     }
     const p = this.queue.shift();
-    if (p) return Promise.resolve(this.stamp(p));
+    return p && this.stamp(p);
+  }
+
+  next(): Promise<StatsUpdate | undefined> {
+    const u = this.take();
+    if (u || this.closed) return Promise.resolve(u);
     return new Promise((r) => (this.waiter = r));
   }
 
@@ -280,6 +305,21 @@ export class Subscription implements AsyncIterable<StatsUpdate> {
 
 // ---- poll groups ----
 
+/** Subscribers served per turn of the event loop when a tick is delivered. */
+export const DELIVERY_SLICE = 64;
+const NONE: string[] = [];
+
+/** A tick's update on its way to the subscribers (see PollGroup.deliver). */
+interface Delivery {
+  subs: Subscription[];
+  next: number;
+  changes: LoadBalancerStats[];
+  removed: string[];
+  at: Date;
+  seq: number;
+  cache: Map<string, { full: LoadBalancerStats[]; changes: LoadBalancerStats[] }>;
+}
+
 class PollGroup {
   readonly subs = new Set<Subscription>();
   private readonly tracker = new DeltaTracker("zero");
@@ -297,6 +337,11 @@ class PollGroup {
   private timer: NodeJS.Timeout | undefined;
   private ticking = false;
   private nextAt = 0;
+  /** Numbers the views: which one a complete snapshot was built from. */
+  viewSeq = 0;
+  private delivery: Delivery | undefined;
+  /** See filteredView; cleared whenever the view changes. */
+  private readonly fullLbs = new Map<string, LoadBalancerStats[]>();
   /** Subscribers in CHANGES mode: only they need statuses tracked. */
   private changesSubs = 0;
   stopped = false;
@@ -328,6 +373,7 @@ class PollGroup {
 
   stop(): void {
     this.stopped = true;
+    this.delivery = undefined;
     clearTimeout(this.timer);
   }
 
@@ -345,9 +391,20 @@ class PollGroup {
     }
   }
 
+  /**
+   * The latest view through a subscriber's filter: one array per filter
+   * (and so one encoding, see stats-service) for all subscribers that use
+   * it, until the view changes.
+   */
+  private filteredView(s: Subscription): LoadBalancerStats[] {
+    let a = this.fullLbs.get(s.filterKey);
+    if (!a) this.fullLbs.set(s.filterKey, (a = filterStats(this.view, s.options.filter)));
+    return a;
+  }
+
   /** A complete snapshot of the latest tick for one subscriber. */
   fullFor(s: Subscription): Pending {
-    const lbs = filterStats(this.view, s.options.filter);
+    const lbs = this.filteredView(s);
     const ids = new Set(lbs.map((l) => l.lbId));
     return { loadBalancers: lbs, removedLbIds: [...s.seen].filter((id) => !ids.has(id)), collectedAt: this.viewAt, full: true, statusOnly: false };
   }
@@ -368,7 +425,10 @@ class PollGroup {
       if (this.stopped) return;
       // Deleted while we polled: gone.
       results = results.filter((r) => this.collector.catalog.get(r.stats.lbId));
+      // The previous tick's update reaches everyone before this one is built.
+      this.finishDelivery();
       const stats = this.tracker.apply(results.map((r) => r.stats));
+
       const prevById = new Map(this.view.map((l) => [l.lbId, l]));
       const curIds = new Set(stats.map((l) => l.lbId));
       const removed = [...prevById.keys()].filter((id) => !curIds.has(id));
@@ -385,6 +445,8 @@ class PollGroup {
       }
       for (const id of removed) this.statusSent.delete(id);
       this.view = stats;
+      this.viewSeq++;
+      this.fullLbs.clear();
       this.viewAt = results.length ? new Date(Math.max(...results.map((r) => r.collectedAt.getTime()))) : new Date();
       this.ready = true;
       this.ticks++;
@@ -403,19 +465,61 @@ class PollGroup {
     }
   }
 
+  /**
+   * Hands this tick's update to every subscriber, DELIVERY_SLICE at a time
+   * with a turn of the event loop in between. Each subscriber's share of
+   * the work (its stream serializes and writes the message) runs right
+   * after its push; all 1,000 in one go kept the event loop busy for
+   * ~80 ms and nothing reached the socket until the last was done. In
+   * slices, the first subscribers' messages are on the wire (and being
+   * read) while the next slice is prepared, and other calls get answered
+   * between slices. Anything else that pushes to subscribers (a status
+   * change, a deletion, the next tick) first completes the slices left.
+   */
   private deliver(changes: LoadBalancerStats[], removed: string[]): void {
-    // Subscribers with the same filter share the filtered arrays.
-    const cache = new Map<string, { full: LoadBalancerStats[]; changes: LoadBalancerStats[] }>();
-    for (const s of this.subs) {
-      let c = cache.get(s.filterKey);
-      if (!c) cache.set(s.filterKey, (c = { full: filterStats(this.view, s.options.filter), changes: filterStats(changes, s.options.filter) }));
-      const gone = removed.filter((id) => s.seen.has(id));
-      if (s.firstPending || s.options.mode === "snapshots") {
-        s.firstPending = false;
-        s.push({ loadBalancers: c.full, removedLbIds: gone, collectedAt: this.viewAt, full: true, statusOnly: false });
-      } else if (c.changes.length || gone.length) {
-        s.push({ loadBalancers: c.changes, removedLbIds: gone, collectedAt: this.viewAt, full: false, statusOnly: false });
-      }
+    this.finishDelivery();
+    const all = [...this.subs];
+    // A different first slice each tick: no subscriber is always served last.
+    const off = all.length ? (this.ticks * DELIVERY_SLICE) % all.length : 0;
+    const d: Delivery = {
+      subs: off ? all.slice(off).concat(all.slice(0, off)) : all,
+      next: 0, changes, removed, at: this.viewAt, seq: this.viewSeq, cache: new Map(),
+    };
+    this.delivery = d;
+    this.deliverSlice(d);
+  }
+
+  private deliverSlice(d: Delivery): void {
+    if (this.delivery !== d) return;
+    const end = Math.min(d.subs.length, d.next + DELIVERY_SLICE);
+    while (d.next < end) this.deliverTo(d, d.subs[d.next++]!);
+    if (d.next < d.subs.length) setImmediate(() => this.deliverSlice(d));
+    else this.delivery = undefined;
+  }
+
+  /** Serves the subscribers a sliced delivery has not reached yet, now. */
+  private finishDelivery(): void {
+    const d = this.delivery;
+    if (!d) return;
+    this.delivery = undefined;
+    while (d.next < d.subs.length) this.deliverTo(d, d.subs[d.next++]!);
+  }
+
+  private deliverTo(d: Delivery, s: Subscription): void {
+    // Gone, or already given a complete snapshot of this very tick (it read
+    // a collapsed queue while its slice was waiting).
+    if (s.closed || s.fullOf === d.seq) return;
+    // Subscribers with the same filter share the filtered arrays (and so
+    // their encoding, see stats-service).
+    // (The view is still this tick's: whatever changes it first completes the delivery.)
+    let c = d.cache.get(s.filterKey);
+    if (!c) d.cache.set(s.filterKey, (c = { full: this.filteredView(s), changes: filterStats(d.changes, s.options.filter) }));
+    const gone = d.removed.length ? d.removed.filter((id) => s.seen.has(id)) : NONE;
+    if (s.firstPending || s.options.mode === "snapshots") {
+      s.firstPending = false;
+      s.push({ loadBalancers: c.full, removedLbIds: gone, collectedAt: d.at, full: true, statusOnly: false });
+    } else if (c.changes.length || gone.length) {
+      s.push({ loadBalancers: c.changes, removedLbIds: gone, collectedAt: d.at, full: false, statusOnly: false });
     }
   }
 
@@ -423,6 +527,8 @@ class PollGroup {
   onCollected(c: CollectedStats): void {
     const lbId = c.stats.lbId;
     if (!this.changesSubs || !this.ready || this.collecting.has(lbId) || !this.collector.catalog.get(lbId)) return;
+    // Statuses newer than the tick being delivered must not overtake it.
+    this.finishDelivery();
     const sent = this.statusSent.get(lbId);
     const d = statusDiff(sent instanceof Map || !sent ? sent : statusSignature(sent), c.stats);
     if (!d) return;
@@ -436,7 +542,9 @@ class PollGroup {
   }
 
   onDeleted(lbId: string): void {
+    this.finishDelivery();
     this.view = this.view.filter((l) => l.lbId !== lbId);
+    this.fullLbs.clear();
     this.statusSent.delete(lbId);
     for (const s of this.subs) {
       // Also when it may sit in an update not read yet (seen is updated on read).

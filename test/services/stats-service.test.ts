@@ -104,7 +104,7 @@ test("WatchStats CHANGES over grpc-web: first complete, then only what changed; 
   await done;
 });
 
-test("the shared pre-encoded form is byte-for-byte the ordinary encoding", async () => {
+test("the shared pre-encoded form decodes to the ordinary message, at the same size", async () => {
   const { toBinary } = await import("@bufbuild/protobuf");
   const { WatchStatsResponseSchema } = await import("../../src/gen/amphora/v1/stats_pb.js");
   const { testing } = await import("../../src/services/stats-service.js");
@@ -117,6 +117,78 @@ test("the shared pre-encoded form is byte-for-byte the ordinary encoding", async
   const { fromBinary } = await import("@bufbuild/protobuf");
   assert.deepEqual(fromBinary(WatchStatsResponseSchema, shared), fromBinary(WatchStatsResponseSchema, plain));
   assert.equal(fromBinary(WatchStatsResponseSchema, shared).loadBalancers.length, 2);
+});
+
+test("WatchStats: streams with different filters never carry each other's load balancers (shared encodings are per filter)", async () => {
+  const other = await env.startLb({ members: 1 });
+  env.catalog.put(other.ref(), "created");
+  const ac = new AbortController();
+  const watchers = [
+    { name: "A changes", lbs: [lb.lbId], filter: { lbIds: [lb.lbId], listenerIds: [] }, mode: WatchMode.CHANGES },
+    { name: "B changes", lbs: [other.lbId], filter: { lbIds: [other.lbId], listenerIds: [] }, mode: WatchMode.CHANGES },
+    { name: "A's listener changes", lbs: [lb.lbId], filter: { lbIds: [], listenerIds: [lb.listenerId] }, mode: WatchMode.CHANGES },
+    { name: "A snapshots", lbs: [lb.lbId], filter: { lbIds: [lb.lbId], listenerIds: [] }, mode: WatchMode.SNAPSHOTS },
+    { name: "B snapshots", lbs: [other.lbId], filter: { lbIds: [other.lbId], listenerIds: [] }, mode: WatchMode.SNAPSHOTS },
+  ].flatMap((w) => [w, w]).map((w) => {
+    const got: WatchStatsResponse[] = [];
+    const stream = agent.client(StatsService, "connect").watchStats({ intervalMs: 150, mode: w.mode, filter: w.filter }, { signal: ac.signal });
+    const done = (async () => {
+      try {
+        for await (const m of stream) got.push(m);
+      } catch (e) {
+        if (ConnectError.from(e).code !== Code.Canceled) throw e;
+      }
+    })();
+    return { ...w, got, done };
+  });
+  try {
+    await until("first messages", () => watchers.every((w) => w.got.length >= 1) || undefined);
+    // Traffic on both in the same ticks: each tick's changes hold both LBs
+    // before the filters split them.
+    await Promise.all([lb.traffic(3), other.traffic(3)]);
+    await until("changes on every stream", () => watchers.every((w) =>
+      w.mode === WatchMode.CHANGES ? w.got.some((m) => !m.full && m.loadBalancers.length) : w.got.length >= 3) || undefined);
+    for (const w of watchers) {
+      for (const m of w.got) {
+        assert.deepEqual([...new Set(m.loadBalancers.map((l) => l.lbId))], m.loadBalancers.length ? w.lbs : [], `${w.name}: only its own load balancers`);
+        for (const l of m.loadBalancers) {
+          if (w.name.includes("listener")) assert.ok(l.listeners.every((x) => x.listenerId === lb.listenerId) && l.pools.every((p) => p.listenerId === lb.listenerId));
+        }
+      }
+      assert.deepEqual(w.got.map((m) => m.sequence), w.got.map((_, i) => BigInt(i + 1)), `${w.name}: its own sequence`);
+    }
+  } finally {
+    ac.abort();
+    await Promise.all(watchers.map((w) => w.done));
+    env.catalog.remove(other.lbId);
+  }
+});
+
+test("a shared encoding is used only for the update it was made for", async () => {
+  const { fromBinary, toBinary } = await import("@bufbuild/protobuf");
+  const { WatchStatsResponseSchema } = await import("../../src/gen/amphora/v1/stats_pb.js");
+  const { testing } = await import("../../src/services/stats-service.js");
+  const stats = (await mon.collector.collect(lb.ref())).stats;
+  const lbs = [stats];
+  const decode = (u: Parameters<typeof testing.updateToProto>[0], since?: Date) =>
+    fromBinary(WatchStatsResponseSchema, toBinary(WatchStatsResponseSchema, testing.updateToProto(u, true, since)));
+  const base = { loadBalancers: lbs, removedLbIds: [], collectedAt: new Date(1_000_000), full: true, statusOnly: false, missedUpdates: 0, sequence: 1 };
+  const a = decode(base);
+  assert.equal(a.full, true);
+  assert.equal(a.collectedAt!.seconds, 1000n);
+  // The same array with other values (a later tick, another flag): not the stale bytes.
+  const b = decode({ ...base, collectedAt: new Date(2_000_000), full: false, statusOnly: true, sequence: 2, removedLbIds: ["gone"] }, new Date(5_000));
+  assert.equal(b.collectedAt!.seconds, 2000n);
+  assert.equal(b.full, false);
+  assert.equal(b.statusOnly, true);
+  assert.equal(b.totalsSince!.seconds, 5n);
+  assert.equal(b.sequence, 2n);
+  assert.deepEqual(b.removedLbIds, ["gone"]);
+  assert.equal(b.loadBalancers[0]!.lbId, lb.lbId);
+  // Nothing shared at all (a keepalive): only the stream's own fields.
+  const k = decode({ ...base, loadBalancers: [], full: false, sequence: 9 });
+  assert.equal(k.loadBalancers.length, 0);
+  assert.equal(k.sequence, 9n);
 });
 
 test("binary calls are recognised by content type; REST and JSON are not", async () => {
