@@ -14,11 +14,14 @@
 // Environment: BENCH_SUBSCRIBERS (default "1,100,1000"), BENCH_WINDOW_MS
 // (6000), BENCH_LBS ("small", "big"), BENCH_CPU_PROF_DIR (agent
 // --cpu-prof), BENCH_AGENT_HEAP_MB (agent --max-old-space-size),
-// BENCH_DEBUG (print the agent's memory after a forced GC),
+// BENCH_DEBUG (print the agent's memory after a forced GC, and lag per tick), BENCH_AGENT_ARGS
+// (more node flags for the agent, e.g. "--trace-gc"),
 // BENCH_CLIENT_WINDOW_MB (client HTTP/2 stream window; default Node's 64 KB),
 // BENCH_MODES ("snapshots", "changes"; default both: the big LB runs both),
 // BENCH_HEAPSNAP (a folder: the agent writes a heap snapshot at the end of
-// each measuring window).
+// each measuring window), BENCH_WINDOW_PROF_DIR (a folder: the agent writes
+// a CPU profile of the measuring window alone, without start-up and the
+// first snapshots of the connection storm).
 import { spawn, type ChildProcess } from "node:child_process";
 import { EventEmitter, setMaxListeners } from "node:events";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
@@ -61,7 +64,17 @@ async function agentChild(arg: string): Promise<void> {
   const o = JSON.parse(arg) as { stateDir: string; refs: LoadBalancerRef[] };
   const agent = await startAgent({ dev: true, stateDir: o.stateDir, listen: "127.0.0.1:0", logger: silentLogger, catalog: new FixedCatalog(o.refs) });
   const mon = agent.ctx.monitoring!;
+  const profDir = process.env.BENCH_WINDOW_PROF_DIR;
+  const inspector = profDir ? new (await import("node:inspector")).Session() : undefined;
+  inspector?.connect();
+  const post = (method: string) => new Promise<unknown>((r, j) => inspector!.post(method, (e, v) => (e ? j(e) : r(v))));
   process.on("message", async (m: { id: number }) => {
+    // Asked first at the start of the window, then at its end.
+    if (inspector && m.id === 0) await post("Profiler.enable").then(() => post("Profiler.start"));
+    if (inspector && m.id === 1) {
+      const { profile } = (await post("Profiler.stop")) as { profile: unknown };
+      writeFileSync(join(profDir!, `window-${process.pid}-${m.id}.cpuprofile`), JSON.stringify(profile));
+    }
     // BENCH_HEAPSNAP=dir: a heap snapshot of the agent at the end of the window.
     const snapDir = process.env.BENCH_HEAPSNAP;
     if (snapDir && m.id % 2 === 1) (await import("node:v8")).writeHeapSnapshot(join(snapDir, `agent-${process.pid}-${m.id}.heapsnapshot`));
@@ -99,6 +112,8 @@ async function startChild(stateDir: string, refs: LoadBalancerRef[]): Promise<Ch
   // E.g. 384 to see whether RSS is live memory or garbage a small amphora's GC would collect.
   if (process.env.BENCH_AGENT_HEAP_MB) prof.push(`--max-old-space-size=${process.env.BENCH_AGENT_HEAP_MB}`);
   if (process.env.BENCH_DEBUG) prof.push("--expose-gc");
+  // E.g. "--trace-gc": more node flags for the agent alone.
+  if (process.env.BENCH_AGENT_ARGS) prof.push(...process.env.BENCH_AGENT_ARGS.split(" ").filter(Boolean));
   const proc = spawn(process.execPath, [...prof, "--import", "tsx", self, "--agent-child", JSON.stringify({ stateDir, refs })], {
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
@@ -278,6 +293,8 @@ async function scenario(child: Child, lbLabel: string, lbId: string, pidFile: st
   let missed = 0;
   let firsts = 0;
   let bytes = 0;
+  /** BENCH_DEBUG: lags per tick (by collected_at). */
+  const perTick = new Map<number, number[]>();
   const loops = Array.from({ length: n }, (_, i) => {
     let first = true;
     return watch(sessions[Math.floor(i / STREAMS_PER_SESSION)]!, req, ac.signal, (m) => {
@@ -290,6 +307,10 @@ async function scenario(child: Child, lbLabel: string, lbId: string, pidFile: st
       missed += m.missed;
       bytes += m.bytes;
       lags.push(Date.now() - m.collectedAtMs);
+      if (process.env.BENCH_DEBUG) {
+        const t = perTick.get(m.collectedAtMs) ?? perTick.set(m.collectedAtMs, []).get(m.collectedAtMs)!;
+        t.push(lags[lags.length - 1]!);
+      }
     });
   });
   const deadline = Date.now() + 120_000;
@@ -308,7 +329,13 @@ async function scenario(child: Child, lbLabel: string, lbId: string, pidFile: st
   const u1 = procUsage(pid);
   const h1 = haproxyCpu(pidFile);
   const s1 = await child.ask();
-  if (process.env.BENCH_DEBUG) console.error(JSON.stringify(s1));
+  if (process.env.BENCH_DEBUG) {
+    console.error(JSON.stringify(s1));
+    for (const [at, l] of perTick) {
+      l.sort((a, b) => a - b);
+      console.error(`tick ${new Date(at).toISOString()}: ${l.length} msgs, lag min ${l[0]} p50 ${pct(l, 50)} p90 ${pct(l, 90)} max ${l[l.length - 1]}`);
+    }
+  }
   ac.abort();
   await Promise.all(loops);
   for (const s of sessions) s.close();
