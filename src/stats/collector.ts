@@ -109,14 +109,21 @@ export class StatsCollector extends EventEmitter<Events> {
   private async doCollect(ref: LoadBalancerRef): Promise<CollectedStats> {
     const acc = this.accumulator(ref.lbId);
     let stats: LoadBalancerStats;
+    // collected_at: when the data was read from haproxy, not when the agent
+    // had finished parsing and accumulating it (5-15 ms later for 10,000
+    // members): that time is part of the lag a consumer sees.
+    let readAt: Date | undefined;
     if (!ref.running) stats = acc.stopped(ref.listenerIds);
     else {
       this.polls++;
       this.pollsByLb.set(ref.lbId, this.pollsOf(ref.lbId) + 1);
       try {
         // The master refuses connections for a few ms while it re-executes.
-        stats = acc.apply(await retryWhileReexecuting(() => this.read(ref.masterSocket)));
+        const raw = await retryWhileReexecuting(() => this.read(ref.masterSocket));
+        readAt = raw.readAt ?? new Date();
+        stats = acc.apply(raw);
       } catch (e) {
+        readAt = undefined;
         this.pollErrors++;
         this.o.logger.warn({ lbId: ref.lbId, err: (e as Error).message }, "stats poll failed; reporting the load balancer as not running");
         // Retries covered a master re-executing; a master that does not
@@ -126,7 +133,7 @@ export class StatsCollector extends EventEmitter<Events> {
       }
     }
     // The LB may have been deleted while we polled: do not resurrect it.
-    const out = { stats, collectedAt: new Date() };
+    const out = { stats, collectedAt: readAt ?? new Date() };
     if (this.acc.has(ref.lbId)) this.latestByLb.set(ref.lbId, out);
     this.emit("collected", out);
     return out;

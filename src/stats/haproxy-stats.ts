@@ -136,6 +136,8 @@ export interface RawLbStats {
   uptimeSec: number;
   currentConnections: number;
   table: StatTable;
+  /** When the answer had arrived, before parsing (absent: when the reader returned). */
+  readAt?: Date;
 }
 
 /** One poll of a load balancer: `@1 show info` then `@1 show stat`. */
@@ -143,11 +145,14 @@ export async function readRawStats(masterSocket: string, timeoutMs = 5000): Prom
   const info = parseShowInfo(await masterCommand(masterSocket, "@1 show info", timeoutMs));
   const workerPid = info.get("Pid");
   if (!workerPid) throw new DomainError("unavailable", "haproxy show info has no Pid (no worker answered)", masterSocket);
-  const table = parseShowStat(await masterCommand(masterSocket, "@1 show stat", timeoutMs));
+  const text = await masterCommand(masterSocket, "@1 show stat", timeoutMs);
+  // The data is what haproxy said by now; parsing it is the agent's time.
+  const readAt = new Date();
   return {
     workerPid,
     uptimeSec: Number(info.get("Uptime_sec") ?? 0) || 0,
     currentConnections: Number(info.get("CurrConns") ?? 0) || 0,
-    table,
+    table: parseShowStat(text),
+    readAt,
   };
 }

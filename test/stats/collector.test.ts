@@ -146,3 +146,23 @@ test("a master that stopped answering (killed) is reported not running, totals k
   assert.equal(s.listeners[0]!.status, "STOPPED");
   assert.equal(s.listeners[0]!.totals!.totalSessions, 2);
 });
+
+test("collected_at is when haproxy's answer had arrived, not when the agent had parsed and added it up", async () => {
+  const lb = await env.startLb({ members: 2 });
+  env.catalog.put(lb.ref());
+  after(() => env.catalog.remove(lb.lbId));
+  const { readRawStats } = await import("../../src/stats/haproxy-stats.js");
+  const before = Date.now();
+  const raw = await readRawStats(lb.sock);
+  assert.ok(raw.readAt && raw.readAt.getTime() >= before && raw.readAt.getTime() <= Date.now());
+  // The collector passes the reader's moment on, however long the rest takes.
+  const answered = new Date(Date.now() - 5000);
+  const slowParse = new StatsCollector({
+    catalog: env.catalog, logger: silentLogger,
+    read: (sock) => readRawStats(sock).then((r) => ({ ...r, readAt: answered })),
+  });
+  after(() => slowParse.close());
+  const c = await slowParse.collect(lb.ref());
+  assert.equal(c.collectedAt.getTime(), answered.getTime());
+  assert.equal(c.stats.running, true);
+});
