@@ -21,7 +21,9 @@
 // BENCH_HEAPSNAP (a folder: the agent writes a heap snapshot at the end of
 // each measuring window), BENCH_WINDOW_PROF_DIR (a folder: the agent writes
 // a CPU profile of the measuring window alone, without start-up and the
-// first snapshots of the connection storm).
+// first snapshots of the connection storm), BENCH_WINDOW_HEAP_DIR (a folder:
+// the agent writes a sampling heap profile of what the window allocated,
+// collected objects included).
 import { spawn, type ChildProcess } from "node:child_process";
 import { EventEmitter, setMaxListeners } from "node:events";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
@@ -65,13 +67,22 @@ async function agentChild(arg: string): Promise<void> {
   const agent = await startAgent({ dev: true, stateDir: o.stateDir, listen: "127.0.0.1:0", logger: silentLogger, catalog: new FixedCatalog(o.refs) });
   const mon = agent.ctx.monitoring!;
   const profDir = process.env.BENCH_WINDOW_PROF_DIR;
-  const inspector = profDir ? new (await import("node:inspector")).Session() : undefined;
+  const heapDir = process.env.BENCH_WINDOW_HEAP_DIR;
+  const inspector = profDir || heapDir ? new (await import("node:inspector")).Session() : undefined;
   inspector?.connect();
-  const post = (method: string) => new Promise<unknown>((r, j) => inspector!.post(method, (e, v) => (e ? j(e) : r(v))));
+  const post = (method: string, params?: object) => new Promise<unknown>((r, j) => inspector!.post(method, params, (e, v) => (e ? j(e) : r(v))));
   process.on("message", async (m: { id: number }) => {
     // Asked first at the start of the window, then at its end.
-    if (inspector && m.id === 0) await post("Profiler.enable").then(() => post("Profiler.start"));
-    if (inspector && m.id === 1) {
+    if (heapDir && m.id === 0) {
+      await post("HeapProfiler.enable");
+      await post("HeapProfiler.startSampling", { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+    }
+    if (heapDir && m.id === 1) {
+      const { profile } = (await post("HeapProfiler.stopSampling")) as { profile: unknown };
+      writeFileSync(join(heapDir, `window-${process.pid}.heapprofile`), JSON.stringify(profile));
+    }
+    if (profDir && m.id === 0) await post("Profiler.enable").then(() => post("Profiler.start"));
+    if (profDir && m.id === 1) {
       const { profile } = (await post("Profiler.stop")) as { profile: unknown };
       writeFileSync(join(profDir!, `window-${process.pid}-${m.id}.cpuprofile`), JSON.stringify(profile));
     }
