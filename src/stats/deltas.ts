@@ -60,10 +60,11 @@ export class DeltaTracker {
       const pp = matcher(before?.pools ?? [], (p) => p.name);
       // An object that did not move since the previous look (same fields,
       // same totals object, and no delta then either) is handed out as the
-      // previous copy itself: a quiet tick of a 10,000-member load balancer
-      // then allocates almost nothing (no 11,000 copies to promote and
-      // collect), and consumers that compare the two looks (the CHANGES
-      // diff, the encoders' caches) see "unchanged" by identity.
+      // previous copy itself, and consumers that compare two looks (the
+      // CHANGES diff, the encoders' caches) see "unchanged" by identity.
+      // Listeners and pools of a quiet load balancer are reused so; its
+      // members are not: their lastchg (seconds since the last status
+      // change) moves at every poll, so each gets a new copy.
       let reused = before !== undefined && before.listeners.length === lb.listeners.length && before.pools.length === lb.pools.length;
       const listeners = lb.listeners.map((l, i): ListenerStats => {
         const p = pl(l, i);
