@@ -8,6 +8,7 @@
 // answer of every protocol (Connect unary and streaming, gRPC, gRPC-Web)
 // where connect-es encodes it, so no decode failure ever reads as a fault
 // of the agent (gRPC 13, HTTP 500).
+import { tapStream } from "./stream-tap.js";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, endStreamFlag, endStreamFromJson, endStreamToJson, errorFromJsonBytes, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
@@ -115,9 +116,8 @@ async function* oneChunk(b: Uint8Array): AsyncIterable<Uint8Array> {
   yield b;
 }
 
-async function* mapChunks(body: AsyncIterable<Uint8Array>, f: (c: Uint8Array) => Uint8Array, atEnd?: () => void): AsyncIterable<Uint8Array> {
-  for await (const c of body) yield f(c);
-  atEnd?.();
+function mapChunks(body: AsyncIterable<Uint8Array>, f: (c: Uint8Array) => Uint8Array, atEnd?: () => void): AsyncIterable<Uint8Array> {
+  return tapStream(body, { map: f, onEnd: atEnd });
 }
 
 /**

@@ -3,6 +3,7 @@
 import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "../log.js";
 import { toConnectError } from "./error-mapping.js";
+import { tapStream } from "./stream-tap.js";
 import { ErrorInfoSchema } from "../gen/amphora/v1/errors_pb.js";
 import { hidesHostPaths } from "./internal-errors.js";
 
@@ -63,19 +64,16 @@ export function loggingInterceptor(logger: Logger, observe?: CallObserver, answe
       done();
       return res;
     }
-    const inner = res.message;
     return {
       ...res,
-      message: (async function* () {
-        try {
-          yield* inner;
-          done();
-        } catch (e) {
+      message: tapStream(res.message, {
+        onEnd: () => done(),
+        onError: (e) => {
           const err = toConnectError(e);
           done(err);
-          throw answer(err);
-        }
-      })(),
+          return answer(err);
+        },
+      }),
     };
   };
 }
