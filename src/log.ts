@@ -40,3 +40,34 @@ export function createLogger(level = process.env.AMPHORA_LOG_LEVEL ?? "info"): L
 
 /** A logger that drops everything, for library use and tests. */
 export const silentLogger: Logger = pino({ level: "silent" });
+
+/** The fields of the one line a call writes when it ends without an error. */
+export interface CallLine {
+  method: string;
+  protocol: string;
+  peer: string | undefined;
+  ms: number;
+}
+
+/**
+ * Writes `logger.info({...line}, msg)` as pino would (same level, time,
+ * bindings and keys), but as one string built directly: pino's object path
+ * (copying the fields, walking and serializing them) cost ~14 µs of CPU per
+ * call in the server, a tenth of what the agent adds to a Connect call.
+ * Nothing is written when info is not enabled.
+ */
+export function callLineWriter(logger: Logger, msg: string): (line: CallLine, outcome: "ok" | "canceled") => void {
+  const s = pino.symbols;
+  const l = logger as unknown as Record<symbol, unknown>;
+  const stream = l[s.streamSym] as { write(line: string): unknown };
+  const time = l[s.timeSym] as () => string;
+  const bindings = l[s.chindingsSym] as string;
+  const head = `{"level":${logger.levels.values.info}`;
+  const tail = `,${JSON.stringify(l[s.messageKeySym] as string)}:${JSON.stringify(msg)}}\n`;
+  return (c, outcome) => {
+    if (!logger.isLevelEnabled("info")) return;
+    // As JSON.stringify (and pino) do, a field that is undefined is left out.
+    const peer = c.peer === undefined ? "" : `,"peer":${JSON.stringify(c.peer)}`;
+    stream.write(`${head}${time()}${bindings},"method":${JSON.stringify(c.method)},"protocol":${JSON.stringify(c.protocol)}${peer},"ms":${c.ms},"outcome":"${outcome}"${tail}`);
+  };
+}

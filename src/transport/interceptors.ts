@@ -1,7 +1,7 @@
 // Interceptors applied to every RPC, whichever protocol (or the REST layer)
 // carried it: one log line per call, domain errors mapped to Connect codes.
 import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
-import type { Logger } from "../log.js";
+import { callLineWriter, type Logger } from "../log.js";
 import { toConnectError } from "./error-mapping.js";
 import { tapStream } from "./stream-tap.js";
 import { ErrorInfoSchema } from "../gen/amphora/v1/errors_pb.js";
@@ -32,6 +32,7 @@ export function loggingInterceptor(logger: Logger, observe?: CallObserver, answe
   // The call line has fixed fields (no secret can be among them), so it
   // skips the redaction pass of the root logger (~4 µs per line).
   const rpcLog = logger.child({}, { redact: [] });
+  const callLine = callLineWriter(rpcLog, "rpc");
   return (next) => async (req) => {
     const started = performance.now();
     const method = `${req.service.typeName}/${req.method.name}`;
@@ -45,8 +46,8 @@ export function loggingInterceptor(logger: Logger, observe?: CallObserver, answe
       const f = fields();
       const code = err ? Code[err.code] : "OK";
       observe?.(method, code, f.ms / 1000);
-      if (!err) rpcLog.info({ ...f, outcome: "ok" }, "rpc");
-      else if (err.code === Code.Canceled) rpcLog.info({ ...f, outcome: "canceled" }, "rpc");
+      if (!err) callLine(f, "ok");
+      else if (err.code === Code.Canceled) callLine(f, "canceled");
       else {
         const details = hidesHostPaths(err.code) ? err.findDetails(ErrorInfoSchema)[0]?.details || undefined : undefined;
         rpcLog[err.code === Code.Internal ? "error" : "warn"]({ ...f, outcome: code, err: err.rawMessage, details }, "rpc");
