@@ -17,23 +17,17 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import { buildIfStale, compiledAgent } from "../bin/build-fresh.js";
+import { binNodeFlags, rssMb } from "./agent-runtime.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const SEMIS = (process.env.BENCH_SEMI_SPACES ?? "2,16").split(",");
 const BURST_MS = Number(process.env.BENCH_BURST_MS ?? 5000);
 
-function rssMb(pid: number): number {
-  return Math.round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024);
-}
-
-function binNodeFlags(): string[] {
-  const first = readFileSync(join(ROOT, "bin", "amphora-agent.js"), "utf8").split("\n", 1)[0]!;
-  return first.replace(/^#!.*?\bnode\b/, "").trim().split(/\s+/).filter(Boolean);
-}
+const rss = (pid: number) => Math.round(rssMb(pid));
 
 async function start(stateDir: string, log: string, semi: string): Promise<{ proc: ChildProcess; url: string }> {
   const out = openSync(log, "w");
-  const flags = [...binNodeFlags().filter((f) => !f.startsWith("--max-semi-space-size")), ...(semi ? [`--max-semi-space-size=${semi}`] : [])];
+  const flags = [...binNodeFlags(ROOT).filter((f) => !f.startsWith("--max-semi-space-size")), ...(semi ? [`--max-semi-space-size=${semi}`] : [])];
   const proc = spawn(process.execPath, [...flags, compiledAgent(ROOT), "--dev", "--state-dir", stateDir, "--listen", "127.0.0.1:0"], {
     stdio: ["ignore", out, "inherit"], env: { ...process.env, AMPHORA_REQUIRE_DIST: "1" },
   });
@@ -92,16 +86,16 @@ export async function main(): Promise<void> {
       try {
         const idle: number[] = [];
         await sleep(3000);
-        idle.push(rssMb(a.proc.pid!));
+        idle.push(rss(a.proc.pid!));
         for (let t = 5; t <= 30; t += 5) {
           await sleep(t === 5 ? 2000 : 5000);
-          idle.push(rssMb(a.proc.pid!));
+          idle.push(rss(a.proc.pid!));
         }
         const calls = await burst(a.url, join(stateDir, "pki"), BURST_MS);
-        const after = [rssMb(a.proc.pid!)];
+        const after = [rss(a.proc.pid!)];
         for (let t = 5; t <= 30; t += 5) {
           await sleep(5000);
-          after.push(rssMb(a.proc.pid!));
+          after.push(rss(a.proc.pid!));
         }
         const name = semi ? `${semi} MB` : "node's default";
         console.log(`semi-space ${name}: idle after start (3 s, 5..30 s) ${idle.join("/")} MB; burst of ${calls} calls in ${BURST_MS} ms; after it (0..30 s) ${after.join("/")} MB`);

@@ -37,14 +37,10 @@ import { SystemService } from "../src/gen/amphora/v1/system_pb.js";
 import { LoadBalancerAction, LoadBalancerService } from "../src/gen/amphora/v1/load_balancer_pb.js";
 import { freePort, killHaproxiesUnder, octaviaConfig } from "../test/support/haproxy.js";
 import { buildIfStale, compiledAgent } from "../bin/build-fresh.js";
+import { binNodeFlags, rssMb } from "./agent-runtime.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
-/** The node flags the installed agent runs with: those on its bin's `#!/usr/bin/env -S node ...` line. */
-function binNodeFlags(): string[] {
-  const first = readFileSync(join(ROOT, "bin", "amphora-agent.js"), "utf8").split("\n", 1)[0]!;
-  return first.replace(/^#!.*?\bnode\b/, "").trim().split(/\s+/).filter(Boolean);
-}
 const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? 1000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 8);
@@ -66,7 +62,7 @@ function startAgent(stateDir: string, log: string, extra: string[] = []): Promis
   // As installed: the bin, run by its shebang (node flags included), unless
   // node flags (a profile) are asked for.
   const args = ["--dev", "--state-dir", stateDir, "--listen", "127.0.0.1:0"];
-  const [cmd, argv] = extra.length ? [process.execPath, [...binNodeFlags(), ...extra, compiledAgent(ROOT), ...args]] : [join(ROOT, "bin", "amphora-agent.js"), args];
+  const [cmd, argv] = extra.length ? [process.execPath, [...binNodeFlags(ROOT), ...extra, compiledAgent(ROOT), ...args]] : [join(ROOT, "bin", "amphora-agent.js"), args];
   const proc = spawn(cmd, argv, { stdio: ["ignore", out, "pipe"], env: { ...process.env, AMPHORA_REQUIRE_DIST: "1" } });
   closeSync(out);
   return new Promise((resolve, reject) => {
@@ -91,10 +87,6 @@ async function stopProc(proc: ChildProcess): Promise<void> {
   const gone = new Promise((r) => proc.once("exit", r));
   proc.kill("SIGTERM");
   await Promise.race([gone, sleep(8000).then(() => proc.kill("SIGKILL"))]);
-}
-
-function rssMb(pid: number): number {
-  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -233,7 +225,7 @@ export async function main(): Promise<void> {
     // flags, e.g. the young-generation size chosen for its memory, and
     // BENCH_AGENT_NODE_FLAGS), so a ratio measures the agent's request path,
     // not a V8 setting; BENCH_CEILING_PLAIN_NODE=1 runs them on node's defaults.
-    const ceilingFlags = process.env.BENCH_CEILING_PLAIN_NODE === "1" ? [] : [...binNodeFlags(), ...(process.env.BENCH_AGENT_NODE_FLAGS ?? "").split(" ").filter(Boolean)];
+    const ceilingFlags = process.env.BENCH_CEILING_PLAIN_NODE === "1" ? [] : [...binNodeFlags(ROOT), ...(process.env.BENCH_AGENT_NODE_FLAGS ?? "").split(" ").filter(Boolean)];
     const ceilingProc = spawn(process.execPath, [...ceilingFlags, ...ceilingProf, join(ROOT, "bench", "request-path-ceiling.mjs"),
       JSON.stringify({ ca: join(pkiDir, "ca.pem"), bundle: join(pkiDir, "server-bundle.pem") })], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
     procs.push(ceilingProc);
