@@ -197,6 +197,8 @@ interface Figures {
   subscribers: number;
   cpuPct: number;
   haproxyCpuPct: number;
+  /** This process (the clients, and the light traffic) over the window. */
+  clientCpuPct: number;
   rssMb: number;
   /** haproxy polls per tick of the (one) poll group: must be 1 for one LB. */
   pollsPerTick: number;
@@ -331,12 +333,14 @@ async function scenario(child: Child, lbLabel: string, lbId: string, pidFile: st
   const u0 = procUsage(pid);
   const h0 = haproxyCpu(pidFile);
   const s0 = await child.ask();
+  const c0 = process.cpuUsage();
   measuring = true;
   const t0 = performance.now();
   // Light traffic (10 requests/s) so that counters, and CHANGES, move.
   while (performance.now() - t0 < WINDOW_MS) await Promise.all([hit(targets), sleep(100)]);
   measuring = false;
   const elapsed = performance.now() - t0;
+  const c1 = process.cpuUsage(c0);
   const u1 = procUsage(pid);
   const h1 = haproxyCpu(pidFile);
   const s1 = await child.ask();
@@ -358,6 +362,7 @@ async function scenario(child: Child, lbLabel: string, lbId: string, pidFile: st
     subscribers: n,
     cpuPct: Math.round(((u1.cpuS - u0.cpuS) / (elapsed / 1000)) * 1000) / 10,
     haproxyCpuPct: Math.round(((h1 - h0) / (elapsed / 1000)) * 1000) / 10,
+    clientCpuPct: Math.round(((c1.user + c1.system) / 1e3 / elapsed) * 1000) / 10,
     rssMb: Math.round(u1.rss / 1e5) / 10,
     pollsPerTick: Math.round(((s1.polls - s0.polls) / Math.max(1, s1.ticks - s0.ticks)) * 100) / 100,
     ticksPerInterval: Math.round(((s1.ticks - s0.ticks) / (elapsed / INTERVAL_MS)) * 100) / 100,

@@ -17,6 +17,7 @@ import { cachedPeerSubject } from "../peer-cache.js";
 import { BodyTooLarge, checkDeclaredLength, ClientGone, readLimited } from "./body.js";
 import { restError } from "./errors.js";
 import { createInProcess } from "./in-process.js";
+import { LazyAbort } from "./lazy-abort.js";
 import { scalarFromText } from "./scalar-text.js";
 import { listFieldToJson, messageFromJson, messageToJson } from "./json.js";
 import { endpointsOf, RouteTable, splitPath, type RestEndpoint } from "./route-table.js";
@@ -312,7 +313,7 @@ export function createRestHandler(o: RestOptions): RestHandler {
 
     const values = createContextValues().set(peerSubjectKey, peer).set(protocolKey, "rest");
     // Like the Connect adapter: a client that goes away cancels the call.
-    const abort = new AbortController();
+    const abort = new LazyAbort();
     let gone = false;
     const onClose = () => {
       if (res.writableEnded) return;

@@ -11,6 +11,7 @@ import {
   type ConnectRouter, type ContextValues, type HandlerContext, type Interceptor, type MethodImplSpec, type UnaryRequest, type UnaryResponse,
 } from "@connectrpc/connect";
 import { lazyValidateInterceptor } from "../lazy-validate.js";
+import { LazyAbort } from "./lazy-abort.js";
 import { create, type DescMessage, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
 
 /** The reason a call's signal is aborted with when it has ended. */
@@ -19,16 +20,19 @@ export const COMPLETED = new ConnectError("the call has completed", Code.Cancele
 /**
  * The HandlerContext of a REST call: what Connect's createHandlerContext
  * makes, with one abort signal instead of three linked ones (REST calls have
- * no deadline) and header sets made only if something reads them.
+ * no deadline), made only if something reads it (see LazyAbort), as are the
+ * header sets.
  */
-function restContext(method: DescMethod, values: ContextValues, signal: AbortSignal): HandlerContext {
+function restContext(method: DescMethod, values: ContextValues, abort: LazyAbort): HandlerContext {
   let reqH: Headers | undefined;
   let resH: Headers | undefined;
   let resT: Headers | undefined;
   return {
     method: method as never,
     service: method.parent,
-    signal,
+    get signal() {
+      return abort.signal;
+    },
     timeoutMs: () => undefined,
     requestMethod: "POST",
     protocolName: "rest",
@@ -54,10 +58,10 @@ export interface InProcess {
   /**
    * Calls a unary method with a request message; resolves to its response
    * message or rejects with the ConnectError the interceptors made of the
-   * failure. The call's context signal is `controller`'s: abort it when the
+   * failure. The call's context signal is `abort`'s: abort it when the
    * client goes away; the call aborts it (reason COMPLETED) when it ends.
    */
-  call(method: DescMethod, input: Message, values?: ContextValues, controller?: AbortController): Promise<Message>;
+  call(method: DescMethod, input: Message, values?: ContextValues, abort?: LazyAbort): Promise<Message>;
 }
 
 export function createInProcess(routes: (router: ConnectRouter) => void, interceptors: Interceptor[]): InProcess {
@@ -81,11 +85,11 @@ export function createInProcess(routes: (router: ConnectRouter) => void, interce
 
   return {
     methods: [...specs.keys()],
-    async call(method, input, values = createContextValues(), controller = new AbortController()) {
+    async call(method, input, values = createContextValues(), abort = new LazyAbort()) {
       const spec = specs.get(method);
       if (spec?.kind !== "unary") throw new ConnectError(`${method.parent.typeName}.${method.name} is not a unary method served here`, Code.Unimplemented);
       const impl = spec.impl as (m: Message, ctx: HandlerContext) => unknown;
-      const ctx = restContext(method, values, controller.signal);
+      const ctx = restContext(method, values, abort);
       let next: AnyUnary = async (req) => {
         // As Connect does: an implementation may return a message or its init shape.
         const out = create(method.output, (await impl(req.message as Message, ctx)) as never);
@@ -94,7 +98,10 @@ export function createInProcess(routes: (router: ConnectRouter) => void, interce
       for (const i of reversed) next = i(next as never) as unknown as AnyUnary;
       try {
         const req = {
-          stream: false as const, service: method.parent, method, requestMethod: "POST", url: ctx.url, signal: ctx.signal,
+          stream: false as const, service: method.parent, method, requestMethod: "POST", url: ctx.url,
+          get signal() {
+            return abort.signal;
+          },
           get header() {
             return ctx.requestHeader;
           },
@@ -106,7 +113,7 @@ export function createInProcess(routes: (router: ConnectRouter) => void, interce
       } finally {
         // Connect aborts a call's signal when it completes, error or not
         // (with a reason made once: a default one costs a DOMException per call).
-        if (!controller.signal.aborted) controller.abort(COMPLETED);
+        abort.abort(COMPLETED);
       }
     },
   };
