@@ -9,17 +9,25 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 
 export function callLimitInterceptor(max: number, onRefuse?: () => void): Interceptor {
   let inProgress = 0;
-  return (next) => async (req) => {
+  // Shared by every call (no closure or async frame per call).
+  const release = () => {
+    inProgress--;
+  };
+  return (next) => (req) => {
     if (req.stream) return next(req);
     if (inProgress >= max) {
       onRefuse?.();
-      throw new ConnectError(`more than ${max} calls in progress; retry later`, Code.ResourceExhausted);
+      return Promise.reject(new ConnectError(`more than ${max} calls in progress; retry later`, Code.ResourceExhausted));
     }
     inProgress++;
+    let p;
     try {
-      return await next(req);
-    } finally {
+      p = next(req);
+    } catch (e) {
       inProgress--;
+      throw e;
     }
+    p.then(release, release);
+    return p;
   };
 }

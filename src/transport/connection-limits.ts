@@ -153,23 +153,45 @@ export function guardConnections(server: http2.Http2SecureServer, l: ConnectionL
       return false;
     }
     inFlight++;
-    let timer: NodeJS.Timeout | undefined;
+    // A body not complete yet gets a deadline, checked by one sweep timer
+    // for all requests rather than a timer per request (a setTimeout and
+    // clearTimeout per Connect call, whose body arrives after its headers).
     if (!bodyDone(req)) {
-      timer = setTimeout(() => {
-        if (bodyDone(req) || res.writableEnded) return;
-        counters.bodyTimeouts++;
-        warn("body", { peer: peerAddress(req.socket as TLSSocket), request: `${req.method} ${req.url}`, reason: `request body not received within ${l.bodyTimeoutMs} ms` }, "request cut");
-        // HTTP/2: reset just this stream; HTTP/1.1: the connection is the request.
-        if (req.httpVersionMajor >= 2) (req as Http2ServerRequest).stream.close(http2.constants.NGHTTP2_CANCEL);
-        else req.socket.destroy();
-      }, l.bodyTimeoutMs);
-      timer.unref();
+      waiting.set(req, { res, deadline: Date.now() + l.bodyTimeoutMs });
+      sweeper ??= setInterval(sweep, sweepMs).unref();
     }
-    res.once("close", () => {
-      inFlight--;
-      if (timer) clearTimeout(timer);
-    });
+    res.on("close", onClose);
     return true;
+  };
+  // Shared by every request: no closure per request.
+  function onClose(this: NodeResponse) {
+    inFlight--;
+    const req = (this as { req?: NodeRequest }).req;
+    if (req) waiting.delete(req);
+  }
+  const waiting = new Map<NodeRequest, { res: NodeResponse; deadline: number }>();
+  const sweepMs = Math.min(1000, Math.max(50, Math.floor(l.bodyTimeoutMs / 8)));
+  let sweeper: NodeJS.Timeout | undefined;
+  const sweep = () => {
+    const now = Date.now();
+    // Deadlines grow in insertion order: stop at the first one not due.
+    for (const [req, w] of waiting) {
+      if (bodyDone(req) || w.res.writableEnded) {
+        waiting.delete(req);
+        continue;
+      }
+      if (w.deadline > now) break;
+      waiting.delete(req);
+      counters.bodyTimeouts++;
+      warn("body", { peer: peerAddress(req.socket as TLSSocket), request: `${req.method} ${req.url}`, reason: `request body not received within ${l.bodyTimeoutMs} ms` }, "request cut");
+      // HTTP/2: reset just this stream; HTTP/1.1: the connection is the request.
+      if (req.httpVersionMajor >= 2) (req as Http2ServerRequest).stream.close(http2.constants.NGHTTP2_CANCEL);
+      else req.socket.destroy();
+    }
+    if (!waiting.size) {
+      clearInterval(sweeper);
+      sweeper = undefined;
+    }
   };
 
   return {
