@@ -11,6 +11,8 @@ import http2 from "node:http2";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { serverTlsOptions, loadTlsMaterial } from "../dist/transport/tls.js";
 import { MAX_RPC_REQUEST_BYTES } from "../dist/transport/server.js";
+import { serverLimitOptions } from "../dist/transport/connection-limits.js";
+import { DEFAULT_LIMITS } from "../dist/config/transport-options.js";
 import { AMPHORA_SERVICES } from "../dist/agent/routes.js";
 
 const o = JSON.parse(process.argv[2]);
@@ -30,7 +32,7 @@ const routes = (router) => {
   }
 };
 const rpc = http2.createSecureServer(
-  { ...tls, allowHTTP1: true, ALPNProtocols: ["h2", "http/1.1"] },
+  { ...tls, allowHTTP1: true, ALPNProtocols: ["h2", "http/1.1"], ...serverLimitOptions(DEFAULT_LIMITS) },
   connectNodeAdapter({ routes, readMaxBytes: MAX_RPC_REQUEST_BYTES }),
 );
 const listen = (s) => new Promise((r) => s.listen(0, "127.0.0.1", () => r(s.address().port)));

@@ -4,7 +4,8 @@
 // and RSS, haproxy polls per interval (target: 1 per load balancer) and
 // delivery lag p50/p99 (collected_at -> received by the client).
 //
-// The agent runs in a child process (so its CPU and RSS are its own) with a
+// The agent runs in a child process (so its CPU and RSS are its own; with
+// the node flags of the agent's bin, BENCH_PLAIN_NODE=1 for node's defaults) with a
 // fixed catalog naming the haproxy processes this benchmark starts itself in
 // master-worker mode; clients run here (a minimal Connect client that skips
 // decoding the load balancers). Both share the machine's 2 cores with
@@ -40,6 +41,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { WatchMode, WatchStatsRequestSchema } from "../src/gen/amphora/v1/stats_pb.js";
 import type { LoadBalancerCatalog, LoadBalancerEvent, LoadBalancerRef } from "../src/haproxy/catalog.js";
+import { binNodeFlags } from "./agent-runtime.js";
 
 const INTERVAL_MS = 1000;
 const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? 6000);
@@ -125,7 +127,11 @@ async function startChild(stateDir: string, refs: LoadBalancerRef[]): Promise<Ch
   if (process.env.BENCH_DEBUG) prof.push("--expose-gc");
   // E.g. "--trace-gc": more node flags for the agent alone.
   if (process.env.BENCH_AGENT_ARGS) prof.push(...process.env.BENCH_AGENT_ARGS.split(" ").filter(Boolean));
-  const proc = spawn(process.execPath, [...prof, "--import", "tsx", self, "--agent-child", JSON.stringify({ stateDir, refs })], {
+  // The installed agent's node flags (its bin's line) unless
+  // BENCH_PLAIN_NODE=1: the young generation's size changes how often a
+  // tick's garbage is collected.
+  const flags = process.env.BENCH_PLAIN_NODE === "1" ? [] : binNodeFlags(fileURLToPath(new URL("..", import.meta.url)));
+  const proc = spawn(process.execPath, [...flags, ...prof, "--import", "tsx", self, "--agent-child", JSON.stringify({ stateDir, refs })], {
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
   const ready = await new Promise<{ url: string; pki: { ca: string; clientCert: string; clientKey: string } }>((resolve, reject) => {
