@@ -2,7 +2,7 @@
 // totals that only grow: when a reload is seen, the last values of the old
 // worker are carried into a base that the new worker's counters add to.
 import { cell, num, rowAt, rowCounters, type Columns, type RawLbStats } from "./haproxy-stats.js";
-import { LineMemo } from "./line-memo.js";
+import { detach, LineMemo } from "./line-memo.js";
 import {
   addCounters, anyCounterBelow, sameCounters, zeroCounters, type Counters, type ListenerStats, type ListenerStatus,
   type LoadBalancerStats, type MemberStats, type MemberStatus, type PoolStats, type PoolStatus,
@@ -158,7 +158,9 @@ export class LbAccumulator {
       }
       const row = rowAt(t, i);
       const type = cell(row, c.type);
-      const px = cell(row, c.pxname);
+      // Kept in the objects built from this line (and the memo): a copy,
+      // not a view of this poll's whole answer (see detach).
+      const px = detach(cell(row, c.pxname));
       if (type === "0") {
         const l = this.listener(px, row, c);
         listeners.push(l);
@@ -224,7 +226,7 @@ export class LbAccumulator {
 
   private member(px: string, row: string[], c: Columns): MemberStats {
     const weight = num(row, c.weight);
-    const svname = cell(row, c.svname);
+    const svname = detach(cell(row, c.svname));
     const { status, word } = memberStatus(cell(row, c.status), weight);
     return {
       memberId: svname,
