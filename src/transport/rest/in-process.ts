@@ -14,8 +14,11 @@ import { lazyValidateInterceptor } from "../lazy-validate.js";
 import { LazyAbort } from "./lazy-abort.js";
 import { create, type DescMessage, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
 
-/** The reason a call's signal is aborted with when it has ended. */
-export const COMPLETED = new ConnectError("the call has completed", Code.Canceled);
+let completed: ConnectError | undefined;
+/** The reason a call's signal is aborted with when it has ended (made once, when first needed). */
+export function completedReason(): ConnectError {
+  return (completed ??= new ConnectError("the call has completed", Code.Canceled));
+}
 
 /**
  * The HandlerContext of a REST call: what Connect's createHandlerContext
@@ -59,7 +62,7 @@ export interface InProcess {
    * Calls a unary method with a request message; resolves to its response
    * message or rejects with the ConnectError the interceptors made of the
    * failure. The call's context signal is `abort`'s: abort it when the
-   * client goes away; the call aborts it (reason COMPLETED) when it ends.
+   * client goes away; the call aborts it (reason completedReason()) when it ends.
    */
   call(method: DescMethod, input: Message, values?: ContextValues, abort?: LazyAbort): Promise<Message>;
 }
@@ -93,7 +96,16 @@ export function createInProcess(routes: (router: ConnectRouter) => void, interce
       let next: AnyUnary = async (req) => {
         // As Connect does: an implementation may return a message or its init shape.
         const out = create(method.output, (await impl(req.message as Message, ctx)) as never);
-        return { stream: false, service: method.parent, method: method as never, header: ctx.responseHeader, trailer: ctx.responseTrailer, message: out, contextValues: req.contextValues };
+        // Header sets as getters: reading them makes them (see restContext).
+        return {
+          stream: false, service: method.parent, method: method as never, message: out, contextValues: req.contextValues,
+          get header() {
+            return ctx.responseHeader;
+          },
+          get trailer() {
+            return ctx.responseTrailer;
+          },
+        };
       };
       for (const i of reversed) next = i(next as never) as unknown as AnyUnary;
       try {
@@ -113,7 +125,7 @@ export function createInProcess(routes: (router: ConnectRouter) => void, interce
       } finally {
         // Connect aborts a call's signal when it completes, error or not
         // (with a reason made once: a default one costs a DOMException per call).
-        abort.abort(COMPLETED);
+        abort.abortWith(completedReason);
       }
     },
   };

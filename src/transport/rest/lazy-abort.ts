@@ -2,18 +2,22 @@
 // REST call's implementation rarely looks at its signal (most answer from
 // memory), but an AbortController and its AbortSignal (an EventTarget)
 // cost ~5 % of a GET /1.0/info's CPU to make; so the controller is made on
-// the first read of `signal`, already aborted if the call was by then.
+// the first read of `signal`, already aborted if the call was by then. The
+// reason may be given as a function, called only if a signal exists to
+// carry it (the call's end reason is a ConnectError, whose metadata loads
+// node's fetch implementation, ~3 MB, on first use).
 
 export class LazyAbort {
   private controller: AbortController | undefined;
   private done = false;
   private why: unknown;
+  private lazyWhy: (() => unknown) | undefined;
 
   /** The call's signal (made now if it was not yet). */
   get signal(): AbortSignal {
     if (!this.controller) {
       this.controller = new AbortController();
-      if (this.done) this.controller.abort(this.why);
+      if (this.done) this.controller.abort(this.lazyWhy ? this.lazyWhy() : this.why);
     }
     return this.controller.signal;
   }
@@ -28,5 +32,13 @@ export class LazyAbort {
     this.done = true;
     this.why = reason;
     this.controller?.abort(reason);
+  }
+
+  /** abort(reason()), with reason() called only if the signal was or is ever read. */
+  abortWith(reason: () => unknown): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.controller) this.controller.abort(reason());
+    else this.lazyWhy = reason;
   }
 }
