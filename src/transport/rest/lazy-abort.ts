@@ -9,36 +9,31 @@
 
 export class LazyAbort {
   private controller: AbortController | undefined;
-  private done = false;
-  private why: unknown;
-  private lazyWhy: (() => unknown) | undefined;
+  /** Set once aborted: what makes the reason. */
+  private reason: (() => unknown) | undefined;
 
   /** The call's signal (made now if it was not yet). */
   get signal(): AbortSignal {
     if (!this.controller) {
       this.controller = new AbortController();
-      if (this.done) this.controller.abort(this.lazyWhy ? this.lazyWhy() : this.why);
+      if (this.reason) this.controller.abort(this.reason());
     }
     return this.controller.signal;
   }
 
   get aborted(): boolean {
-    return this.done;
+    return this.reason !== undefined;
   }
 
   /** Aborts once; later calls change nothing (like AbortController.abort). */
   abort(reason?: unknown): void {
-    if (this.done) return;
-    this.done = true;
-    this.why = reason;
-    this.controller?.abort(reason);
+    this.abortWith(() => reason);
   }
 
   /** abort(reason()), with reason() called only if the signal was or is ever read. */
   abortWith(reason: () => unknown): void {
-    if (this.done) return;
-    this.done = true;
-    if (this.controller) this.controller.abort(reason());
-    else this.lazyWhy = reason;
+    if (this.reason) return;
+    this.reason = reason;
+    this.controller?.abort(reason());
   }
 }
