@@ -13,6 +13,7 @@ import {
 import type { Counters, LoadBalancerStats, StatsFilter } from "../stats/model.js";
 import type { Monitoring } from "../metrics/monitoring.js";
 import { protocolKey } from "../transport/interceptors.js";
+import { directStream } from "../transport/direct-stream.js";
 import { filterStats, type StatsUpdate } from "../stats/watch-hub.js";
 import { encodeLoadBalancerStats, LISTENER_STATE, MEMBER_STATE, POOL_STATE } from "./stats-wire.js";
 
@@ -203,6 +204,12 @@ export function statsService(m: Monitoring): Partial<ServiceImpl<typeof StatsSer
       try {
         const binary = isBinaryCall(ctx.requestHeader.get("content-type"), ctx.values.get(protocolKey));
         const since = m.collector.totalsSince;
+        // Binary streams: after connect has written the first message (and
+        // the headers), the next ones are written straight to the response
+        // (see transport/direct-stream.ts): ~25 instead of ~65 µs per
+        // stream and tick, and no pending pipeline steps kept per stream.
+        const direct = binary ? directStream(ctx) : undefined;
+        let directOk = false;
         // Wait for an update, then for room to write it, and only then
         // take it: while this stream waits for room, its queue collapses
         // into the freshest snapshot instead of going stale. Each step goes
@@ -219,10 +226,12 @@ export function statsService(m: Monitoring): Partial<ServiceImpl<typeof StatsSer
           const size = sizeOf(u, since);
           if (size > reserved) m.streamBudget.force(size - reserved);
           else m.streamBudget.release(reserved - size);
+          const viaConnect = !direct || !directOk;
           // Held while the transport writes this message (it asks for the
           // next one only once the client took it).
           try {
-            yield updateToProto(u, binary, since);
+            if (viaConnect) yield updateToProto(u, binary, since);
+            else if (!(await direct.write(toBinary(WatchStatsResponseSchema, updateToProto(u, true, since)), ctx.signal))) break;
           } finally {
             m.streamBudget.release(size);
           }
@@ -232,7 +241,12 @@ export function statsService(m: Monitoring): Partial<ServiceImpl<typeof StatsSer
           // snapshot of a big load balancer held ~1.4 MB, 1.3 GB for 1,000
           // streams. A small message after a big one releases them; it is
           // the empty message clients already take as a keepalive.
-          if (size >= RELEASE_AFTER_BYTES && !sub.closed) yield updateToProto(sub.emptyNow(), binary);
+          if (viaConnect) {
+            if (size >= RELEASE_AFTER_BYTES && !sub.closed) yield updateToProto(sub.emptyNow(), binary);
+            // What connect holds now is small; the next messages go past it
+            // (which keeps nothing), if this call can.
+            directOk = direct !== undefined;
+          }
         }
       } finally {
         ctx.signal.removeEventListener("abort", onAbort);

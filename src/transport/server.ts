@@ -21,6 +21,7 @@ import { lazyValidateInterceptor } from "./lazy-validate.js";
 import { serverTlsOptions } from "./tls.js";
 import { type TlsMaterial } from "../config/transport-options.js";
 import { peerSubject } from "./node-http.js";
+import { nodeResponseKey, RESPONSE_COMPRESSIONS } from "./direct-stream.js";
 import type { NodeRequest, NodeResponse, FallbackHandler } from "./node-http.js";
 
 export interface AgentServerOptions {
@@ -78,6 +79,9 @@ function handshakeReason(err: Error & { code?: string }): string {
 
 export function createAgentServer(o: AgentServerOptions): AgentServer {
   const fallbacks = o.fallbacks ?? [];
+  // Each request's response, for handlers that write stream messages
+  // themselves (see direct-stream.ts).
+  const responses = new WeakMap<NodeRequest, NodeResponse>();
   const limits = o.limits ?? DEFAULT_LIMITS;
   const handler = connectNodeAdapter({
     routes: (router) => {
@@ -86,8 +90,12 @@ export function createAgentServer(o: AgentServerOptions): AgentServer {
         o.logger.warn({ method, peer: req.contextValues?.get(peerSubjectKey), outcome: "InvalidArgument", err: err.rawMessage }, "rpc request not decodable"));
     },
     interceptors: [...o.interceptors, lazyValidateInterceptor()],
+    // Named here because handlers that write stream messages themselves
+    // (direct-stream.ts) must compress with what connect negotiated.
+    acceptCompression: RESPONSE_COMPRESSIONS,
     readMaxBytes: o.readMaxBytes ?? MAX_RPC_REQUEST_BYTES,
-    contextValues: (req) => createContextValues().set(peerSubjectKey, cachedPeerSubject(req, peerSubject)),
+    contextValues: (req) =>
+      createContextValues().set(peerSubjectKey, cachedPeerSubject(req, peerSubject)).set(nodeResponseKey, responses.get(req)),
     fallback: (req, res) => {
       void (async () => {
         for (const f of fallbacks) if (await f(req, res)) return;
@@ -116,6 +124,7 @@ export function createAgentServer(o: AgentServerOptions): AgentServer {
       });
       if (closing) (res as ServerResponse).setHeader("connection", "close");
     }
+    responses.set(req, res);
     handler(req, res);
   };
   const server = http2.createSecureServer(

@@ -72,7 +72,8 @@ export interface Env {
   catalog: TestCatalog;
   backends: Backend[];
   lbs: TestLb[];
-  startLb(o?: { members?: number; lbId?: string }): Promise<TestLb>;
+  /** sharedBackend: every member is the same backend (many members, one server process). */
+  startLb(o?: { members?: number; lbId?: string; sharedBackend?: boolean }): Promise<TestLb>;
   cleanup(): Promise<void>;
 }
 
@@ -90,6 +91,10 @@ export async function testEnv(): Promise<Env> {
       await runChecked("mkdir", ["-p", lbDir]);
       const members: Backend[] = [];
       for (let i = 0; i < (o.members ?? 2); i++) {
+        if (o.sharedBackend && members.length) {
+          members.push(members[0]!);
+          continue;
+        }
         const b = await startBackend(`m${i}`);
         env.backends.push(b);
         members.push(b);
