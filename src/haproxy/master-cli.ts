@@ -8,7 +8,16 @@ import { DomainError } from "../errors.js";
  * whole answer. Rejects with an `unavailable` DomainError when the socket
  * refuses (the master is re-executing during a reload) or on timeout.
  */
-export function masterCommand(socketPath: string, command: string, timeoutMs = 5000): Promise<string> {
+export async function masterCommand(socketPath: string, command: string, timeoutMs = 5000): Promise<string> {
+  return (await masterCommandBytes(socketPath, command, timeoutMs)).toString("utf8");
+}
+
+/**
+ * The same, the answer as bytes: for big answers read where they lie
+ * (`show stat` of a big load balancer is ~4 MB; as one string it would go
+ * to V8's old generation at every poll).
+ */
+export function masterCommandBytes(socketPath: string, command: string, timeoutMs = 5000): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     const sock = connect(socketPath);
@@ -24,7 +33,7 @@ export function masterCommand(socketPath: string, command: string, timeoutMs = 5
     });
     sock.on("close", () => {
       clearTimeout(timer);
-      resolve(Buffer.concat(chunks).toString("utf8"));
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
     });
   });
 }

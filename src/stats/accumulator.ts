@@ -125,11 +125,14 @@ export class LbAccumulator {
     const t = raw.table;
     const c = t.columns;
     const memo = this.memo;
-    memo.begin(t.header, c.lastchg, t.lines.length);
-    for (let i = 0; i < t.lines.length; i++) {
-      const line = t.lines[i]!;
+    const d = t.data;
+    const n = t.starts.length;
+    memo.begin(t.header, c.lastchg, n);
+    for (let i = 0; i < n; i++) {
+      const s = t.starts[i]!;
+      const e = t.ends[i]!;
       const quoted = t.quoted.has(i);
-      let b = quoted ? undefined : memo.lookup(i, line);
+      let b = quoted ? undefined : memo.lookup(i, d, s, e);
       if (b) {
         if (b.kind === "listener") listeners.push(b.l);
         else if (b.kind === "pool") {
@@ -140,7 +143,7 @@ export class LbAccumulator {
           pools.push(p);
           poolByName.set(b.px, p);
         } else if (b.kind === "member") {
-          const lastchg = memo.lastchg(line);
+          const lastchg = memo.lastchg(d, s, e);
           let m = b.m;
           if (m.lastStatusChangeSeconds !== lastchg) {
             m = {
@@ -159,7 +162,7 @@ export class LbAccumulator {
       const row = rowAt(t, i);
       const type = cell(row, c.type);
       // Kept in the objects built from this line (and the memo): a copy,
-      // not a view of this poll's whole answer (see detach).
+      // not a view of the decoded line (see detach).
       const px = detach(cell(row, c.pxname));
       if (type === "0") {
         const l = this.listener(px, row, c);
@@ -177,7 +180,7 @@ export class LbAccumulator {
         b = { kind: "member", px, m };
       } else b = { kind: "other" };
       if (quoted) memo.forget(i);
-      else memo.store(i, line, b);
+      else memo.store(i, d, s, e, b);
     }
     // Servers come before their backend row in the CSV.
     for (let i = 0; i < members.length; i++) poolByName.get(memberPools[i]!)?.members.push(members[i]!);

@@ -1,7 +1,7 @@
 // Reads `show info` and `show stat` from a load balancer's workers through
 // its master CLI and turns them into typed rows. Columns are found by their
 // header name, never by position: haproxy versions add and move columns.
-import { masterCommand } from "../haproxy/master-cli.js";
+import { masterCommand, masterCommandBytes } from "../haproxy/master-cli.js";
 import { DomainError } from "../errors.js";
 import type { Counters } from "./model.js";
 
@@ -15,17 +15,23 @@ export const USED_COLUMNS = [
 export type Columns = Record<(typeof USED_COLUMNS)[number], number>;
 
 /**
- * `show stat` as unsplit data lines plus where each used column is. Lines
- * are split only when read (rowAt): the accumulator skips lines that did
- * not change since its previous poll, and splitting 11,000 lines into
- * ~50 strings each was most of a big load balancer's garbage per poll.
+ * `show stat` as the bytes haproxy sent, where each data line lies in them,
+ * and where each used column is. A line becomes a string, and is split,
+ * only when read (rowAt): the accumulator compares a line's bytes with its
+ * previous poll's (see LineMemo) and skips lines that did not change. Not
+ * one string for the whole answer: ~4 MB for a big load balancer, which V8
+ * puts straight into its old generation at every poll, and which made the
+ * old generation fill (and be marked) every two or three polls.
  */
 export interface StatTable {
   columns: Columns;
   /** The header line as sent (another header: columns may have moved). */
   header: string;
-  /** Data lines (comments and empty lines left out). */
-  lines: string[];
+  /** The answer. */
+  data: Buffer;
+  /** Data line i is data[starts[i], ends[i]) (comments and empty lines left out). */
+  starts: number[];
+  ends: number[];
   /** Indexes of lines holding a quoted field: split the exact way, never compared raw. */
   quoted: Set<number>;
   /** Fields kept when splitting: up to the last used column. */
@@ -52,12 +58,21 @@ function splitCsv(line: string): string[] {
   return out;
 }
 
-export function parseShowStat(text: string): StatTable {
-  const nl = text.indexOf("\n# ");
-  const start = text.startsWith("# ") ? 0 : nl >= 0 ? nl + 1 : -1;
-  if (start < 0) throw new DomainError("unavailable", "haproxy answered show stat without a header line", text.slice(0, 200));
-  const headerEnd = text.indexOf("\n", start);
-  const headerLine = text.slice(start + 2, headerEnd < 0 ? undefined : headerEnd);
+const NL = 10;
+const HASH = 35;
+const QUOTE = 34;
+
+export function parseShowStat(input: Buffer | string): StatTable {
+  const data = typeof input === "string" ? Buffer.from(input, "utf8") : input;
+  // The header: "# pxname,..." at the start or at the start of a line.
+  let start = data[0] === HASH && data[1] === 32 ? 0 : -1;
+  if (start < 0) {
+    const nl = data.indexOf("\n# ");
+    start = nl >= 0 ? nl + 1 : -1;
+  }
+  if (start < 0) throw new DomainError("unavailable", "haproxy answered show stat without a header line", data.toString("utf8", 0, 200));
+  const headerEnd = data.indexOf(NL, start);
+  const headerLine = data.toString("utf8", start + 2, headerEnd < 0 ? data.length : headerEnd);
   const header = splitCsv(headerLine);
   const columns = {} as Columns;
   let last = -1;
@@ -65,28 +80,35 @@ export function parseShowStat(text: string): StatTable {
     columns[name] = header.indexOf(name);
     last = Math.max(last, columns[name]);
   }
-  const lines: string[] = [];
+  const starts: number[] = [];
+  const ends: number[] = [];
   const quoted = new Set<number>();
-  let pos = headerEnd < 0 ? text.length : headerEnd + 1;
-  // Next quote in the text (searched again only once passed): lines with
+  let pos = headerEnd < 0 ? data.length : headerEnd + 1;
+  // Next quote in the answer (searched again only once passed): lines with
   // quoted fields are marked for the exact split.
-  let quote = text.indexOf('"', pos);
-  while (pos < text.length) {
-    let end = text.indexOf("\n", pos);
-    if (end < 0) end = text.length;
-    if (quote >= 0 && quote < pos) quote = text.indexOf('"', pos);
-    if (end > pos && text.charCodeAt(pos) !== 35 /* # */) {
-      if (quote >= 0 && quote < end) quoted.add(lines.length);
-      lines.push(text.slice(pos, end));
+  let quote = data.indexOf(QUOTE, pos);
+  while (pos < data.length) {
+    let end = data.indexOf(NL, pos);
+    if (end < 0) end = data.length;
+    if (quote >= 0 && quote < pos) quote = data.indexOf(QUOTE, pos);
+    if (end > pos && data[pos] !== HASH) {
+      if (quote >= 0 && quote < end) quoted.add(starts.length);
+      starts.push(pos);
+      ends.push(end);
     }
     pos = end + 1;
   }
-  return { columns, header: headerLine, lines, quoted, width: last + 1 };
+  return { columns, header: headerLine, data, starts, ends, quoted, width: last + 1 };
+}
+
+/** Data line i as text. */
+export function lineAt(t: StatTable, i: number): string {
+  return t.data.toString("utf8", t.starts[i], t.ends[i]);
 }
 
 /** The fields of data line i (a native split that stops after the last used column). */
 export function rowAt(t: StatTable, i: number): string[] {
-  const line = t.lines[i]!;
+  const line = lineAt(t, i);
   return t.quoted.has(i) ? splitCsv(line) : line.split(",", t.width);
 }
 
@@ -145,14 +167,14 @@ export async function readRawStats(masterSocket: string, timeoutMs = 5000): Prom
   const info = parseShowInfo(await masterCommand(masterSocket, "@1 show info", timeoutMs));
   const workerPid = info.get("Pid");
   if (!workerPid) throw new DomainError("unavailable", "haproxy show info has no Pid (no worker answered)", masterSocket);
-  const text = await masterCommand(masterSocket, "@1 show stat", timeoutMs);
+  const data = await masterCommandBytes(masterSocket, "@1 show stat", timeoutMs);
   // The data is what haproxy said by now; parsing it is the agent's time.
   const readAt = new Date();
   return {
     workerPid,
     uptimeSec: Number(info.get("Uptime_sec") ?? 0) || 0,
     currentConnections: Number(info.get("CurrConns") ?? 0) || 0,
-    table: parseShowStat(text),
+    table: parseShowStat(data),
     readAt,
   };
 }

@@ -1,6 +1,7 @@
 // Remembers, per line index, what the previous `show stat` answer of one
 // load balancer said and what was built from it, so that a line that did
-// not change is not split and parsed again. Most objects of a big load
+// not change is not decoded, split and parsed again. Lines are compared as
+// bytes where they lie in the answer (see StatTable). Most objects of a big load
 // balancer do not move between two polls, but every server line differs in
 // one field at every poll: lastchg (seconds since the last status change)
 // counts up. So a line is compared with its predecessor with that one field
@@ -24,20 +25,24 @@ export function detach(s: string): string {
 }
 
 interface Entry<T> {
-  /** The line up to the lastchg field, and from the comma after it. */
-  prefix: string;
-  suffix: string;
+  /** The line up to the lastchg field, and from the comma after it (copies). */
+  prefix: Buffer;
+  suffix: Buffer;
   /** The line has no lastchg field: prefix is all of it. */
   whole: boolean;
   value: T;
 }
 
+const COMMA = 44;
+
 export class LineMemo<T> {
   private entries: (Entry<T> | undefined)[] = [];
   private header: string | undefined;
   private lastchgCol = -1;
-  /** Bounds of the lastchg field in the line last given to lookup(). */
-  private line = "";
+  /** The line last located (data, start, end) and its lastchg field's bounds. */
+  private data: Buffer | undefined;
+  private lineStart = -1;
+  private lineEnd = -1;
   private start = -1;
   private end = -1;
   /** Whether the line last located has a lastchg field. */
@@ -62,33 +67,45 @@ export class LineMemo<T> {
     }
     // Lines past the end of this answer are of a config that changed.
     if (this.entries.length > lineCount) this.entries.length = lineCount;
+    // Not kept across polls: it would hold the previous answer.
+    this.data = undefined;
   }
 
-  /** Finds the lastchg field of `line` (the whole line is compared if there is none). */
-  private locate(line: string): void {
-    if (line === this.line) return;
-    this.line = line;
-    this.start = this.end = line.length;
+  private located(d: Buffer, s: number, e: number): boolean {
+    return d === this.data && s === this.lineStart && e === this.lineEnd;
+  }
+
+  private setLine(d: Buffer, s: number, e: number): void {
+    this.data = d;
+    this.lineStart = s;
+    this.lineEnd = e;
+  }
+
+  /** Finds the lastchg field of line d[s, e) (the whole line is compared if there is none). */
+  private locate(d: Buffer, s: number, e: number): void {
+    if (this.located(d, s, e)) return;
+    this.setLine(d, s, e);
+    this.start = this.end = e;
     this.hasField = false;
     if (this.lastchgCol < 0) return;
-    let p = 0;
+    let p = s;
     for (let k = 0; k < this.lastchgCol; k++) {
-      const c = line.indexOf(",", p);
-      if (c < 0) return; // a short line: no such field, compare it whole
+      const c = d.indexOf(COMMA, p);
+      if (c < 0 || c >= e) return; // a short line: no such field, compare it whole
       p = c + 1;
     }
-    const e = line.indexOf(",", p);
+    const c = d.indexOf(COMMA, p);
     this.start = p;
-    this.end = e < 0 ? line.length : e;
+    this.end = c < 0 || c >= e ? e : c;
     this.hasField = true;
   }
 
-  /** What was stored for line i if the line equals the previous one there, lastchg aside. */
-  lookup(i: number, line: string): T | undefined {
-    const e = this.entries[i];
-    if (e && this.matches(e, line)) {
+  /** What was stored for line i if line d[s, e) equals the previous one there, lastchg aside. */
+  lookup(i: number, d: Buffer, s: number, e: number): T | undefined {
+    const en = this.entries[i];
+    if (en && this.matches(en, d, s, e)) {
       this.hits++;
-      return e.value;
+      return en.value;
     }
     this.misses++;
     return undefined;
@@ -99,27 +116,29 @@ export class LineMemo<T> {
    * the line starts with the remembered prefix (which ends with the comma
    * before lastchg), lastchg starts right after it.
    */
-  private matches(e: Entry<T>, line: string): boolean {
-    // slice + === rather than startsWith/endsWith: V8 compares equal-length
-    // strings with memcmp, startsWith char by char (10x slower here).
-    if (e.whole) return line === e.prefix;
-    const start = e.prefix.length;
-    if (line.slice(0, start) !== e.prefix) return false;
-    let end = line.indexOf(",", start);
-    if (end < 0) end = line.length;
-    if (line.length - end !== e.suffix.length || line.slice(end) !== e.suffix) return false;
-    this.line = line;
-    this.start = start;
+  private matches(en: Entry<T>, d: Buffer, s: number, e: number): boolean {
+    const p = en.prefix;
+    const plen = p.length;
+    if (en.whole) return e - s === plen && (plen === 0 || d.compare(p, 0, plen, s, e) === 0);
+    if (e - s < plen || (plen > 0 && d.compare(p, 0, plen, s, s + plen) !== 0)) return false;
+    const from = s + plen;
+    let end = from;
+    while (end < e && d[end] !== COMMA) end++;
+    const slen = en.suffix.length;
+    if (e - end !== slen || (slen > 0 && d.compare(en.suffix, 0, slen, end, e) !== 0)) return false;
+    this.setLine(d, s, e);
+    this.start = from;
     this.end = end;
     this.hasField = true;
     return true;
   }
 
-  /** Remembers line i and what was built from it. */
-  store(i: number, line: string, value: T): void {
-    this.locate(line);
+  /** Remembers line i (d[s, e)) and what was built from it. */
+  store(i: number, d: Buffer, s: number, e: number, value: T): void {
+    this.locate(d, s, e);
     const whole = !this.hasField;
-    this.entries[i] = { prefix: detach(line.slice(0, this.start)), suffix: detach(line.slice(this.end)), whole, value };
+    // Copies: a view would keep the whole answer alive.
+    this.entries[i] = { prefix: Buffer.from(d.subarray(s, this.start)), suffix: Buffer.from(d.subarray(this.end, e)), whole, value };
   }
 
   /** Forgets line i (e.g. a line that is not compared raw). */
@@ -128,21 +147,21 @@ export class LineMemo<T> {
   }
 
   /**
-   * The lastchg value of `line` (0 when absent or not a plain number), read
-   * without splitting the line.
+   * The lastchg value of line d[s, e) (0 when absent or not a plain
+   * number), read without decoding or splitting the line.
    */
-  lastchg(line: string): number {
-    this.locate(line);
+  lastchg(d: Buffer, s: number, e: number): number {
+    this.locate(d, s, e);
     let n = 0;
     if (this.end <= this.start) return 0;
     for (let k = this.start; k < this.end; k++) {
-      const d = line.charCodeAt(k) - 48;
-      if (d < 0 || d > 9) {
+      const c = d[k]! - 48;
+      if (c < 0 || c > 9) {
         // Not plain digits: read it as the splitting path would.
-        const v = Number(line.slice(this.start, this.end));
+        const v = Number(d.toString("utf8", this.start, this.end));
         return Number.isFinite(v) && v >= 0 ? v : 0;
       }
-      n = n * 10 + d;
+      n = n * 10 + c;
     }
     return n;
   }

@@ -1,7 +1,9 @@
 // The line memo lets the accumulator skip show stat lines that did not
 // change since the previous poll (lastchg aside). These tests change one
 // field at a time with everything else equal, so a memo that answered from
-// a stale line would fail them. Pure logic fed with CSV text.
+// a stale line would fail them. Pure logic fed with CSV text; each line
+// lies inside a bigger buffer with other bytes around it (as in an answer),
+// so a memo that read past a line's bounds would fail them too.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { LineMemo } from "../../src/stats/line-memo.js";
@@ -9,56 +11,64 @@ import { LbAccumulator } from "../../src/stats/accumulator.js";
 import { DeltaTracker } from "../../src/stats/deltas.js";
 import { parseShowStat, type RawLbStats } from "../../src/stats/haproxy-stats.js";
 
+/** A line where the memo meets it: inside an answer, between other bytes. */
+function L(line: string): [Buffer, number, number] {
+  const before = "x,1,2,3\n";
+  const b = Buffer.from(`${before}${line}\n9,9,9,9,9,9,9\n`);
+  const s = Buffer.byteLength(before);
+  return [b, s, s + Buffer.byteLength(line)];
+}
+
 test("a line equal but for lastchg hits and reads the new lastchg; any other change misses", () => {
   const m = new LineMemo<string>();
   // lastchg is column 3.
   m.begin("h", 3, 1);
-  assert.equal(m.lookup(0, "px,sv,5,10,UP,x"), undefined);
-  m.store(0, "px,sv,5,10,UP,x", "v1");
-  assert.equal(m.lookup(0, "px,sv,5,10,UP,x"), "v1");
-  assert.equal(m.lookup(0, "px,sv,5,11,UP,x"), "v1", "lastchg moved");
-  assert.equal(m.lastchg("px,sv,5,11,UP,x"), 11);
-  assert.equal(m.lookup(0, "px,sv,5,100,UP,x"), "v1", "lastchg got longer");
-  assert.equal(m.lastchg("px,sv,5,100,UP,x"), 100);
-  assert.equal(m.lookup(0, "px,sv,6,10,UP,x"), undefined, "a counter before lastchg, same length");
-  assert.equal(m.lookup(0, "px,sv,5,10,DOWN,x"), undefined, "a field after lastchg");
-  assert.equal(m.lookup(0, "px,sv,5,10,UP,y"), undefined, "the last field");
-  assert.equal(m.lookup(0, "px,sv,5,10,UP,x,"), undefined, "one more field");
-  assert.equal(m.lookup(0, "px,sv,5,10,UP"), undefined, "one field less");
-  assert.equal(m.lookup(1, "px,sv,5,10,UP,x"), undefined, "another index");
+  assert.equal(m.lookup(0, ...L("px,sv,5,10,UP,x")), undefined);
+  m.store(0, ...L("px,sv,5,10,UP,x"), "v1");
+  assert.equal(m.lookup(0, ...L("px,sv,5,10,UP,x")), "v1");
+  assert.equal(m.lookup(0, ...L("px,sv,5,11,UP,x")), "v1", "lastchg moved");
+  assert.equal(m.lastchg(...L("px,sv,5,11,UP,x")), 11);
+  assert.equal(m.lookup(0, ...L("px,sv,5,100,UP,x")), "v1", "lastchg got longer");
+  assert.equal(m.lastchg(...L("px,sv,5,100,UP,x")), 100);
+  assert.equal(m.lookup(0, ...L("px,sv,6,10,UP,x")), undefined, "a counter before lastchg, same length");
+  assert.equal(m.lookup(0, ...L("px,sv,5,10,DOWN,x")), undefined, "a field after lastchg");
+  assert.equal(m.lookup(0, ...L("px,sv,5,10,UP,y")), undefined, "the last field");
+  assert.equal(m.lookup(0, ...L("px,sv,5,10,UP,x,")), undefined, "one more field");
+  assert.equal(m.lookup(0, ...L("px,sv,5,10,UP")), undefined, "one field less");
+  assert.equal(m.lookup(1, ...L("px,sv,5,10,UP,x")), undefined, "another index");
   // Another header: columns may mean something else now.
   m.begin("h2", 3, 1);
-  assert.equal(m.lookup(0, "px,sv,5,10,UP,x"), undefined);
-  m.store(0, "px,sv,5,10,UP,x", "v3");
+  assert.equal(m.lookup(0, ...L("px,sv,5,10,UP,x")), undefined);
+  m.store(0, ...L("px,sv,5,10,UP,x"), "v3");
   m.forget(0);
-  assert.equal(m.lookup(0, "px,sv,5,10,UP,x"), undefined, "forgotten");
+  assert.equal(m.lookup(0, ...L("px,sv,5,10,UP,x")), undefined, "forgotten");
 });
 
 test("lines without a lastchg field are compared whole", () => {
   const m = new LineMemo<string>();
   m.begin("h", -1, 1);
-  m.store(0, "a,b", "v");
-  assert.equal(m.lookup(0, "a,b"), "v");
-  assert.equal(m.lookup(0, "a,bc"), undefined, "longer without another comma");
-  assert.equal(m.lookup(0, "a,c"), undefined);
+  m.store(0, ...L("a,b"), "v");
+  assert.equal(m.lookup(0, ...L("a,b")), "v");
+  assert.equal(m.lookup(0, ...L("a,bc")), undefined, "longer without another comma");
+  assert.equal(m.lookup(0, ...L("a,c")), undefined);
   // A line too short to reach lastchg (column 5) is compared whole too.
   m.begin("h3", 5, 1);
-  m.store(0, "a,b", "w");
-  assert.equal(m.lookup(0, "a,b"), "w");
-  assert.equal(m.lookup(0, "a,bc"), undefined);
-  assert.equal(m.lookup(0, "a,b,"), undefined);
-  assert.equal(m.lastchg("a,b"), 0);
+  m.store(0, ...L("a,b"), "w");
+  assert.equal(m.lookup(0, ...L("a,b")), "w");
+  assert.equal(m.lookup(0, ...L("a,bc")), undefined);
+  assert.equal(m.lookup(0, ...L("a,b,")), undefined);
+  assert.equal(m.lastchg(...L("a,b")), 0);
 });
 
 test("lines past the end of a shorter answer are forgotten", () => {
   const m = new LineMemo<string>();
   m.begin("h", 1, 2);
-  m.store(0, "a,1,x", "0");
-  m.store(1, "b,1,x", "1");
+  m.store(0, ...L("a,1,x"), "0");
+  m.store(1, ...L("b,1,x"), "1");
   m.begin("h", 1, 1);
   m.begin("h", 1, 2);
-  assert.equal(m.lookup(0, "a,2,x"), "0");
-  assert.equal(m.lookup(1, "b,2,x"), undefined);
+  assert.equal(m.lookup(0, ...L("a,2,x")), "0");
+  assert.equal(m.lookup(1, ...L("b,2,x")), undefined);
 });
 
 // ---- through the accumulator
