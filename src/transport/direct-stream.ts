@@ -21,13 +21,13 @@
 // yield again until it ends, so every byte goes to one Writable in the
 // order it was produced. The end of the stream (Connect's end message,
 // gRPC's trailers) stays connect's: the handler returns and connect writes it.
-import { createContextKey, type HandlerContext } from "@connectrpc/connect";
+import { createContextKey, type ContextKey, type HandlerContext } from "@connectrpc/connect";
 import type { Compression } from "@connectrpc/connect/protocol";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import type { NodeResponse } from "./node-http.js";
 
 /** The node response of the call (set by the server for every RPC it serves itself). */
-export const nodeResponseKey = createContextKey<NodeResponse | undefined>(undefined, { description: "node response of the call" });
+export const nodeResponseKey: ContextKey<NodeResponse | undefined> = createContextKey<NodeResponse | undefined>(undefined, { description: "node response of the call" });
 
 /** What the server offers to compress responses with (connect-node's default, made explicit). */
 export const RESPONSE_COMPRESSIONS: Compression[] = [compressionGzip, compressionBrotli];
