@@ -15,7 +15,7 @@ import type { Monitoring } from "../metrics/monitoring.js";
 import { protocolKey } from "../transport/interceptors.js";
 import { directStream } from "../transport/direct-stream.js";
 import { filterStats, type StatsUpdate } from "../stats/watch-hub.js";
-import { encodeLoadBalancerStats, LISTENER_STATE, MEMBER_STATE, POOL_STATE } from "./stats-wire.js";
+import { encodeLoadBalancerStats, encodeStreamFields, LISTENER_STATE, MEMBER_STATE, POOL_STATE } from "./stats-wire.js";
 
 // Messages are built as plain objects (all fields set, as create() would
 // leave them): create() walks the schema for every field, which costs
@@ -105,6 +105,8 @@ interface SharedFields {
   since: number;
   /** All of it as one unknown-field entry (see updateToProto); undefined if empty. */
   entry: { no: number; wireType: WireType; data: Uint8Array } | undefined;
+  /** All of it as bytes (written as they are by the direct path). */
+  bytes: Uint8Array;
   size: number;
 }
 
@@ -129,12 +131,23 @@ function sharedFields(u: Omit<StatsUpdate, "missedUpdates" | "sequence">, totals
     const [no, wireType] = r.tag();
     entry = { no, wireType, data: bytes.subarray(r.pos) };
   }
-  f = { at, full: u.full, statusOnly: u.statusOnly, since, entry, size: bytes.length };
+  f = { at, full: u.full, statusOnly: u.statusOnly, since, entry, bytes, size: bytes.length };
   shared.set(u.loadBalancers, f);
   return f;
 }
 
 const NO_UNKNOWN: [] = [];
+
+/**
+ * An update as the bytes of one message for the direct path: the stream's
+ * own fields, then the fields shared by every stream of the tick, not
+ * copied (1,000 streams of a tick write the same shared bytes).
+ */
+function streamParts(u: StatsUpdate, totalsSince: Date): Uint8Array[] {
+  const own = encodeStreamFields(u.removedLbIds, u.missedUpdates, u.sequence);
+  const shared = sharedFields(u, totalsSince).bytes;
+  return shared.length ? [own, shared] : [own];
+}
 
 /**
  * @param shareEncoding binary protocols only: everything but the stream's
@@ -231,7 +244,7 @@ export function statsService(m: Monitoring): Partial<ServiceImpl<typeof StatsSer
           // next one only once the client took it).
           try {
             if (viaConnect) yield updateToProto(u, binary, since);
-            else if (!(await direct.write(toBinary(WatchStatsResponseSchema, updateToProto(u, true, since)), ctx.signal))) break;
+            else if (!(await direct.write(streamParts(u, since), ctx.signal))) break;
           } finally {
             m.streamBudget.release(size);
           }
@@ -257,4 +270,4 @@ export function statsService(m: Monitoring): Partial<ServiceImpl<typeof StatsSer
 }
 
 /** Internals for tests. */
-export const testing = { updateToProto };
+export const testing = { updateToProto, streamParts };

@@ -252,3 +252,27 @@ export function encodeLoadBalancerStats(lb: LoadBalancerStats, lengthPrefixed = 
   w.num(6, lb.currentConnections);
   return w.done();
 }
+
+/**
+ * The fields of a WatchStatsResponse that differ from stream to stream
+ * (removed_lb_ids = 2, missed_updates = 5, sequence = 6), encoded after
+ * `reserve` bytes left free (an envelope prefix). The other fields are the
+ * same for every stream of a tick and are encoded once (stats-service):
+ * a message is these bytes and those, in either order.
+ */
+export function encodeStreamFields(removedLbIds: readonly string[], missedUpdates: number, sequence: number, reserve = 0): Buffer {
+  let size = numField(missedUpdates) + numField(sequence);
+  for (const id of removedLbIds) size += lenField(utf8Len(id));
+  const w = new Writer(reserve + size);
+  w.p = reserve;
+  for (const id of removedLbIds) {
+    if (id === "") {
+      // proto3 writes every element of a repeated string, empty ones too.
+      w.tag(2, LEN);
+      w.varint(0);
+    } else w.str(2, id);
+  }
+  w.num(5, missedUpdates);
+  w.num(6, sequence);
+  return w.done();
+}

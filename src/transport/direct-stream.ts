@@ -36,18 +36,17 @@ const CODECS = new Map(RESPONSE_COMPRESSIONS.map((c) => [c.name, c]));
 /** connect's default compressMinBytes: smaller messages go uncompressed (flag 0), which every client reads. */
 const COMPRESS_MIN_BYTES = 1024;
 
-/** Payloads from this size on are written after their prefix rather than copied behind it. */
-const SPLIT_AT = 64 * 1024;
-
 const BINARY = /^application\/(grpc(-web)?(\+proto)?|connect\+proto)\s*(;|$)/;
 
 export interface DirectStream {
   /**
-   * Writes one message (its protobuf bytes). True once the response took
-   * it (at once, or after `drain`); false if the response is gone or
-   * `signal` aborted while waiting for room (nothing more should be written).
+   * Writes one message: the concatenation of `parts` (its protobuf
+   * bytes, in pieces that are not copied when uncompressed). True once
+   * the response took it (at once, or after `drain`); false if the
+   * response is gone or `signal` aborted while waiting for room (nothing
+   * more should be written).
    */
-  write(payload: Uint8Array, signal?: AbortSignal): Promise<boolean> | boolean;
+  write(parts: readonly Uint8Array[], signal?: AbortSignal): Promise<boolean> | boolean;
 }
 
 /**
@@ -79,31 +78,30 @@ class ResponseWriter implements DirectStream {
     private readonly codec: Compression | undefined,
   ) {}
 
-  write(payload: Uint8Array, signal?: AbortSignal): Promise<boolean> | boolean {
+  write(parts: readonly Uint8Array[], signal?: AbortSignal): Promise<boolean> | boolean {
     if (gone(this.res) || signal?.aborted) return false;
-    if (this.codec && payload.length >= COMPRESS_MIN_BYTES) return this.codec.compress(payload).then((c) => this.put(c, 1, signal));
-    return this.put(payload, 0, signal);
+    let len = 0;
+    for (const p of parts) len += p.length;
+    if (this.codec && len >= COMPRESS_MIN_BYTES) {
+      return this.codec.compress(parts.length === 1 ? parts[0]! : Buffer.concat(parts, len)).then((c) => this.put([c], c.length, 1, signal));
+    }
+    return this.put(parts, len, 0, signal);
   }
 
-  private put(payload: Uint8Array, flags: number, signal: AbortSignal | undefined): Promise<boolean> | boolean {
+  private put(parts: readonly Uint8Array[], len: number, flags: number, signal: AbortSignal | undefined): Promise<boolean> | boolean {
     const res = this.res;
     // (Compressing took a turn of the event loop: look again.)
     if (gone(res) || signal?.aborted) return false;
-    let room: boolean;
-    if (payload.length < SPLIT_AT) {
-      const frame = Buffer.allocUnsafe(5 + payload.length);
-      frame[0] = flags;
-      frame.writeUInt32BE(payload.length, 1);
-      frame.set(payload, 5);
-      room = res.write(frame);
-    } else {
-      // Not copied behind a 5-byte prefix: the prefix goes first, as its own write.
-      const prefix = Buffer.allocUnsafe(5);
-      prefix[0] = flags;
-      prefix.writeUInt32BE(payload.length, 1);
-      res.write(prefix);
-      room = res.write(payload);
-    }
+    const prefix = Buffer.allocUnsafe(5);
+    prefix[0] = flags;
+    prefix.writeUInt32BE(len, 1);
+    // One write of all the pieces (HTTP/2: one writev), none copied.
+    res.cork();
+    // Each write says whether the response is below its high-water mark
+    // with it; the last one's answer is the one 'drain' will follow.
+    let room = res.write(prefix);
+    for (const p of parts) if (p.length) room = res.write(p);
+    res.uncork();
     if (room) return true;
     return new Promise<boolean>((resolve) => {
       const done = (ok: boolean) => {

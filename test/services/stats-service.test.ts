@@ -119,6 +119,26 @@ test("the shared pre-encoded form decodes to the ordinary message, at the same s
   assert.equal(fromBinary(WatchStatsResponseSchema, shared).loadBalancers.length, 2);
 });
 
+test("the direct path's pieces (the stream's own fields, then the shared bytes) decode to the ordinary message", async () => {
+  const { fromBinary, toBinary } = await import("@bufbuild/protobuf");
+  const { WatchStatsResponseSchema } = await import("../../src/gen/amphora/v1/stats_pb.js");
+  const { testing } = await import("../../src/services/stats-service.js");
+  const stats = (await mon.collector.collect(lb.ref())).stats;
+  const since = new Date(5_000);
+  const cases = [
+    { loadBalancers: [stats, stats], removedLbIds: ["x", "", "ü-lb"], collectedAt: new Date(), full: true, statusOnly: false, missedUpdates: 2, sequence: 7 },
+    { loadBalancers: [stats], removedLbIds: [], collectedAt: new Date(9_000), full: false, statusOnly: true, missedUpdates: 0, sequence: 2 ** 40 + 3 },
+    // A keepalive: nothing shared but the time.
+    { loadBalancers: [], removedLbIds: [], collectedAt: new Date(), full: false, statusOnly: false, missedUpdates: 0, sequence: 1 },
+  ];
+  for (const u of cases) {
+    const direct = Buffer.concat(testing.streamParts(u, since));
+    const plain = toBinary(WatchStatsResponseSchema, testing.updateToProto(u, false, since));
+    assert.equal(direct.length, plain.length);
+    assert.deepEqual(fromBinary(WatchStatsResponseSchema, direct), fromBinary(WatchStatsResponseSchema, plain));
+  }
+});
+
 test("WatchStats: streams with different filters never carry each other's load balancers (shared encodings are per filter)", async () => {
   const other = await env.startLb({ members: 1 });
   env.catalog.put(other.ref(), "created");
