@@ -1,6 +1,6 @@
 // Client of haproxy's master CLI (the -S socket). One command per
 // connection; the master answers and closes only after we half-close.
-import { connect } from "node:net";
+import { connect, type IpcNetConnectOpts } from "node:net";
 import { DomainError } from "../errors.js";
 
 /**
@@ -34,6 +34,70 @@ export function masterCommandBytes(socketPath: string, command: string, timeoutM
     sock.on("close", () => {
       clearTimeout(timer);
       resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+    });
+  });
+}
+
+/**
+ * Where a big answer is read, kept from one poll to the next: reading
+ * `show stat` of a big load balancer allocated ~60 socket buffers of 64 KB
+ * and a 3.7 MB Buffer to join them at every poll, memory outside V8's heap
+ * that V8 still counts against its old generation until a full collection.
+ * Here the reads land in one shared chunk and are copied into this buffer,
+ * which grows to the biggest answer seen and is reused.
+ */
+export class AnswerBuffer {
+  private buf = Buffer.allocUnsafe(0);
+  private length = 0;
+
+  /** The last answer read into it: valid until the next read. */
+  get bytes(): Buffer {
+    return this.buf.subarray(0, this.length);
+  }
+
+  reset(): void {
+    this.length = 0;
+  }
+
+  append(src: Buffer, n: number): void {
+    if (this.length + n > this.buf.length) {
+      const grown = Buffer.allocUnsafe(Math.max(64 * 1024, 2 * (this.length + n)));
+      this.buf.copy(grown, 0, 0, this.length);
+      this.buf = grown;
+    }
+    src.copy(this.buf, this.length, 0, n);
+    this.length += n;
+  }
+}
+
+/** Every read of masterCommandInto lands here first (copied out before the next read can happen). */
+const READ_CHUNK = Buffer.allocUnsafe(64 * 1024);
+
+/** masterCommandBytes into `into` (see AnswerBuffer); resolves with its bytes. */
+export function masterCommandInto(socketPath: string, command: string, into: AnswerBuffer, timeoutMs = 5000): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    into.reset();
+    const onread = {
+      buffer: READ_CHUNK,
+      callback: (n: number) => {
+        into.append(READ_CHUNK, n);
+        return true;
+      },
+    };
+    // (onread works for unix sockets too; the typings offer it for TCP only.)
+    const sock = connect({ path: socketPath, onread } as IpcNetConnectOpts);
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new DomainError("unavailable", `haproxy master CLI did not answer "${command}" within ${timeoutMs} ms`, socketPath));
+    }, timeoutMs);
+    sock.on("connect", () => sock.end(`${command}\n`));
+    sock.on("error", (e) => {
+      clearTimeout(timer);
+      reject(new DomainError("unavailable", `haproxy master CLI unreachable: ${e.message}`, socketPath));
+    });
+    sock.on("close", () => {
+      clearTimeout(timer);
+      resolve(into.bytes);
     });
   });
 }

@@ -5,7 +5,7 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "../log.js";
 import type { LoadBalancerCatalog, LoadBalancerEvent, LoadBalancerRef } from "../haproxy/catalog.js";
-import { retryWhileReexecuting } from "../haproxy/master-cli.js";
+import { AnswerBuffer, retryWhileReexecuting } from "../haproxy/master-cli.js";
 import { LbAccumulator } from "./accumulator.js";
 import { readRawStats, type RawLbStats } from "./haproxy-stats.js";
 import type { LoadBalancerStats, StatsFilter } from "./model.js";
@@ -25,8 +25,12 @@ type Events = {
 export interface StatsCollectorOptions {
   catalog: LoadBalancerCatalog;
   logger: Logger;
-  /** Replaceable for tests; reads one poll from a master socket. */
-  read?: (masterSocket: string) => Promise<RawLbStats>;
+  /**
+   * Replaceable for tests; reads one poll from a master socket (into the
+   * load balancer's own answer buffer: what it returns is used before the
+   * next poll of that load balancer).
+   */
+  read?: (masterSocket: string, into: AnswerBuffer) => Promise<RawLbStats>;
 }
 
 export class StatsCollector extends EventEmitter<Events> {
@@ -45,12 +49,14 @@ export class StatsCollector extends EventEmitter<Events> {
   polls = 0;
   pollErrors = 0;
   private readonly onEvent = (e: LoadBalancerEvent) => this.handle(e);
-  private readonly read: (sock: string) => Promise<RawLbStats>;
+  private readonly read: (sock: string, into: AnswerBuffer) => Promise<RawLbStats>;
+  /** Per load balancer, where its show stat answers are read (see AnswerBuffer). */
+  private readonly answers = new Map<string, AnswerBuffer>();
 
   constructor(private readonly o: StatsCollectorOptions) {
     super();
     this.setMaxListeners(0);
-    this.read = o.read ?? ((s) => readRawStats(s));
+    this.read = o.read ?? ((s, into) => readRawStats(s, undefined, into));
     o.catalog.on("event", this.onEvent);
   }
 
@@ -79,6 +85,7 @@ export class StatsCollector extends EventEmitter<Events> {
   private handle(e: LoadBalancerEvent): void {
     if (e.type === "deleted") {
       this.acc.delete(e.lbId);
+      this.answers.delete(e.lbId);
       this.latestByLb.delete(e.lbId);
       this.pollsByLb.delete(e.lbId);
     }
@@ -119,7 +126,9 @@ export class StatsCollector extends EventEmitter<Events> {
       this.pollsByLb.set(ref.lbId, this.pollsOf(ref.lbId) + 1);
       try {
         // The master refuses connections for a few ms while it re-executes.
-        const raw = await retryWhileReexecuting(() => this.read(ref.masterSocket));
+        let into = this.answers.get(ref.lbId);
+        if (!into) this.answers.set(ref.lbId, (into = new AnswerBuffer()));
+        const raw = await retryWhileReexecuting(() => this.read(ref.masterSocket, into));
         readAt = raw.readAt ?? new Date();
         stats = acc.apply(raw);
       } catch (e) {
