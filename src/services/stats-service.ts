@@ -10,7 +10,7 @@ import {
   type Counters as PbCounters, type LoadBalancerStats as PbLoadBalancerStats, type ListenerStats, type MemberStats,
   type PoolStats, type WatchStatsResponse, WatchStatsResponseSchema,
 } from "../gen/amphora/v1/stats_pb.js";
-import type { Counters, LoadBalancerStats, StatsFilter } from "../stats/model.js";
+import { secondsSinceStatusChange, type Counters, type LoadBalancerStats, type StatsFilter } from "../stats/model.js";
 import type { Monitoring } from "../metrics/monitoring.js";
 import { protocolKey } from "../transport/interceptors.js";
 import { directStream } from "../transport/direct-stream.js";
@@ -57,7 +57,7 @@ function buildLb(lb: LoadBalancerStats): PbLoadBalancerStats {
       $typeName: "amphora.v1.MemberStats",
       memberId: s.memberId, status: MEMBER_STATE[s.status], weight: s.weight, currentSessions: BigInt(s.currentSessions),
       maxSessions: BigInt(s.maxSessions), totals: counters(s.totals), delta: counters(s.delta), checkStatus: s.checkStatus,
-      checkFailures: BigInt(s.checkFailures), lastStatusChangeSeconds: BigInt(s.lastStatusChangeSeconds),
+      checkFailures: BigInt(s.checkFailures), lastStatusChangeSeconds: BigInt(secondsSinceStatusChange(lb, s)),
     })),
   }));
   return {

@@ -9,7 +9,7 @@
 // checked against the other fields before use. Field numbers are those of
 // proto/amphora/v1/stats.proto.
 import { ListenerState, MemberState, PoolState } from "../gen/amphora/v1/stats_pb.js";
-import type { Counters, ListenerStats, LoadBalancerStats, MemberStats, PoolStats } from "../stats/model.js";
+import { secondsSinceStatusChange, type Counters, type ListenerStats, type LoadBalancerStats, type MemberStats, type PoolStats } from "../stats/model.js";
 
 export const LISTENER_STATE = { OPEN: ListenerState.OPEN, STOPPED: ListenerState.STOPPED, FULL: ListenerState.FULL, UNKNOWN: ListenerState.UNSPECIFIED };
 export const POOL_STATE = { UP: PoolState.UP, DOWN: PoolState.DOWN, UNKNOWN: PoolState.UNSPECIFIED };
@@ -216,7 +216,7 @@ export function encodeLoadBalancerStats(lb: LoadBalancerStats, lengthPrefixed = 
     const head = cached(poolCache, p, samePoolBut8, poolHead);
     const heads = p.members.map((m) => cached(memberCache, m, sameMemberBut10, memberHead));
     let len = head.length;
-    for (let i = 0; i < heads.length; i++) len += lenField(heads[i]!.length + numField(p.members[i]!.lastStatusChangeSeconds));
+    for (let i = 0; i < heads.length; i++) len += lenField(heads[i]!.length + numField(secondsSinceStatusChange(lb, p.members[i]!)));
     poolHeads.push(head);
     memberHeads.push(heads);
     poolLens.push(len);
@@ -240,7 +240,7 @@ export function encodeLoadBalancerStats(lb: LoadBalancerStats, lengthPrefixed = 
     const heads = memberHeads[i]!;
     for (let j = 0; j < heads.length; j++) {
       const h = heads[j]!;
-      const lastchg = p.members[j]!.lastStatusChangeSeconds;
+      const lastchg = secondsSinceStatusChange(lb, p.members[j]!);
       w.tag(8, LEN);
       w.varint(h.length + numField(lastchg));
       w.b.set(h, w.p);

@@ -44,9 +44,9 @@ export function splitPoolName(name: string): { poolId: string; listenerId: strin
 /**
  * What was built from one line of the previous poll: reused while the line
  * (lastchg aside) does not change and the worker is the same. Listeners are
- * handed out as the very same object (they carry no lastchg); a pool gets a
- * fresh object for its fresh members array; a member gets a fresh object
- * only when its lastchg moved.
+ * handed out as the very same object; a pool gets a fresh object for its
+ * fresh members array; a member is the same object while its lastchg moves
+ * with the poll's status clock (see statusClockOf).
  */
 type Built =
   | { kind: "listener"; l: ListenerStats }
@@ -72,8 +72,35 @@ export class LbAccumulator {
   /** The previous poll's lines (see Built); cleared when totals no longer follow from a line. */
   readonly memo = new LineMemo<Built>();
   reloads = 0;
+  /** The status clock of the previous poll (see statusClockOf). */
+  private clock = 0;
 
   constructor(readonly lbId: string) {}
+
+  /**
+   * This poll's status clock: a member's statusSince is `clock - lastchg`.
+   * Any value gives every member its exact lastchg back (a member object is
+   * reused only when `clock - lastchg` equals its statusSince, else made
+   * anew with it). The value that lets most members be reused is the one
+   * that keeps them where they were: taken from the first member line that
+   * did not change besides lastchg (lastchg + its statusSince). A member
+   * whose status flapped back within one interval could mislead it; that
+   * costs one poll of fresh objects, never a wrong value.
+   */
+  private statusClockOf(t: RawLbStats["table"]): number {
+    const d = t.data;
+    for (let i = 0; i < t.starts.length; i++) {
+      if (t.quoted.has(i)) continue;
+      const s = t.starts[i]!;
+      const e = t.ends[i]!;
+      if (this.memo.stored(i)?.kind !== "member") continue;
+      const b = this.memo.probe(i, d, s, e);
+      if (b?.kind === "member") return this.memo.lastchg(d, s, e) + b.m.statusSince;
+    }
+    // No member line is as it was (first poll, new worker, every member
+    // counted something): any clock will do.
+    return this.clock;
+  }
 
   /** The old worker's last counters become part of the base. */
   private carryAll(): void {
@@ -128,6 +155,7 @@ export class LbAccumulator {
     const d = t.data;
     const n = t.starts.length;
     memo.begin(t.header, c.lastchg, n);
+    const clock = (this.clock = this.statusClockOf(t));
     for (let i = 0; i < n; i++) {
       const s = t.starts[i]!;
       const e = t.ends[i]!;
@@ -143,13 +171,13 @@ export class LbAccumulator {
           pools.push(p);
           poolByName.set(b.px, p);
         } else if (b.kind === "member") {
-          const lastchg = memo.lastchg(d, s, e);
+          const since = clock - memo.lastchg(d, s, e);
           let m = b.m;
-          if (m.lastStatusChangeSeconds !== lastchg) {
+          if (m.statusSince !== since) {
             m = {
               memberId: m.memberId, status: m.status, rawStatus: m.rawStatus, weight: m.weight, currentSessions: m.currentSessions,
               maxSessions: m.maxSessions, totals: m.totals, checkStatus: m.checkStatus, checkFailures: m.checkFailures,
-              lastStatusChangeSeconds: lastchg,
+              statusSince: since,
             };
             // The memo's own record (never handed out): updated in place.
             b.m = m;
@@ -174,7 +202,7 @@ export class LbAccumulator {
         poolByName.set(px, p);
         b = { kind: "pool", px, p };
       } else if (type === "2") {
-        const m = this.member(px, row, c);
+        const m = this.member(px, row, c, clock);
         memberPools.push(px);
         members.push(m);
         b = { kind: "member", px, m };
@@ -185,7 +213,7 @@ export class LbAccumulator {
     // Servers come before their backend row in the CSV.
     for (let i = 0; i < members.length; i++) poolByName.get(memberPools[i]!)?.members.push(members[i]!);
     for (const l of listeners) this.listenerTotals.set(l.listenerId, l.totals!);
-    return { lbId: this.lbId, running: true, listeners, pools, reloads: this.reloads, currentConnections: raw.currentConnections };
+    return { lbId: this.lbId, running: true, listeners, pools, reloads: this.reloads, currentConnections: raw.currentConnections, statusClock: clock };
   }
 
   /** What is known while haproxy does not run: listeners STOPPED, totals kept. */
@@ -200,6 +228,7 @@ export class LbAccumulator {
       pools: [],
       reloads: this.reloads,
       currentConnections: 0,
+      statusClock: this.clock,
     };
   }
 
@@ -227,7 +256,7 @@ export class LbAccumulator {
     };
   }
 
-  private member(px: string, row: string[], c: Columns): MemberStats {
+  private member(px: string, row: string[], c: Columns, clock: number): MemberStats {
     const weight = num(row, c.weight);
     const svname = detach(cell(row, c.svname));
     const { status, word } = memberStatus(cell(row, c.status), weight);
@@ -241,7 +270,7 @@ export class LbAccumulator {
       totals: this.totals(`S:${px}/${svname}`, rowCounters(row, c)),
       checkStatus: cell(row, c.check_status),
       checkFailures: num(row, c.chkfail),
-      lastStatusChangeSeconds: num(row, c.lastchg),
+      statusSince: clock - num(row, c.lastchg),
     };
   }
 }

@@ -15,7 +15,7 @@ function sameListener(a: ListenerStats, b: ListenerStats): boolean {
 function sameMember(a: MemberStats, b: MemberStats): boolean {
   return a.totals === b.totals && a.memberId === b.memberId && a.status === b.status && a.rawStatus === b.rawStatus &&
     a.weight === b.weight && a.currentSessions === b.currentSessions && a.maxSessions === b.maxSessions &&
-    a.checkStatus === b.checkStatus && a.checkFailures === b.checkFailures && a.lastStatusChangeSeconds === b.lastStatusChangeSeconds;
+    a.checkStatus === b.checkStatus && a.checkFailures === b.checkFailures && a.statusSince === b.statusSince;
 }
 
 function samePoolBesidesMembers(a: PoolStats, b: PoolStats): boolean {
@@ -62,9 +62,9 @@ export class DeltaTracker {
       // same totals object, and no delta then either) is handed out as the
       // previous copy itself, and consumers that compare two looks (the
       // CHANGES diff, the encoders' caches) see "unchanged" by identity.
-      // Listeners and pools of a quiet load balancer are reused so; its
-      // members are not: their lastchg (seconds since the last status
-      // change) moves at every poll, so each gets a new copy.
+      // Listeners, pools and members of a quiet load balancer are reused so
+      // (a member's lastchg is its statusSince on the load balancer's
+      // statusClock: it stays the same while lastchg counts up).
       let reused = before !== undefined && before.listeners.length === lb.listeners.length && before.pools.length === lb.pools.length;
       const listeners = lb.listeners.map((l, i): ListenerStats => {
         const p = pl(l, i);
@@ -94,7 +94,7 @@ export class DeltaTracker {
           return {
             memberId: m.memberId, status: m.status, rawStatus: m.rawStatus, weight: m.weight, currentSessions: m.currentSessions,
             maxSessions: m.maxSessions, totals: m.totals, delta: this.delta(m.totals, o), checkStatus: m.checkStatus,
-            checkFailures: m.checkFailures, lastStatusChangeSeconds: m.lastStatusChangeSeconds,
+            checkFailures: m.checkFailures, statusSince: m.statusSince,
           };
         });
         if (same && prevPool!.delta === NO_CHANGE && samePoolBesidesMembers(prevPool!, p)) {
@@ -108,7 +108,8 @@ export class DeltaTracker {
         };
       });
       const copy: LoadBalancerStats =
-        reused && before!.running === lb.running && before!.reloads === lb.reloads && before!.currentConnections === lb.currentConnections
+        reused && before!.running === lb.running && before!.reloads === lb.reloads && before!.currentConnections === lb.currentConnections &&
+        before!.statusClock === lb.statusClock
           ? before!
           : { ...lb, listeners, pools };
       // A stopped LB reports listeners only: keep its pools' memory so

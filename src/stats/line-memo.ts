@@ -102,13 +102,21 @@ export class LineMemo<T> {
 
   /** What was stored for line i if line d[s, e) equals the previous one there, lastchg aside. */
   lookup(i: number, d: Buffer, s: number, e: number): T | undefined {
+    const v = this.probe(i, d, s, e);
+    if (v === undefined) this.misses++;
+    else this.hits++;
+    return v;
+  }
+
+  /** What was stored for line i (whatever line comes there now). */
+  stored(i: number): T | undefined {
+    return this.entries[i]?.value;
+  }
+
+  /** lookup() without counting. */
+  probe(i: number, d: Buffer, s: number, e: number): T | undefined {
     const en = this.entries[i];
-    if (en && this.matches(en, d, s, e)) {
-      this.hits++;
-      return en.value;
-    }
-    this.misses++;
-    return undefined;
+    return en && this.matches(en, d, s, e) ? en.value : undefined;
   }
 
   /**

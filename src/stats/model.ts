@@ -111,7 +111,14 @@ export interface MemberStats {
   delta?: Counters;
   checkStatus: string;
   checkFailures: number;
-  lastStatusChangeSeconds: number;
+  /**
+   * Its last status change on its load balancer's `statusClock`: it was
+   * `statusClock - statusSince` seconds ago (haproxy's lastchg, exactly;
+   * see secondsSinceStatusChange). Not lastchg itself because that counts
+   * up at every poll: every member would be a new object at every poll,
+   * and deltas, diffs and encoders could not tell "unchanged" by identity.
+   */
+  statusSince: number;
 }
 
 export interface PoolStats {
@@ -134,6 +141,13 @@ export interface LoadBalancerStats {
   /** Reloads the agent saw (counters were carried across them). */
   reloads: number;
   currentConnections: number;
+  /** Seconds, the reference of its members' `statusSince` (any origin: only differences mean something). */
+  statusClock: number;
+}
+
+/** haproxy's lastchg of member `m` of load balancer `lb`: seconds since its last status change. */
+export function secondsSinceStatusChange(lb: LoadBalancerStats, m: MemberStats): number {
+  return lb.statusClock - m.statusSince;
 }
 
 export interface StatsFilter {

@@ -32,13 +32,13 @@ function counters(seed: number): Counters {
 function member(i: number, totals: Counters, o: Partial<MemberStats> = {}): MemberStats {
   return {
     memberId: `m-${i}`, status: "UP", rawStatus: "UP", weight: 1, currentSessions: i, maxSessions: 2 * i, totals, delta: NO_CHANGE,
-    checkStatus: "L4OK", checkFailures: 0, lastStatusChangeSeconds: 10 + i, ...o,
+    checkStatus: "L4OK", checkFailures: 0, statusSince: 1000 - 10 - i, ...o,
   };
 }
 
 function bigLb(): LoadBalancerStats {
   return {
-    lbId: "8b0e1b1e-0000-4000-8000-000000000001", running: true, reloads: 3, currentConnections: 12,
+    lbId: "8b0e1b1e-0000-4000-8000-000000000001", running: true, reloads: 3, currentConnections: 12, statusClock: 1000,
     listeners: [
       { listenerId: "l-1", status: "OPEN", rawStatus: "OPEN", currentSessions: 1, maxSessions: 5, sessionLimit: 100, totals: counters(1), delta: counters(2) },
       { listenerId: "l-2", status: "UNKNOWN", rawStatus: "?", currentSessions: 0, maxSessions: 0, sessionLimit: 0, totals: zeroCounters(), delta: NO_CHANGE },
@@ -46,7 +46,7 @@ function bigLb(): LoadBalancerStats {
     pools: [
       {
         name: "p-1:l-1", poolId: "p-1", listenerId: "l-1", status: "UP", currentSessions: 3, totals: counters(3), delta: NO_CHANGE,
-        members: [member(1, counters(4)), member(2, counters(5), { status: "DRAIN", weight: 0 }), member(3, zeroCounters(), { checkStatus: "", lastStatusChangeSeconds: 0 })],
+        members: [member(1, counters(4)), member(2, counters(5), { status: "DRAIN", weight: 0 }), member(3, zeroCounters(), { checkStatus: "", statusSince: 1000 })],
       },
       { name: "p-2:l-2", poolId: "p-2", listenerId: "l-2", status: "UNKNOWN", currentSessions: 0, totals: counters(6), delta: counters(7), members: [] },
     ],
@@ -55,11 +55,11 @@ function bigLb(): LoadBalancerStats {
 
 test("the encoding equals toBinary for assorted stats", () => {
   check(bigLb(), "ordinary");
-  check({ lbId: "", running: false, reloads: 0, currentConnections: 0, listeners: [], pools: [] }, "empty");
+  check({ lbId: "", running: false, reloads: 0, currentConnections: 0, listeners: [], pools: [], statusClock: 0 }, "empty");
   const huge = bigLb();
   // Above 32 bits, up to the largest exact integer.
   huge.listeners[0]!.totals = { ...counters(1), bytesIn: 2 ** 32, bytesOut: 2 ** 53 - 1, requests: 2 ** 35 };
-  huge.pools[0]!.members[0]!.lastStatusChangeSeconds = 2 ** 31;
+  huge.pools[0]!.members[0]!.statusSince = huge.statusClock - 2 ** 31;
   huge.reloads = 2 ** 40 + 5;
   check(huge, "large numbers");
   const text = bigLb();
@@ -91,7 +91,7 @@ test("a cached encoding is not reused once any other field of the object changed
   // what the cache holds).
   const m0 = (o: Partial<MemberStats>) => () => (lb.pools[0]!.members[0] = { ...lb.pools[0]!.members[0]!, ...o });
   const steps: [string, () => void][] = [
-    ["member lastchg", m0({ lastStatusChangeSeconds: 99 })],
+    ["member lastchg", m0({ statusSince: lb.statusClock - 99 })],
     ["member status", m0({ status: "DOWN" })],
     ["member weight", m0({ weight: 7 })],
     ["member current sessions", m0({ currentSessions: 42 })],

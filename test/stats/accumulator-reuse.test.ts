@@ -5,6 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { LbAccumulator } from "../../src/stats/accumulator.js";
 import { DeltaTracker } from "../../src/stats/deltas.js";
+import { secondsSinceStatusChange } from "../../src/stats/model.js";
 import { parseShowStat, type RawLbStats } from "../../src/stats/haproxy-stats.js";
 import { diffLb } from "../../src/stats/watch-hub.js";
 
@@ -25,11 +26,12 @@ test("unchanged counters reuse the totals object; a change in lastchg alone stil
   const b = acc.apply(poll("1", { lastchg: 11 }));
   assert.equal(member(b).totals, member(a).totals, "same totals object while nothing was counted");
   assert.equal(b.listeners[0]!.totals, a.listeners[0]!.totals);
-  assert.equal(member(b).lastStatusChangeSeconds, 11, "lastchg is read from every poll");
+  assert.equal(secondsSinceStatusChange(b, member(b)), 11, "lastchg is read from every poll");
+  assert.equal(member(b), member(a), "the same member object: only lastchg moved, by as much as the status clock");
   // A status change with the same counters is not hidden by the reuse.
   const c = acc.apply(poll("1", { lastchg: 0, status: "DOWN" }));
   assert.equal(member(c).status, "DOWN");
-  assert.equal(member(c).lastStatusChangeSeconds, 0);
+  assert.equal(secondsSinceStatusChange(c, member(c)), 0);
   assert.ok(diffLb(b, c), "the status change is a change");
 });
 
@@ -120,4 +122,36 @@ test("what the accumulator keeps does not hold earlier show stat answers in memo
   assert.equal(kept.at(-1)!.pools[0]!.members[0]!.memberId, uuid(0, 2));
   assert.equal(acc.memo.misses, 60 + 7 * 3, "each poll after the first changed three lines");
   assert.ok(grown < 12, `the accumulator and the stats it handed out hold ${grown.toFixed(1)} MB after 8 polls of 4 MB answers`);
+});
+
+test("every member reports haproxy's lastchg exactly, whatever moved; members whose lastchg only counted up stay the same objects", () => {
+  // Members a..d; each poll gives their lastchg (and stot for traffic).
+  const answer = (m: Record<string, { lastchg: number; stot?: number; status?: string }>) => {
+    let text = HEADER + "L1,FRONTEND,0,1,100,5,100,50,0,,,,,OPEN,0,,,5,5\n";
+    for (const [id, { lastchg, stot = 5, status = "UP" }] of Object.entries(m)) {
+      text += `P1:L1,${id},0,1,,${stot},100,50,,0,0,1,${lastchg},${status},2,L4OK,0,${stot},\n`;
+    }
+    text += "P1:L1,BACKEND,0,1,,5,100,50,,0,0,1,7,UP,1,,,5,5\n";
+    return { workerPid: "1", uptimeSec: 100, currentConnections: 0, table: parseShowStat(text) };
+  };
+  const acc = new LbAccumulator("lb");
+  const check = (s: ReturnType<LbAccumulator["apply"]>, want: Record<string, number>) =>
+    assert.deepEqual(Object.fromEntries(s.pools[0]!.members.map((m) => [m.memberId, secondsSinceStatusChange(s, m)])), want);
+  const byId = (s: ReturnType<LbAccumulator["apply"]>) => new Map(s.pools[0]!.members.map((m) => [m.memberId, m]));
+  const p1 = acc.apply(answer({ a: { lastchg: 10 }, b: { lastchg: 20 }, c: { lastchg: 30 }, d: { lastchg: 40 } }));
+  check(p1, { a: 10, b: 20, c: 30, d: 40 });
+  // One second on: all count up; c also counted traffic (its line changed).
+  const p2 = acc.apply(answer({ a: { lastchg: 11 }, b: { lastchg: 21 }, c: { lastchg: 31, stot: 6 }, d: { lastchg: 41 } }));
+  check(p2, { a: 11, b: 21, c: 31, d: 41 });
+  for (const id of ["a", "b", "d"]) assert.equal(byId(p2).get(id), byId(p1).get(id), `${id}: same object`);
+  // a flapped back to UP within the interval (lastchg restarted, nothing
+  // else moved), b went DOWN, d counted up: a, first in the answer, makes
+  // a clock that fits no one else; the values are exact all the same.
+  const p3 = acc.apply(answer({ a: { lastchg: 0 }, b: { lastchg: 0, status: "DOWN" }, c: { lastchg: 32, stot: 6 }, d: { lastchg: 42 } }));
+  check(p3, { a: 0, b: 0, c: 32, d: 42 });
+  assert.equal(byId(p3).get("b")!.status, "DOWN");
+  // Five seconds later: everyone counted up by 5; the clock follows.
+  const p4 = acc.apply(answer({ a: { lastchg: 5 }, b: { lastchg: 5, status: "DOWN" }, c: { lastchg: 37, stot: 6 }, d: { lastchg: 47 } }));
+  check(p4, { a: 5, b: 5, c: 37, d: 47 });
+  for (const id of ["a", "b", "c", "d"]) assert.equal(byId(p4).get(id), byId(p3).get(id), `${id}: same object after the clock moved by 5`);
 });

@@ -7,7 +7,7 @@ import { zeroCounters, type Counters, type LoadBalancerStats } from "../../src/s
 
 function lb(lbId: string, totalSessions: number): LoadBalancerStats {
   return {
-    lbId, running: true, pools: [], reloads: 0, currentConnections: 0,
+    lbId, running: true, pools: [], reloads: 0, currentConnections: 0, statusClock: 0,
     listeners: [{ listenerId: `${lbId}-l`, status: "OPEN", rawStatus: "OPEN", currentSessions: 0, maxSessions: 0, sessionLimit: 0,
       totals: { ...zeroCounters(), totalSessions } }],
   };
@@ -35,7 +35,7 @@ test("an object that did not move is handed out again as the same copy; one that
   const t = new DeltaTracker("zero");
   const quiet = { ...zeroCounters(), totalSessions: 3 };
   const mk = (busy: Counters, status: "OPEN" | "STOPPED" = "OPEN"): LoadBalancerStats => ({
-    lbId: "A", running: true, reloads: 0, currentConnections: 0, pools: [],
+    lbId: "A", running: true, reloads: 0, currentConnections: 0, statusClock: 0, pools: [],
     listeners: [
       { listenerId: "quiet", status: "OPEN", rawStatus: "OPEN", currentSessions: 0, maxSessions: 0, sessionLimit: 0, totals: quiet },
       { listenerId: "busy", status, rawStatus: "OPEN", currentSessions: 0, maxSessions: 0, sessionLimit: 0, totals: busy },
