@@ -146,10 +146,16 @@ test("followEvents resumes after cut connections: every event exactly once, in o
     for (let i = 0; i < 50; i++) agent.ctx.events.publish(filler(n++));
     // Cut an established stream (the subscription of the previous round is back).
     await until(() => agent.ctx.events.subscriberCount === 1);
+    // No new connection until the agent has let the cut one go: a client
+    // that reconnected first kept the count from ever reaching 0 (the old
+    // subscription and the new one overlap), and the events below would
+    // not all be published while no connection exists.
+    proxy.hold(true);
     proxy.cut();
     // Published while no connection exists: the resume must bring them.
     for (let i = 0; i < 50; i++) agent.ctx.events.publish(filler(n++));
     await until(() => agent.ctx.events.subscriberCount === 0);
+    proxy.hold(false);
   }
   await f.until("all events", () => f.events().length === n);
   assert.ok(f.reconnects.length >= 5, `reconnected ${f.reconnects.length} times`);
