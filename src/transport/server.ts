@@ -79,13 +79,16 @@ function handshakeReason(err: Error & { code?: string }): string {
 
 export function createAgentServer(o: AgentServerOptions): AgentServer {
   const fallbacks = o.fallbacks ?? [];
-  // Each request's response, for handlers that write stream messages
-  // themselves (see direct-stream.ts).
+  // The response of each server-streaming call, for handlers that write
+  // their messages themselves (see direct-stream.ts); nothing is kept for
+  // other calls (a unary call pays one Set lookup).
   const responses = new WeakMap<NodeRequest, NodeResponse>();
+  const streamingPaths = new Set<string>();
   const limits = o.limits ?? DEFAULT_LIMITS;
   const handler = connectNodeAdapter({
     routes: (router) => {
       o.routes(router);
+      for (const h of router.handlers) if (h.method.methodKind === "server_streaming") streamingPaths.add(h.requestPath);
       mapDecodeErrors(router, (method, err, req) =>
         o.logger.warn({ method, peer: req.contextValues?.get(peerSubjectKey), outcome: "InvalidArgument", err: err.rawMessage }, "rpc request not decodable"));
     },
@@ -94,8 +97,11 @@ export function createAgentServer(o: AgentServerOptions): AgentServer {
     // (direct-stream.ts) must compress with what connect negotiated.
     acceptCompression: RESPONSE_COMPRESSIONS,
     readMaxBytes: o.readMaxBytes ?? MAX_RPC_REQUEST_BYTES,
-    contextValues: (req) =>
-      createContextValues().set(peerSubjectKey, cachedPeerSubject(req, peerSubject)).set(nodeResponseKey, responses.get(req)),
+    contextValues: (req) => {
+      const v = createContextValues().set(peerSubjectKey, cachedPeerSubject(req, peerSubject));
+      const res = responses.get(req);
+      return res ? v.set(nodeResponseKey, res) : v;
+    },
     fallback: (req, res) => {
       void (async () => {
         for (const f of fallbacks) if (await f(req, res)) return;
@@ -124,7 +130,7 @@ export function createAgentServer(o: AgentServerOptions): AgentServer {
       });
       if (closing) (res as ServerResponse).setHeader("connection", "close");
     }
-    responses.set(req, res);
+    if (streamingPaths.has(req.url ?? "")) responses.set(req, res);
     handler(req, res);
   };
   const server = http2.createSecureServer(
