@@ -9,33 +9,7 @@ import { DomainError } from "../errors.js";
  * refuses (the master is re-executing during a reload) or on timeout.
  */
 export async function masterCommand(socketPath: string, command: string, timeoutMs = 5000): Promise<string> {
-  return (await masterCommandBytes(socketPath, command, timeoutMs)).toString("utf8");
-}
-
-/**
- * The same, the answer as bytes: for big answers read where they lie
- * (`show stat` of a big load balancer is ~4 MB; as one string it would go
- * to V8's old generation at every poll).
- */
-export function masterCommandBytes(socketPath: string, command: string, timeoutMs = 5000): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    const sock = connect(socketPath);
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new DomainError("unavailable", `haproxy master CLI did not answer "${command}" within ${timeoutMs} ms`, socketPath));
-    }, timeoutMs);
-    sock.on("connect", () => sock.end(`${command}\n`));
-    sock.on("data", (c) => chunks.push(c));
-    sock.on("error", (e) => {
-      clearTimeout(timer);
-      reject(new DomainError("unavailable", `haproxy master CLI unreachable: ${e.message}`, socketPath));
-    });
-    sock.on("close", () => {
-      clearTimeout(timer);
-      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
-    });
-  });
+  return (await masterCommandInto(socketPath, command, new AnswerBuffer(), timeoutMs)).toString("utf8");
 }
 
 /**
@@ -61,7 +35,7 @@ export class AnswerBuffer {
 
   append(src: Buffer, n: number): void {
     if (this.length + n > this.buf.length) {
-      const grown = Buffer.allocUnsafe(Math.max(64 * 1024, 2 * (this.length + n)));
+      const grown = Buffer.allocUnsafe(Math.max(4096, 2 * (this.length + n)));
       this.buf.copy(grown, 0, 0, this.length);
       this.buf = grown;
     }
@@ -73,7 +47,10 @@ export class AnswerBuffer {
 /** Every read of masterCommandInto lands here first (copied out before the next read can happen). */
 const READ_CHUNK = Buffer.allocUnsafe(64 * 1024);
 
-/** masterCommandBytes into `into` (see AnswerBuffer); resolves with its bytes. */
+/**
+ * masterCommand with the answer read into `into` (see AnswerBuffer);
+ * resolves with its bytes, valid until the next read into it.
+ */
 export function masterCommandInto(socketPath: string, command: string, into: AnswerBuffer, timeoutMs = 5000): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     into.reset();

@@ -1,7 +1,7 @@
 // Reads `show info` and `show stat` from a load balancer's workers through
 // its master CLI and turns them into typed rows. Columns are found by their
 // header name, never by position: haproxy versions add and move columns.
-import { masterCommand, masterCommandBytes, masterCommandInto, type AnswerBuffer } from "../haproxy/master-cli.js";
+import { AnswerBuffer, masterCommand, masterCommandInto } from "../haproxy/master-cli.js";
 import { DomainError } from "../errors.js";
 import type { Counters } from "./model.js";
 
@@ -164,14 +164,14 @@ export interface RawLbStats {
 
 /**
  * One poll of a load balancer: `@1 show info` then `@1 show stat`, the
- * latter read into `into` if given (the table is then valid until the next
- * read into it).
+ * latter read into `into` (the table is then valid until the next read
+ * into it; a caller that polls again keeps one, see StatsCollector).
  */
-export async function readRawStats(masterSocket: string, timeoutMs = 5000, into?: AnswerBuffer): Promise<RawLbStats> {
+export async function readRawStats(masterSocket: string, timeoutMs = 5000, into = new AnswerBuffer()): Promise<RawLbStats> {
   const info = parseShowInfo(await masterCommand(masterSocket, "@1 show info", timeoutMs));
   const workerPid = info.get("Pid");
   if (!workerPid) throw new DomainError("unavailable", "haproxy show info has no Pid (no worker answered)", masterSocket);
-  const data = into ? await masterCommandInto(masterSocket, "@1 show stat", into, timeoutMs) : await masterCommandBytes(masterSocket, "@1 show stat", timeoutMs);
+  const data = await masterCommandInto(masterSocket, "@1 show stat", into, timeoutMs);
   // The data is what haproxy said by now; parsing it is the agent's time.
   const readAt = new Date();
   return {
