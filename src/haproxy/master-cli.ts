@@ -29,7 +29,18 @@ export class AnswerBuffer {
     return this.buf.subarray(0, this.length);
   }
 
+  /** Bytes held (at least the last answer). */
+  get capacity(): number {
+    return this.buf.length;
+  }
+
+  /**
+   * Starts the next answer. A buffer more than four times the previous
+   * answer (and over 1 MiB) is given back: a load balancer that shrank
+   * does not hold its old size for good.
+   */
   reset(): void {
+    if (this.buf.length > SHRINK_ABOVE && this.buf.length > 4 * this.length) this.buf = Buffer.allocUnsafe(Math.max(4096, 2 * this.length));
     this.length = 0;
   }
 
@@ -43,6 +54,8 @@ export class AnswerBuffer {
     this.length += n;
   }
 }
+
+const SHRINK_ABOVE = 1024 * 1024;
 
 /** Every read of masterCommandInto lands here first (copied out before the next read can happen). */
 const READ_CHUNK = Buffer.allocUnsafe(64 * 1024);

@@ -63,5 +63,9 @@ test("masterCommandInto: exact answers, one buffer reused, two reads in flight a
   assert.ok(rb.equals(two), "b's answer intact");
   // The same buffer, a smaller answer.
   firstSize = one.subarray(0, 1234);
+  assert.ok(intoA.capacity >= one.length);
   assert.ok((await masterCommandInto(a, "@1 show stat", intoA)).equals(one.subarray(0, 1234)));
+  // Held on to for that one read; given back at the next.
+  assert.ok((await masterCommandInto(a, "@1 show stat", intoA)).equals(one.subarray(0, 1234)));
+  assert.ok(intoA.capacity < 64 * 1024, `a load balancer that shrank does not keep its old size (${intoA.capacity} bytes)`);
 });
