@@ -62,7 +62,8 @@ const READ_CHUNK = Buffer.allocUnsafe(64 * 1024);
 
 /**
  * masterCommand with the answer read into `into` (see AnswerBuffer);
- * resolves with its bytes, valid until the next read into it.
+ * resolves with its bytes, valid until the next read into it. One read at
+ * a time per buffer (the stats collector polls a load balancer once at a time).
  */
 export function masterCommandInto(socketPath: string, command: string, into: AnswerBuffer, timeoutMs = 5000): Promise<Buffer> {
   return new Promise((resolve, reject) => {

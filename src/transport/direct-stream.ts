@@ -26,7 +26,7 @@ import type { Compression } from "@connectrpc/connect/protocol";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import type { NodeResponse } from "./node-http.js";
 
-/** The node response of the call (set by the server for every RPC it serves itself). */
+/** The node response of the call (set by the server for the server-streaming calls it serves itself). */
 export const nodeResponseKey: ContextKey<NodeResponse | undefined> = createContextKey<NodeResponse | undefined>(undefined, { description: "node response of the call" });
 
 /** What the server offers to compress responses with (connect-node's default, made explicit). */
