@@ -1,6 +1,7 @@
 // Command line of the agent process.
 import { parseArgs } from "node:util";
 import { startAgent, AGENT_VERSION } from "./agent.js";
+import { installStacklessAbortReasons } from "./abort-reasons.js";
 
 const USAGE = `usage: amphora-agent [--dev] [--config FILE] [--state-dir DIR] [--listen HOST:PORT]
                      [--amphora-id UUID] [--log-level LEVEL]
@@ -30,6 +31,8 @@ async function main(): Promise<void> {
   if (values.help) return void process.stdout.write(USAGE);
   if (values.version) return void process.stdout.write(`${AGENT_VERSION}\n`);
   const dev = values.dev ?? !values.config;
+  // This process only: ~25 µs less per RPC (see abort-reasons.ts).
+  installStacklessAbortReasons();
   const agent = await startAgent({
     dev,
     configFile: values.config,
