@@ -1,13 +1,13 @@
 // One TLS port for everything: Connect (JSON and binary), gRPC and gRPC-Web
-// via connect-node, and whatever the fallback serves (REST /1.0, /metrics).
+// via Connect's router (rpc-adapter.ts), and whatever the fallback serves (REST /1.0, /metrics).
 // HTTP/2 with ALPN, HTTP/1.1 allowed; a verified client certificate is
 // required on every connection.
 import http2 from "node:http2";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { ServerResponse } from "node:http";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { Code, createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { rpcAdapter } from "./rpc-adapter.js";
 import type { Logger } from "../log.js";
 import { peerSubjectKey } from "./interceptors.js";
 import type { SecureContextOptions } from "node:tls";
@@ -85,7 +85,7 @@ export function createAgentServer(o: AgentServerOptions): AgentServer {
   const responses = new WeakMap<NodeRequest, NodeResponse>();
   const streamingPaths = new Set<string>();
   const limits = o.limits ?? DEFAULT_LIMITS;
-  const handler = connectNodeAdapter({
+  const { listener: handler } = rpcAdapter({
     routes: (router) => {
       o.routes(router);
       for (const h of router.handlers) if (h.method.methodKind === "server_streaming") streamingPaths.add(h.requestPath);
@@ -112,6 +112,7 @@ export function createAgentServer(o: AgentServerOptions): AgentServer {
         res.end(JSON.stringify({ message: "Internal Server Error" }));
       });
     },
+    onFailure: (method, err) => o.logger.warn({ method, outcome: Code[err.code], err: err.rawMessage }, "rpc response not written"),
   });
   // In-flight requests per HTTP/1.1 socket, so shutdown can end idle
   // keep-alive sockets at once and busy ones when their response is done.
