@@ -133,7 +133,11 @@ export async function writeResponse(u: UniversalServerResponse, res: NodeRespons
     writing = true;
     if (!res.headersSent) (res as ServerResponse).writeHead(u.status, nodeHeaders(u.header));
     while (chunk && !chunk.done) {
-      if (!res.write(chunk.value)) await drained(res);
+      const room = res.write(chunk.value);
+      // Not kept while waiting: a stream's first message can be large (a
+      // WatchStats snapshot), and the next may come only when it ends.
+      chunk = undefined;
+      if (!room) await drained(res);
       writing = false;
       chunk = await it!.next();
       writing = true;
