@@ -35,14 +35,43 @@ export function rpcAdapter(o: RpcAdapterOptions): { listener: (req: NodeRequest,
     const q = url.indexOf("?");
     const h = paths.get(q < 0 ? url : url.slice(0, q));
     if (!h) return o.fallback(req, res);
-    h(universalRequest(req, res, o.contextValues(req)))
-      .then((u) => writeResponse(u, res))
+    // Nothing a request carries may throw out of a request listener (that
+    // would end the process): a failure before Connect made a response is
+    // answered here.
+    let call: Promise<UniversalServerResponse>;
+    try {
+      call = h(universalRequest(req, res, o.contextValues(req)));
+    } catch (e) {
+      call = Promise.reject(e);
+    }
+    call
+      .then(
+        (u) => writeResponse(u, res),
+        (e: unknown) => {
+          answerFailure(res);
+          throw e;
+        },
+      )
       .catch((e: unknown) => {
         const err = ConnectError.from(e);
         if (err.code !== Code.Aborted) o.onFailure(`${h.service.typeName}/${h.method.name}`, err);
       });
   };
   return { listener, handlers: router.handlers };
+}
+
+const FAILURE_BODY = JSON.stringify({ code: "internal", message: "internal error" });
+
+/** Answers a call that failed before it had a response: a Connect error (other protocols read HTTP 500 as internal). */
+function answerFailure(res: NodeResponse): void {
+  try {
+    if (!res.headersSent) {
+      (res as ServerResponse).writeHead(500, { "content-type": "application/json", "content-length": Buffer.byteLength(FAILURE_BODY) });
+      res.end(FAILURE_BODY);
+    } else if (!res.writableEnded) res.destroy();
+  } catch {
+    // the client is gone already
+  }
 }
 
 // An authority that makes a valid URL as it is (what clients send).

@@ -21,7 +21,8 @@ import { create } from "@bufbuild/protobuf";
 import { ensureDevPki } from "../../src/agent/dev-pki.js";
 import { createAgentServer, type AgentServer } from "../../src/transport/server.js";
 import { silentLogger } from "../../src/log.js";
-import { connectionError, resetError } from "../../src/transport/rpc-adapter.js";
+import { connectionError, resetError, rpcAdapter } from "../../src/transport/rpc-adapter.js";
+import { createContextValues } from "@connectrpc/connect";
 import { envelope } from "../support/raw-rpc.js";
 
 let dir: string;
@@ -189,6 +190,43 @@ test("an HTTP/1.1 client that closes its socket mid-stream aborts the call", asy
   await until("the call ends", () => call.ended);
   assert.ok(call.ctx.signal.aborted);
   assert.ok([Code.Canceled, Code.Aborted].includes(ConnectError.from(call.ctx.signal.reason).code), String(call.ctx.signal.reason));
+});
+
+test("a request that makes the glue throw is answered internal; the server serves the next call", async () => {
+  // The adapter alone on a plain HTTP/2 server (what is tested is the
+  // listener never throwing, not TLS), with a context that throws when
+  // asked to by a header.
+  const heard: string[] = [];
+  const { listener } = rpcAdapter({
+    routes: (r) => r.service(SystemService, { getApiVersion: () => ({ apiVersion: "plain" }) }),
+    contextValues: (req) => {
+      if (req.headers["x-explode"]) throw new Error("context failed");
+      return createContextValues();
+    },
+    fallback: (_req, res) => res.end(),
+    onFailure: (method, err) => heard.push(`${method}: ${err.rawMessage}`),
+  });
+  const plain = http2.createServer(listener);
+  // The client keeps its session open for minutes; close() would wait for it.
+  const sessions = new Set<http2.ServerHttp2Session>();
+  plain.on("session", (s) => sessions.add(s));
+  await new Promise<void>((r) => plain.listen(0, "127.0.0.1", r));
+  const uncaught: Error[] = [];
+  const onUncaught = (e: Error) => uncaught.push(e);
+  process.on("uncaughtException", onUncaught);
+  try {
+    const port = (plain.address() as { port: number }).port;
+    const client = createClient(SystemService, createConnectTransport({ baseUrl: `http://127.0.0.1:${port}`, httpVersion: "2" }));
+    const err = await client.getApiVersion({}, { headers: { "x-explode": "1" }, timeoutMs: 5000 }).then(() => undefined, (e: unknown) => ConnectError.from(e));
+    assert.equal(err?.code, Code.Internal, String(err));
+    assert.deepEqual(heard, ["amphora.v1.SystemService/GetApiVersion: context failed"]);
+    assert.equal((await client.getApiVersion({})).apiVersion, "plain");
+    assert.deepEqual(uncaught, []);
+  } finally {
+    process.off("uncaughtException", onUncaught);
+    for (const s of sessions) s.destroy();
+    await new Promise<void>((r) => plain.close(() => r()));
+  }
 });
 
 test("HTTP/2 reset codes map as gRPC's HTTP/2 transport specifies; an ordinary close is no error", () => {
