@@ -106,6 +106,9 @@ export function eventToProto(p: PublishedEvent): Event {
 export function eventService(log: EventLog, keepaliveMs: () => number): Partial<ServiceImpl<typeof EventService>> {
   return {
     async *watchEvents(req, ctx): AsyncGenerator<WatchEventsResponse> {
+      // A call can start already aborted (a deadline of 0 ms): its signal
+      // will never fire "abort", so end it now with its reason.
+      ctx.signal.throwIfAborted();
       // Checked before anything is sent: a resume point that cannot be
       // served is an error, not an empty stream.
       const sub = log.subscribe({

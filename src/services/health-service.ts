@@ -14,6 +14,7 @@ export function healthService(services: DescService[]): ServiceImpl<typeof Healt
       return { status: s };
     },
     async *watch(req, ctx) {
+      ctx.signal.throwIfAborted(); // already aborted: "abort" will not fire again
       yield { status: status(req.service) };
       // Status never changes while the process runs; hold the stream open
       // until the caller goes away or the agent shuts down.

@@ -204,6 +204,9 @@ export function statsService(m: Monitoring): Partial<ServiceImpl<typeof StatsSer
       return { loadBalancers: filterStats(stats, filter).map(lbToProto), collectedAt: timestampFromDate(at), totalsSince: timestampFromDate(m.collector.totalsSince) };
     },
     async *watchStats(req, ctx) {
+      // A call can start already aborted (a deadline of 0 ms): its signal
+      // will never fire "abort", so end it now with its reason.
+      ctx.signal.throwIfAborted();
       const sub = m.hub.subscribe({
         intervalMs: req.intervalMs,
         filter: filterOf(req.filter),

@@ -27,6 +27,8 @@ export class ByteBudget {
   /** Waits for room for n bytes; one message larger than the limit goes alone. */
   acquire(n: number, signal?: AbortSignal): Promise<void> {
     if (this.tryAcquire(n)) return Promise.resolve();
+    // An aborted signal never fires "abort" again: waiting would be forever.
+    if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise((resolve, reject) => {
       const w = {
         n,

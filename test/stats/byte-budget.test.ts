@@ -25,3 +25,14 @@ test("waits for room, first come first served, oversized goes alone, abort leave
   assert.equal(b.inFlight, 10);
   assert.equal(b.peak, 500);
 });
+
+test("a wait with an already aborted signal is refused at once with its reason (no wait forever)", async () => {
+  const b = new ByteBudget(10);
+  assert.equal(b.tryAcquire(10), true);
+  const why = new Error("gone");
+  const ac = new AbortController();
+  ac.abort(why);
+  await assert.rejects(b.acquire(5, ac.signal), (e) => e === why);
+  b.release(10);
+  assert.equal(b.tryAcquire(10), true, "the refused wait left nothing in the line");
+});
