@@ -74,8 +74,9 @@ function answerFailure(res: NodeResponse): void {
   }
 }
 
-// An authority that makes a valid URL as it is (what clients send).
-const PLAIN_AUTHORITY = /^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/;
+// An authority that makes a valid URL as it is (what clients send); a port
+// of 5 digits is checked by the URL parser (it may exceed 65535).
+const PLAIN_AUTHORITY = /^[A-Za-z0-9.-]+(:\d{1,4})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,4})?$/;
 
 /** Connect's view of a node request; its signal aborts when the request or response closes. */
 export function universalRequest(req: NodeRequest, res: NodeResponse, contextValues: ContextValues): UniversalServerRequest {

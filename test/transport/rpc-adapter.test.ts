@@ -130,6 +130,8 @@ test("the call's URL is built from the authority as sent, or from localhost when
     ["[2001:db8::1]:9443", "https://[2001:db8::1]:9443"],
     ["AMPHORA.example", "https://amphora.example"],
     ["not a host!", "https://localhost"],
+    ["amphora.example:19443", "https://amphora.example:19443"],
+    ["amphora.example:99999", "https://localhost"],
   ] as const) {
     const r = await h1Get(host).catch((e: Error) => { throw new Error(`${host}: ${e.message}`); });
     assert.equal(r.status, 200, r.body);
