@@ -99,7 +99,39 @@ export interface FuzzCase {
   /** How the encoded body is spoiled (binary doors) or the REST request is varied. */
   mutation: "none" | "truncate" | "garbage" | "flip" | "raw-path" | "junk-query";
   noise: Uint8Array;
+  /** HTTP/2, or HTTP/1.1 (keep-alive), which reaches the server by another parser. */
+  transport: "h2" | "h1";
+  /** Protocol headers given values no client library would send ({} = none). */
+  headers: Record<string, string>;
 }
+
+// Values for the headers the server reads itself (authority, deadlines,
+// compression, protocol version). A deadline is never one a stream could
+// live by (junk, zero, or too many digits), so every case ends quickly.
+const ODD_HEADERS: Record<string, string[]> = {
+  host: ["a b", "", "[::1", "x:99999", "é.example", "localhost:0", "..", "a/b", "user@evil", "h".repeat(300), "[zz]:1", "-", "a%20b"],
+  "connect-timeout-ms": ["", "abc", "-5", "1.5", "12345678901", "0", "2S"],
+  "grpc-timeout": ["", "abc", "-1S", "1.5S", "123456789S", "0m", "2"],
+  "content-encoding": ["zstd", "gzip", "br, gzip", "identity", "x"],
+  "connect-content-encoding": ["zstd", "gzip", "x"],
+  "grpc-encoding": ["zstd", "gzip", "x"],
+  "accept-encoding": ["*", "gzip;q=0", "x, y", ""],
+  "connect-accept-encoding": ["zstd", ""],
+  "grpc-accept-encoding": ["zstd", ""],
+  "connect-protocol-version": ["2", "", "1.0"],
+  te: ["gzip", ""],
+};
+
+const headerMutation: fc.Arbitrary<Record<string, string>> = fc.oneof(
+  { weight: 3, arbitrary: fc.constant({}) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .subarray(Object.keys(ODD_HEADERS), { minLength: 1, maxLength: 3 })
+      .chain((keys) => fc.tuple(...keys.map((k) => fc.constantFrom(...ODD_HEADERS[k]!).map((v) => [k, v] as const))))
+      .map((pairs) => Object.fromEntries(pairs)),
+  },
+);
 
 export const METHODS: DescMethod[] = AMPHORA_SERVICES.flatMap((s) => s.methods);
 export const REST: Map<DescMethod, RestEndpoint> = new Map(endpointsOf(METHODS).map((e) => [e.method as DescMethod, e]));
@@ -117,6 +149,8 @@ export const fuzzCase: fc.Arbitrary<FuzzCase> = fc.constantFrom(...METHODS).chai
     }),
     mutation: fc.constantFrom("none", "none", "none", "truncate", "garbage", "flip", "raw-path", "junk-query"),
     noise: fc.uint8Array({ minLength: 1, maxLength: 32 }),
+    transport: fc.constantFrom("h2", "h2", "h1"),
+    headers: headerMutation,
   }),
 );
 

@@ -17,6 +17,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, readFile
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import http2 from "node:http2";
+import https from "node:https";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import fc from "fast-check";
@@ -44,6 +45,7 @@ export interface FuzzReport {
   seed: number;
   cases: number;
   byDoor: Record<string, number>;
+  byTransport: Record<string, number>;
   byOutcome: Record<string, number>;
   methods: number;
   findings: Finding[];
@@ -98,7 +100,7 @@ interface Prepared {
 function prepare(c: FuzzCase): Prepared {
   const rpcPath = `/${c.method.parent.typeName}/${c.method.name}`;
   const stream = c.method.methodKind === "server_streaming";
-  const deadline = { "grpc-timeout": "2S", "connect-timeout-ms": "2000" };
+  const deadline = { "grpc-timeout": "2S", "connect-timeout-ms": "2000", ...c.headers };
   switch (c.door) {
     case "connect-proto":
       return stream
@@ -141,7 +143,7 @@ function prepare(c: FuzzCase): Prepared {
           contentType = "application/json";
           break;
       }
-      return { door: c.door, path: "/" + path + query, method: e.verb, contentType, body, headers: {} };
+      return { door: c.door, path: "/" + path + query, method: e.verb, contentType, body, headers: { ...c.headers } };
     }
   }
 }
@@ -167,7 +169,7 @@ function judge(c: FuzzCase, p: Prepared, a: RawAnswer): { outcome: string; findi
 
 function describe(c: FuzzCase, p: Prepared): string {
   const body = typeof p.body === "string" ? p.body : p.body.toString("base64");
-  return `${p.door} ${p.method} ${p.path.slice(0, 200)} (${c.method.parent.name}.${c.method.name}, mutation ${c.mutation}) body ${body.slice(0, 200)}`;
+  return `${p.door} over ${c.transport} ${p.method} ${p.path.slice(0, 200)} (${c.method.parent.name}.${c.method.name}, mutation ${c.mutation}, headers ${JSON.stringify(c.headers)}) body ${body.slice(0, 200)}`;
 }
 
 function netnsOf(pid: number | "self"): string | undefined {
@@ -243,6 +245,7 @@ export async function fuzzBurst(agent: AgentProcess, o: FuzzOptions, report: Fuz
   const cases = fc.sample(fuzzCase, { seed: o.seed, numRuns: o.cases });
   report.methods = new Set(cases.map((c) => c.method)).size;
   const sessions = await Promise.all([0, 1].map(() => session(agent)));
+  const h1Agent = new https.Agent({ keepAlive: true, maxSockets: 2 });
   let next = 0;
   const worker = async (w: number) => {
     for (;;) {
@@ -255,19 +258,24 @@ export async function fuzzBurst(agent: AgentProcess, o: FuzzOptions, report: Fuz
         s = sessions[w % sessions.length] = await session(agent);
       }
       let a: RawAnswer;
+      report.byTransport[c.transport] = (report.byTransport[c.transport] ?? 0) + 1;
       try {
         a = await Promise.race([
-          rawRequest(s, p.path, p.contentType, p.body, p.headers, p.method),
+          c.transport === "h1" ? h1Request(agent, h1Agent, p) : rawRequest(s, p.path, p.contentType, p.body, h2Headers(p.headers), p.method),
           new Promise<never>((_, j) => setTimeout(() => j(new Error("no answer within 20 s")), 20_000).unref()),
         ]);
       } catch (e) {
-        // A :path with bytes HTTP/2 forbids (controls, spaces, non-ASCII)
-        // is a malformed request: nghttp2 resets the stream, as RFC 9113 says.
-        const malformed = /NGHTTP2_PROTOCOL_ERROR/.test((e as Error).message) && /[^\x21-\x7e]/.test(p.path);
-        if (!malformed) report.findings.push({ index: i, what: `request failed: ${(e as Error).message}`, request: describe(c, p) });
+        // A :path or header value with bytes HTTP/2 forbids (controls,
+        // spaces, non-ASCII) is a malformed request: nghttp2 resets the
+        // stream, as RFC 9113 says. A header node's client will not send
+        // at all is no request.
+        const err = e as Error & { code?: string };
+        const refused = CLIENT_REFUSALS.has(err.code ?? "");
+        const malformed = !refused && /NGHTTP2_PROTOCOL_ERROR/.test(err.message) && (/[^\x21-\x7e]/.test(p.path) || Object.keys(c.headers).length > 0);
+        if (!malformed && !refused) report.findings.push({ index: i, what: `request failed: ${err.message}`, request: describe(c, p) });
         report.cases++;
         report.byDoor[c.door] = (report.byDoor[c.door] ?? 0) + 1;
-        const k = malformed ? "h2-malformed-path" : "no-answer";
+        const k = refused ? "client-refused-header" : malformed ? "h2-malformed" : "no-answer";
         report.byOutcome[k] = (report.byOutcome[k] ?? 0) + 1;
         continue;
       }
@@ -289,11 +297,39 @@ export async function fuzzBurst(agent: AgentProcess, o: FuzzOptions, report: Fuz
   };
   await Promise.all(Array.from({ length: o.concurrency }, (_, w) => worker(w)));
   for (const s of sessions) s.close();
+  h1Agent.destroy();
+}
+
+/** Errors node's own client raises for a header it will not send (nothing reached the agent). */
+const CLIENT_REFUSALS = new Set(["ERR_INVALID_CHAR", "ERR_INVALID_HTTP_TOKEN", "ERR_HTTP2_INVALID_CONNECTION_HEADERS", "ERR_HTTP2_INVALID_PSEUDOHEADER", "ERR_INVALID_ARG_VALUE", "ERR_HTTP2_HEADER_SINGLE_VALUE"]);
+
+/** HTTP/2 carries the authority as :authority. */
+function h2Headers(h: Record<string, string>): Record<string, string> {
+  if (!("host" in h)) return h;
+  const { host, ...rest } = h;
+  return { ...rest, ":authority": host! };
+}
+
+/** The request over HTTP/1.1 (keep-alive), answered as rawRequest answers. */
+function h1Request(a: AgentProcess, agent: https.Agent, p: Prepared): Promise<RawAnswer> {
+  const u = new URL(a.url);
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = { ...p.headers };
+    if (p.contentType) headers["content-type"] = p.contentType;
+    const req = https.request({ host: u.hostname, port: u.port, servername: "localhost", path: p.path, method: p.method, headers, agent, ca: a.ca, cert: a.cert, key: a.key }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, trailers: res.trailers, body: Buffer.concat(chunks) }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(p.method === "GET" || p.method === "DELETE" ? undefined : p.body);
+  });
 }
 
 export function emptyReport(seed: number): FuzzReport {
   return {
-    seed, cases: 0, byDoor: {}, byOutcome: {}, methods: 0, findings: [], rssMb: { start: 0, end: 0 },
+    seed, cases: 0, byDoor: {}, byTransport: {}, byOutcome: {}, methods: 0, findings: [], rssMb: { start: 0, end: 0 },
     fds: { start: 0, end: 0 }, leftBehind: [], daemonsEnded: 0, outsideFiles: [], seconds: 0,
   };
 }
@@ -358,6 +394,7 @@ export function failures(r: FuzzReport): string[] {
 export function printReport(r: FuzzReport): void {
   console.log(`fuzz: seed ${r.seed}, ${r.cases} cases over ${r.methods} methods in ${r.seconds} s`);
   console.log(`  by door: ${JSON.stringify(r.byDoor)}`);
+  console.log(`  by transport: ${JSON.stringify(r.byTransport)}`);
   console.log(`  outcomes: ${JSON.stringify(Object.fromEntries(Object.entries(r.byOutcome).sort((a, b) => b[1] - a[1])))}`);
   console.log(`  agent RSS ${r.rssMb.start} -> ${r.rssMb.end} MB, fds ${r.fds.start} -> ${r.fds.end}; haproxy/keepalived ended after the run: ${r.daemonsEnded}`);
   const f = failures(r);
