@@ -26,6 +26,10 @@ export function asDecodeError(err: ConnectError, what = "request message"): Conn
     text = `could not decode the ${what} from binary protobuf: ${m.slice("parse binary: ".length)}`;
   } else if (err.code === Code.Internal && m.startsWith("received compressed envelope, but do not know how to decompress")) {
     text = `could not decode the ${what}: it is flagged compressed but the request names no compression (grpc-encoding / connect-content-encoding)`;
+  } else if (err.code === Code.Internal && m === "decompression failed" && (err.cause as { code?: unknown } | undefined)?.code !== "Z_MEM_ERROR") {
+    // zlib refused the bytes (a truncated stream: Z_BUF_ERROR); connect-es
+    // says invalid_argument only for some of zlib's codes.
+    text = `could not decompress the ${what}: ${(err.cause as Error | undefined)?.message ?? "not valid for its content encoding"}`;
   } else if (err.code === Code.Unimplemented && /^protocol error: missing input message/.test(m)) {
     text = `could not decode the ${what}: the request body holds no message`;
   } else if (err.code === Code.Unimplemented && /^protocol error: received extra input message/.test(m)) {
@@ -67,8 +71,11 @@ function rewrite(res: UniversalServerResponse, what: string, seen: Seen): Promis
   // header reads below (each ~0.1 µs, more under load).
   if (ct === "application/proto" || (res.status < 400 && ct.startsWith("application/json"))) return res;
   const body = res.body;
-  // Compressed answers are only ever large; a decode error's is small.
-  if (!body || res.header?.get("content-encoding") || res.header?.get("grpc-encoding") || res.header?.get("connect-content-encoding")) return res;
+  if (!body) return res;
+  // A negotiated compression (grpc-encoding, connect-content-encoding) does
+  // not mean the end of the stream is compressed: connect-es compresses only
+  // envelopes of 1 KiB and more, a decode error's is small (compressed
+  // envelopes are passed as they are).
   const fix = (e: ConnectError | undefined) => {
     const d = e && asDecodeError(e, what);
     if (d) seen.observe?.(seen.method, d, seen.req);
@@ -106,7 +113,7 @@ function rewrite(res: UniversalServerResponse, what: string, seen: Seen): Promis
       return d ? envelope(endStreamFlag, enc.encode(JSON.stringify(endStreamToJson(end.metadata, d, undefined)))) : c;
     }) };
   }
-  if (ct.startsWith("application/json") && res.status >= 400) {
+  if (ct.startsWith("application/json") && res.status >= 400 && !res.header?.get("content-encoding")) {
     // Connect unary: the error is the whole body, in one chunk.
     return (async () => {
       const chunks: Uint8Array[] = [];

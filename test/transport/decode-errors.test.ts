@@ -85,6 +85,29 @@ test("server streaming: an undecodable WatchStats request answers invalid_argume
   assert.ok(o.code === "ok" || o.code === "deadline_exceeded", JSON.stringify(o));
 });
 
+test("with a compression negotiated, an undecodable request still answers invalid_argument (found by npm run fuzz)", async () => {
+  // The client names gzip for its messages (and so accepts it): the answer
+  // carries grpc-encoding / connect-content-encoding, its small error
+  // trailer is not compressed, and is rewritten all the same.
+  for (const [what, body] of bodies) {
+    for (const ct of ["application/grpc", "application/grpc-web+proto"]) {
+      assertDecodeError(ct, `${what}, grpc-encoding gzip`, await rawRequest(s, UNARY, ct, envelope(body), { "grpc-encoding": "gzip" }));
+    }
+    assertDecodeError("application/connect+proto", `${what}, connect-content-encoding gzip`,
+      await rawRequest(s, STREAM, "application/connect+proto", envelope(body), { "connect-content-encoding": "gzip", "connect-timeout-ms": "3000" }), /request/);
+  }
+  // A unary body that says gzip but is cut short: zlib's Z_BUF_ERROR, which
+  // connect-es answered internal ("decompression failed").
+  const { gzipSync } = await import("node:zlib");
+  const cut = gzipSync(jsonBody).subarray(0, 12);
+  for (const ct of ["application/json", "application/proto"]) {
+    const a = await rawRequest(s, UNARY, ct, cut, { "content-encoding": "gzip" });
+    const o = outcomeOf(ct, a);
+    assert.equal(o.code, "invalid_argument", `${ct}: ${JSON.stringify(o)}`);
+    assert.match(o.message, /could not decompress/);
+  }
+});
+
 test("Connect JSON and REST: a body that is no JSON answers 400 invalid_argument naming the message", async () => {
   const a = await rawRequest(s, UNARY, "application/json", Buffer.from('{"ip": "127.'));
   const o = outcomeOf("application/json", a);
