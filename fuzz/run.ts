@@ -301,7 +301,7 @@ export async function fuzzBurst(agent: AgentProcess, o: FuzzOptions, report: Fuz
 }
 
 /** Errors node's own client raises for a header it will not send (nothing reached the agent). */
-const CLIENT_REFUSALS = new Set(["ERR_INVALID_CHAR", "ERR_INVALID_HTTP_TOKEN", "ERR_HTTP2_INVALID_CONNECTION_HEADERS", "ERR_HTTP2_INVALID_PSEUDOHEADER", "ERR_INVALID_ARG_VALUE", "ERR_HTTP2_HEADER_SINGLE_VALUE"]);
+const CLIENT_REFUSALS = new Set(["ERR_INVALID_CHAR", "ERR_INVALID_HTTP_TOKEN", "ERR_HTTP2_INVALID_CONNECTION_HEADERS", "ERR_HTTP2_INVALID_PSEUDOHEADER", "ERR_INVALID_ARG_VALUE", "ERR_HTTP2_HEADER_SINGLE_VALUE", "ERR_UNESCAPED_CHARACTERS"]);
 
 /** HTTP/2 carries the authority as :authority. */
 function h2Headers(h: Record<string, string>): Record<string, string> {

@@ -2,6 +2,7 @@
 // client would (garbage bodies, bad envelopes) and read the answer as
 // every protocol encodes it.
 import http2 from "node:http2";
+import { brotliDecompressSync, gunzipSync } from "node:zlib";
 
 export interface RawAnswer {
   status: number;
@@ -72,7 +73,16 @@ export interface RpcOutcome {
 const GRPC_CODES = ["ok", "canceled", "unknown", "invalid_argument", "deadline_exceeded", "not_found", "already_exists", "permission_denied", "resource_exhausted", "failed_precondition", "aborted", "out_of_range", "unimplemented", "internal", "unavailable", "data_loss", "unauthenticated"];
 
 /** Reads the RPC outcome out of an answer, whichever protocol `contentType` asked for. */
+/** Bytes as sent with `encoding` (gzip or br, as the agent compresses), uncompressed. */
+function inflate(data: Buffer, encoding: unknown): Buffer {
+  if (encoding === "gzip") return gunzipSync(data);
+  if (encoding === "br") return brotliDecompressSync(data);
+  return data;
+}
+
 export function outcomeOf(contentType: string, a: RawAnswer): RpcOutcome {
+  // An envelope with flag 0x01 is compressed with the stream's encoding.
+  const envelopeData = (flags: number, data: Buffer) => (flags & 0x01 ? inflate(data, a.headers["connect-content-encoding"] ?? a.headers["grpc-encoding"]) : data);
   const grpc = (st: unknown, msg: unknown) => ({
     code: st === undefined ? `http-${a.status}` : GRPC_CODES[Number(st)] ?? `grpc-${String(st)}`,
     message: decodeURIComponent(String(msg ?? "")),
@@ -84,7 +94,7 @@ export function outcomeOf(contentType: string, a: RawAnswer): RpcOutcome {
     while (off + 5 <= a.body.length) {
       const flags = a.body[off]!;
       const len = a.body.readUInt32BE(off + 1);
-      const data = a.body.subarray(off + 5, off + 5 + len);
+      const data = envelopeData(flags, a.body.subarray(off + 5, off + 5 + len));
       if (flags & 0x80) {
         const t = Object.fromEntries(data.toString("utf8").split("\r\n").filter(Boolean).map((l) => {
           const i = l.indexOf(":");
@@ -105,7 +115,7 @@ export function outcomeOf(contentType: string, a: RawAnswer): RpcOutcome {
       const flags = a.body[off]!;
       const len = a.body.readUInt32BE(off + 1);
       if (flags & 0x02) {
-        const end = JSON.parse(a.body.subarray(off + 5, off + 5 + len).toString("utf8")) as { error?: { code: string; message?: string } };
+        const end = JSON.parse(envelopeData(flags, a.body.subarray(off + 5, off + 5 + len)).toString("utf8")) as { error?: { code: string; message?: string } };
         return end.error ? { code: end.error.code, message: end.error.message ?? "", httpStatus: a.status } : { code: "ok", message: "", httpStatus: a.status };
       }
       off += 5 + len;
@@ -115,7 +125,7 @@ export function outcomeOf(contentType: string, a: RawAnswer): RpcOutcome {
   // Connect unary: 200 with the message, or an error JSON.
   if (a.status === 200) return { code: "ok", message: "", httpStatus: 200 };
   try {
-    const e = JSON.parse(a.body.toString("utf8")) as { code?: string; message?: string };
+    const e = JSON.parse(inflate(a.body, a.headers["content-encoding"]).toString("utf8")) as { code?: string; message?: string };
     return { code: e.code ?? `http-${a.status}`, message: e.message ?? "", httpStatus: a.status };
   } catch {
     return { code: `http-${a.status}`, message: a.body.toString("utf8").slice(0, 200), httpStatus: a.status };
