@@ -24,13 +24,13 @@ export interface RpcAdapterOptions extends ConnectRouterOptions {
   onFailure(method: string, err: ConnectError): void;
 }
 
-/** A node request listener serving the router's RPCs, and the handlers it serves. */
-export function rpcAdapter(o: RpcAdapterOptions): { listener: (req: NodeRequest, res: NodeResponse) => void; handlers: readonly UniversalHandler[] } {
+/** A node request listener serving the router's RPCs (and the fallback for other paths). */
+export function rpcAdapter(o: RpcAdapterOptions): (req: NodeRequest, res: NodeResponse) => void {
   const router = createConnectRouter(o);
   o.routes(router);
   const paths = new Map<string, UniversalHandler>();
   for (const h of router.handlers) paths.set(h.requestPath, h);
-  const listener = (req: NodeRequest, res: NodeResponse) => {
+  return (req: NodeRequest, res: NodeResponse) => {
     const url = req.url ?? "";
     const q = url.indexOf("?");
     const h = paths.get(q < 0 ? url : url.slice(0, q));
@@ -57,7 +57,6 @@ export function rpcAdapter(o: RpcAdapterOptions): { listener: (req: NodeRequest,
         if (err.code !== Code.Aborted) o.onFailure(`${h.service.typeName}/${h.method.name}`, err);
       });
   };
-  return { listener, handlers: router.handlers };
 }
 
 const FAILURE_BODY = JSON.stringify({ code: "internal", message: "internal error" });

@@ -85,7 +85,7 @@ export function createAgentServer(o: AgentServerOptions): AgentServer {
   const responses = new WeakMap<NodeRequest, NodeResponse>();
   const streamingPaths = new Set<string>();
   const limits = o.limits ?? DEFAULT_LIMITS;
-  const { listener: handler } = rpcAdapter({
+  const handler = rpcAdapter({
     routes: (router) => {
       o.routes(router);
       for (const h of router.handlers) if (h.method.methodKind === "server_streaming") streamingPaths.add(h.requestPath);

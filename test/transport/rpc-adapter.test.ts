@@ -199,7 +199,7 @@ test("a request that makes the glue throw is answered internal; the server serve
   // listener never throwing, not TLS), with a context that throws when
   // asked to by a header.
   const heard: string[] = [];
-  const { listener } = rpcAdapter({
+  const listener = rpcAdapter({
     routes: (r) => r.service(SystemService, { getApiVersion: () => ({ apiVersion: "plain" }) }),
     contextValues: (req) => {
       if (req.headers["x-explode"]) throw new Error("context failed");
