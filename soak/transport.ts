@@ -9,7 +9,7 @@ import https from "node:https";
 import http2 from "node:http2";
 import net from "node:net";
 import tls from "node:tls";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
@@ -61,8 +61,9 @@ function legitimateLoad(a: AgentProcess, amphoraId: string, stateDir: string) {
       return status;
     });
   };
-  const runDir = join(stateDir, "run");
-  mkdirSync(runDir, { recursive: true });
+  // The stats socket directly in the state directory: the agent's config
+  // policy refuses sockets elsewhere (a subfolder such as run/ included).
+  const runDir = stateDir;
   const lbId = randomUUID();
   const polls = (async () => {
     while (!stopped) {
